@@ -1,0 +1,180 @@
+"""Who is calling: :class:`Credentials` built only from validated identity.
+
+Trust model (see README, "What propguard trusts"):
+
+* Identity headers (``X-Roles``, ``X-Service-Roles``, ...) count only when a
+  trusted auth layer produced them: keystonemiddleware's ``auth_token`` (it
+  always sets ``environ['keystone.token_auth']`` and strips client-supplied
+  identity headers first) or propguard's own token filter
+  (``environ['propguard.identity']``). A WSGI environ key without the
+  ``HTTP_`` prefix cannot come from a client.
+* The user counts only with ``X-Identity-Status: Confirmed``.
+* Service roles count only when ``X-Service-Identity-Status: Confirmed`` *and*
+  the service token carries one of ``service_token_roles`` (propguard's own
+  check, independent of keystonemiddleware's ``service_token_roles_required``,
+  whose default was ``False`` before 13.0.0).
+* System scope comes from the validated user token
+  (``token_auth.user.system_scoped``), not from ``OpenStack-System-Scope``,
+  which ``auth_token`` does not strip and overwrites with the service
+  token's scope.
+* Anything else is the anonymous caller: no roles at all.
+
+``trust_identity_headers`` is an explicit opt-in for a gateway that validates
+tokens itself and sets the same headers; it must also strip them from clients.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+KEYSTONE_TOKEN_AUTH = "keystone.token_auth"
+PROPGUARD_IDENTITY = "propguard.identity"
+CONFIRMED = "Confirmed"
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """The caller as rules see it. Hashable: it keys the decision cache."""
+
+    authenticated: bool = False
+    user_id: str | None = None
+    project_id: str | None = None
+    domain_id: str | None = None
+    roles: frozenset[str] = frozenset()
+    service_roles: frozenset[str] = frozenset()
+    service_user_id: str | None = None
+    service_project_id: str | None = None
+    system_scope: str | None = None
+    is_admin_project: bool = False
+    _hash: int = field(default=0, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self,
+            "_hash",
+            hash(
+                (
+                    self.authenticated,
+                    self.user_id,
+                    self.project_id,
+                    self.domain_id,
+                    self.roles,
+                    self.service_roles,
+                    self.service_user_id,
+                    self.service_project_id,
+                    self.system_scope,
+                    self.is_admin_project,
+                )
+            ),
+        )
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    @property
+    def has_service_token(self) -> bool:
+        """True when a confirmed service token with a service role came along."""
+        return bool(self.service_roles)
+
+    def policy_values(self, union: bool = False) -> dict[str, Any]:
+        """Credentials for oslo.policy, shaped like oslo.context's ``to_policy_values``."""
+        roles = self.roles | self.service_roles if union else self.roles
+        values: dict[str, Any] = {
+            "user_id": self.user_id,
+            "project_id": self.project_id,
+            "domain_id": self.domain_id,
+            "system_scope": self.system_scope,
+            "roles": sorted(roles),
+            "service_roles": sorted(self.service_roles),
+            "service_user_id": self.service_user_id,
+            "service_project_id": self.service_project_id,
+            "is_admin_project": self.is_admin_project,
+        }
+        if self.system_scope:
+            values["system"] = self.system_scope
+        return values
+
+    def describe(self) -> str:
+        """A log-safe summary (ids and role names only, never tokens)."""
+        if not self.authenticated:
+            return "anonymous"
+        text = f"user={self.user_id} project={self.project_id} roles={','.join(sorted(self.roles))}"
+        if self.service_roles:
+            text += (
+                f" service_user={self.service_user_id} "
+                f"service_roles={','.join(sorted(self.service_roles))}"
+            )
+        return text
+
+
+ANONYMOUS = Credentials()
+
+
+def parse_roles(value: str | None) -> frozenset[str]:
+    """Split a comma list of role names, lower-cased (Keystone roles are case-insensitive)."""
+    if not value:
+        return frozenset()
+    return frozenset(r.strip().lower() for r in value.split(",") if r.strip())
+
+
+def _header(environ: Mapping[str, Any], name: str) -> str | None:
+    value = environ.get(name)
+    # auth_token writes unset attributes as None values, not absent keys.
+    if value is None or value == "None":
+        return None
+    return str(value)
+
+
+def trusted_auth_ran(environ: Mapping[str, Any]) -> bool:
+    """Did a token-validating layer we trust run before us?"""
+    return KEYSTONE_TOKEN_AUTH in environ or PROPGUARD_IDENTITY in environ
+
+
+def credentials_from_environ(
+    environ: Mapping[str, Any],
+    *,
+    service_token_roles: Iterable[str] = ("service",),
+    trust_identity_headers: bool = False,
+) -> Credentials:
+    """Build :class:`Credentials` from what a trusted auth layer validated."""
+    if not (trusted_auth_ran(environ) or trust_identity_headers):
+        return ANONYMOUS
+    if _header(environ, "HTTP_X_IDENTITY_STATUS") != CONFIRMED:
+        return ANONYMOUS
+    roles = parse_roles(_header(environ, "HTTP_X_ROLES"))
+    service_roles: frozenset[str] = frozenset()
+    service_user_id = service_project_id = None
+    if _header(environ, "HTTP_X_SERVICE_IDENTITY_STATUS") == CONFIRMED:
+        offered = parse_roles(_header(environ, "HTTP_X_SERVICE_ROLES"))
+        required = {r.strip().lower() for r in service_token_roles if r.strip()}
+        if offered & required:
+            service_roles = offered
+            service_user_id = _header(environ, "HTTP_X_SERVICE_USER_ID")
+            service_project_id = _header(environ, "HTTP_X_SERVICE_PROJECT_ID")
+    return Credentials(
+        authenticated=True,
+        user_id=_header(environ, "HTTP_X_USER_ID"),
+        project_id=_header(environ, "HTTP_X_PROJECT_ID") or _header(environ, "HTTP_X_TENANT_ID"),
+        domain_id=_header(environ, "HTTP_X_DOMAIN_ID"),
+        roles=roles,
+        service_roles=service_roles,
+        service_user_id=service_user_id,
+        service_project_id=service_project_id,
+        system_scope=_system_scope(environ, trust_identity_headers),
+        is_admin_project=(_header(environ, "HTTP_X_IS_ADMIN_PROJECT") or "").lower() == "true",
+    )
+
+
+def _system_scope(environ: Mapping[str, Any], trust_identity_headers: bool) -> str | None:
+    token_auth = environ.get(KEYSTONE_TOKEN_AUTH)
+    user = getattr(token_auth, "user", None)
+    if user is not None:
+        return "all" if getattr(user, "system_scoped", False) else None
+    identity = environ.get(PROPGUARD_IDENTITY)
+    if isinstance(identity, Mapping):
+        return identity.get("system_scope")
+    if trust_identity_headers:
+        return _header(environ, "HTTP_OPENSTACK_SYSTEM_SCOPE")
+    return None

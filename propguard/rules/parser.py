@@ -1,0 +1,312 @@
+"""Parse Glance ``property-protections`` files (roles and policies formats).
+
+Semantics kept from Glance (``glance/common/property_utils.py``): sections are
+regular expressions in file order, the four operations are mandatory, ``@`` is
+everyone and ``!`` nobody, roles compare case-insensitively, one policy name
+per operation.
+
+Where Glance is lenient, propguard fails closed and says where (documented in
+README, "Differences from Glance"): unknown or misspelt operation keys,
+``[DEFAULT]`` filling operations, ``%`` interpolation, empty role entries,
+``@``/``!`` mixed with role names and ``@`` with ``!`` are load errors. Roles
+may name service-token roles explicitly as ``service:<role>`` and combine
+roles with ``+`` (``member+service:nova``: the user holds ``member`` *and* a
+confirmed service token holds ``nova``).
+"""
+
+from __future__ import annotations
+
+import re
+
+from propguard.rules.ini import DEFAULT_SECTION, read_ini
+from propguard.rules.model import (
+    EVERYONE,
+    NOBODY,
+    OPERATIONS,
+    SERVICE_PREFIX,
+    Conjunction,
+    OpValue,
+    Position,
+    Problem,
+    RawOption,
+    RawSection,
+    RuleFormat,
+    RulesDocument,
+    Section,
+    Severity,
+)
+
+#: Glance (32.0.0+) drops user sections whose name starts with this.
+OS_GLANCE_PREFIX = "os_glance"
+
+
+def parse_rules_file(path: str, rule_format: RuleFormat | str) -> RulesDocument:
+    """Read and parse ``path``; an unreadable file becomes a PG101 problem."""
+    rule_format = RuleFormat(rule_format)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        doc = RulesDocument(path, rule_format)
+        doc.problems.append(
+            Problem("PG101", Severity.ERROR, Position(path, 1), f"cannot read rules file: {reason}")
+        )
+        return doc
+    return parse_rules_text(path, text, rule_format)
+
+
+def parse_rules_text(path: str, text: str, rule_format: RuleFormat | str) -> RulesDocument:
+    """Parse rules from ``text``; ``path`` is only used to name positions."""
+    rule_format = RuleFormat(rule_format)
+    raw_sections, problems = read_ini(path, text)
+    doc = RulesDocument(path, rule_format, problems=problems, raw_sections=raw_sections)
+    doc.lines = text.splitlines()
+    index = 0
+    for raw in raw_sections:
+        if raw.name == DEFAULT_SECTION:
+            _check_default_section(raw, doc)
+            continue
+        if raw.name.startswith(OS_GLANCE_PREFIX):
+            doc.problems.append(
+                Problem(
+                    "PG116",
+                    Severity.WARNING,
+                    raw.position,
+                    f"section [{raw.name}] is ignored: the os_glance namespace is reserved "
+                    "for Glance (as Glance 32.0.0+ does)",
+                    "remove the section; os_glance_* properties are readable by everyone "
+                    "and written only by Glance itself",
+                )
+            )
+            continue
+        section = _parse_section(raw, index, doc)
+        if section is not None:
+            doc.sections.append(section)
+            index += 1
+    return doc
+
+
+def _check_default_section(raw: RawSection, doc: RulesDocument) -> None:
+    for option in raw.options.values():
+        doc.problems.append(
+            Problem(
+                "PG112",
+                Severity.ERROR,
+                option.position,
+                f"[DEFAULT] sets '{option.name}': configparser would silently copy it into "
+                "every section that lacks it",
+                "write the operation in each section explicitly",
+            )
+        )
+
+
+def _parse_section(raw: RawSection, index: int, doc: RulesDocument) -> Section | None:
+    ok = True
+    try:
+        re.compile(raw.name)
+    except re.error as exc:
+        ok = False
+        doc.problems.append(
+            Problem(
+                "PG104",
+                Severity.ERROR,
+                Position(raw.position.file, raw.position.line, raw.position.column + 1),
+                f"section [{raw.name}] is not a valid regular expression: {exc}",
+            )
+        )
+    for name, option in raw.options.items():
+        if name not in OPERATIONS:
+            ok = False
+            guess = _closest_operation(name)
+            doc.problems.append(
+                Problem(
+                    "PG106",
+                    Severity.ERROR,
+                    option.position,
+                    f"unknown operation '{name}' in [{raw.name}]",
+                    f"did you mean '{guess}'?"
+                    if guess
+                    else "operations are " + ", ".join(OPERATIONS),
+                )
+            )
+    values: dict[str, OpValue] = {}
+    for op in OPERATIONS:
+        option = raw.options.get(op)
+        if option is None:
+            ok = False
+            doc.problems.append(
+                Problem(
+                    "PG105",
+                    Severity.ERROR,
+                    raw.position,
+                    f"section [{raw.name}] has no '{op}' operation",
+                    "all four of create, read, update and delete are required",
+                )
+            )
+            continue
+        value = _parse_value(option, doc)
+        if value is None:
+            ok = False
+        else:
+            values[op] = value
+    if not ok:
+        return None
+    return Section(index, raw.name, raw.position, values)
+
+
+def _closest_operation(name: str) -> str | None:
+    import difflib
+
+    matches = difflib.get_close_matches(name, OPERATIONS, n=1, cutoff=0.5)
+    return matches[0] if matches else None
+
+
+def _parse_value(option: RawOption, doc: RulesDocument) -> OpValue | None:
+    raw = option.value
+    pos = option.value_position
+    if "%" in raw:
+        doc.problems.append(
+            Problem(
+                "PG109",
+                Severity.ERROR,
+                Position(pos.file, pos.line, pos.column + raw.index("%")),
+                f"'%' in the value of '{option.name}': configparser interpolation is not "
+                "supported (Glance fails with a 500 here)",
+                "write role or policy names literally",
+            )
+        )
+        return None
+    if "\n" in raw:
+        doc.problems.append(
+            Problem(
+                "PG115",
+                Severity.ERROR,
+                pos,
+                f"the value of '{option.name}' continues on the next line",
+                "keep each value on one line",
+            )
+        )
+        return None
+    base = {"op": option.name, "raw": raw, "position": option.position, "value_position": pos}
+    if not raw:
+        doc.problems.append(
+            Problem(
+                "PG201",
+                Severity.WARNING,
+                option.position,
+                f"'{option.name}' is empty: nobody is allowed (write '!' to say so)",
+            )
+        )
+        return OpValue(**base, nobody=True)
+    if doc.format is RuleFormat.POLICIES:
+        return _parse_policy_value(option, doc, base)
+    return _parse_roles_value(option, doc, base)
+
+
+def _parse_policy_value(option: RawOption, doc: RulesDocument, base: dict) -> OpValue | None:
+    raw = option.value
+    if "," in raw:
+        doc.problems.append(
+            Problem(
+                "PG110",
+                Severity.ERROR,
+                option.value_position,
+                f"more than one policy for '{option.name}': {raw!r}",
+                "name exactly one policy; combine them in the policy file with 'or'/'and'",
+            )
+        )
+        return None
+    if raw == EVERYONE:
+        return OpValue(**base, everyone=True)
+    if raw == NOBODY:
+        return OpValue(**base, nobody=True)
+    return OpValue(**base, policy=raw)
+
+
+def _parse_roles_value(option: RawOption, doc: RulesDocument, base: dict) -> OpValue | None:
+    raw = option.value
+    pos = option.value_position
+    entries: list[Conjunction] = []
+    specials: set[str] = set()
+    ok = True
+    offset = 0
+    for part in raw.split(","):
+        entry = part.strip()
+        col = pos.column + offset + (len(part) - len(part.lstrip()))
+        offset += len(part) + 1
+        where = Position(pos.file, pos.line, col)
+        if not entry:
+            ok = False
+            doc.problems.append(
+                Problem(
+                    "PG108",
+                    Severity.ERROR,
+                    where,
+                    f"empty role entry in '{option.name}' ({raw!r})",
+                    "remove the stray comma (Glance would match a caller with an empty role)",
+                )
+            )
+            continue
+        if entry in (EVERYONE, NOBODY):
+            specials.add(entry)
+            continue
+        conj = _parse_conjunction(entry, where, option.name, doc)
+        if conj is None:
+            ok = False
+        else:
+            entries.append(conj)
+    if EVERYONE in specials and NOBODY in specials:
+        doc.problems.append(
+            Problem(
+                "PG107",
+                Severity.ERROR,
+                pos,
+                f"'@' and '!' together in '{option.name}'",
+                "'@' means everyone and '!' nobody; keep one",
+            )
+        )
+        return None
+    if specials and entries:
+        special = next(iter(specials))
+        doc.problems.append(
+            Problem(
+                "PG114",
+                Severity.ERROR,
+                pos,
+                f"'{special}' mixed with role names in '{option.name}' ({raw!r})",
+                "Glance lets '@' win over roles and '!' win over roles silently; "
+                f"write '{special}' alone or list roles only",
+            )
+        )
+        return None
+    if not ok:
+        return None
+    if specials:
+        return OpValue(**base, everyone=EVERYONE in specials, nobody=NOBODY in specials)
+    return OpValue(**base, entries=tuple(entries))
+
+
+def _parse_conjunction(
+    entry: str, where: Position, op: str, doc: RulesDocument
+) -> Conjunction | None:
+    users: set[str] = set()
+    services: set[str] = set()
+    for atom in (a.strip() for a in entry.split("+")):
+        target = users
+        if atom.lower().startswith(SERVICE_PREFIX):
+            atom = atom[len(SERVICE_PREFIX) :].strip()
+            target = services
+        if not atom or atom in (EVERYONE, NOBODY) or any(ch.isspace() for ch in atom):
+            doc.problems.append(
+                Problem(
+                    "PG115",
+                    Severity.ERROR,
+                    where,
+                    f"malformed role entry {entry!r} in '{op}'",
+                    "write role, service:role, or roles joined with '+'",
+                )
+            )
+            return None
+        target.add(atom.lower())
+    return Conjunction(frozenset(users), frozenset(services))
