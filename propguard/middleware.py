@@ -1,0 +1,412 @@
+"""The property-protection filter for the Glance v2 image API (paste: ``egg:propguard#propguard``).
+
+Place it right after keystonemiddleware's ``auth_token`` and before Glance's
+``context`` filter, with Glance's own ``property_protection_file`` unset::
+
+    pipeline = ... versionnegotiation ... authtoken propguard context rootapp
+
+What it does, per route (everything else, image data included, is passed on
+untouched and streamed):
+
+* ``POST /v2/images`` and ``POST /v2/tasks`` (import ``image_properties``):
+  ``create`` for every extra property; the first denial is a 403 and nothing
+  reaches Glance.
+* ``GET /v2/images/{id}``, ``GET /v2/images``, and every image JSON Glance
+  returns (POST, PATCH): properties the caller cannot ``read`` are removed.
+* ``GET /v2/images?<prop>=<value>``: a filter on a property the caller cannot
+  read matches nothing (Glance would answer for the hidden value: an oracle).
+* ``PATCH /v2/images/{id}``: every operation is checked against the image as
+  stored (fetched with the caller's own credentials), with Glance's codes
+  (403 readable-but-protected, 409 unreadable); the patch forwarded is the
+  one checked, re-serialised. Glance's protections being off, a PATCH only
+  ever touches what it names: hidden properties are never lost.
+
+What it trusts: see :mod:`propguard.identity`.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import urlencode
+
+import orjson
+import webob
+
+from propguard import opts
+from propguard.errors import ApiError, error_response, forbidden_property, missing_property
+from propguard.glance import (
+    CORE_ATTRIBUTES,
+    LIST_PARAMETERS,
+    PATCH_MEDIA_TYPES,
+    PROTECTABLE_CORE_ATTRIBUTES,
+    PatchError,
+    PatchOp,
+    match_route,
+    parse_patch,
+)
+from propguard.identity import Credentials, credentials_from_environ
+from propguard.rules import RuleEngine, RulesHolder, load_rules
+
+LOG = logging.getLogger(__name__)
+
+Handler = Callable[[webob.Request, Credentials, RuleEngine, "str | None"], webob.Response]
+
+
+class PropertyProtectionFilter:
+    """WSGI filter enforcing property protections on the Glance v2 image API."""
+
+    def __init__(self, application: Any, options: dict[str, Any]) -> None:
+        self.application = application
+        self.options = options
+        rules_file = options.get("rules_file")
+        if not rules_file:
+            raise ValueError("propguard: 'rules_file' is not set; refusing to start without rules")
+        unknown = set(options["protect_core_attributes"]) - PROTECTABLE_CORE_ATTRIBUTES
+        if unknown:
+            raise ValueError(
+                "propguard: protect_core_attributes accepts only "
+                f"{sorted(PROTECTABLE_CORE_ATTRIBUTES)}, not {sorted(unknown)}"
+            )
+        self.protected_core = frozenset(options["protect_core_attributes"])
+        #: Keys of an image document that are never subject to the rules.
+        self.free_keys = CORE_ATTRIBUTES - self.protected_core
+        self.service_token_roles = tuple(options["service_token_roles"])
+        self.trust_identity_headers = bool(options["trust_identity_headers"])
+        self.max_request_body = int(options["max_request_body_size"])
+        self.max_response_body = int(options["max_response_body_size"])
+        self.rules = RulesHolder(
+            self._build_engine,
+            [rules_file, options.get("policy_file")],
+            interval=float(options["reload_interval"]),
+        )
+        if options["reload_on_sighup"]:
+            self.rules.install_sighup()
+        self._handlers: dict[tuple[str, str], Handler] = {
+            ("images", "GET"): self._list_images,
+            ("images", "POST"): self._create_image,
+            ("image", "GET"): self._show_image,
+            ("image", "PATCH"): self._update_image,
+            ("image_locations", "GET"): self._locations_read,
+            ("image_locations", "POST"): self._locations_add,
+            ("tasks", "POST"): self._create_task,
+        }
+        LOG.info(
+            "propguard: enforcing %s (%s format, service_role_mode=%s)",
+            rules_file,
+            options["rule_format"],
+            options["service_role_mode"],
+        )
+
+    def _build_engine(self) -> RuleEngine:
+        o = self.options
+        return load_rules(
+            o["rules_file"],
+            o["rule_format"],
+            mode=o["service_role_mode"],
+            policy_file=o.get("policy_file"),
+            policy_namespaces=tuple(o["policy_namespaces"]),
+            os_glance_section=o["os_glance_section"],
+            name_cache_size=o["name_cache_size"],
+            decision_cache_size=o["decision_cache_size"],
+        )
+
+    # -- WSGI ---------------------------------------------------------------
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
+        route = match_route(environ.get("PATH_INFO", ""))
+        if route is None:
+            return self.application(environ, start_response)
+        handler = self._handlers.get((route[0], environ.get("REQUEST_METHOD", "GET")))
+        if handler is None:
+            return self.application(environ, start_response)
+        request = webob.Request(environ)
+        creds = credentials_from_environ(
+            environ,
+            service_token_roles=self.service_token_roles,
+            trust_identity_headers=self.trust_identity_headers,
+        )
+        try:
+            response = handler(request, creds, self.rules.current(), route[1])
+        except ApiError as exc:
+            if exc.status in (403, 409):
+                LOG.info(
+                    "propguard: %s %s refused with %d for %s (request %s)",
+                    request.method,
+                    request.path,
+                    exc.status,
+                    creds.describe(),
+                    environ.get("openstack.request_id", "-"),
+                )
+            response = error_response(exc.status, exc.message, exc.headers)
+        return response(environ, start_response)
+
+    # -- helpers ------------------------------------------------------------
+
+    def _forward(self, request: webob.Request) -> webob.Response:
+        return request.get_response(self.application)
+
+    def _read_json(self, request: webob.Request) -> Any:
+        environ = request.environ
+        length_text = environ.get("CONTENT_LENGTH") or ""
+        stream = environ.get("wsgi.input")
+        if length_text:
+            try:
+                length = int(length_text)
+            except ValueError:
+                raise ApiError(400, "Invalid Content-Length.") from None
+            if length < 0:
+                raise ApiError(400, "Invalid Content-Length.")
+            if length > self.max_request_body:
+                raise ApiError(413, "Request body is too large.")
+            body = stream.read(length) if stream is not None and length else b""
+        elif stream is not None and (
+            environ.get("wsgi.input_terminated")
+            or "chunked" in (environ.get("HTTP_TRANSFER_ENCODING") or "").lower()
+        ):
+            body = stream.read(self.max_request_body + 1)
+            if len(body) > self.max_request_body:
+                raise ApiError(413, "Request body is too large.")
+        else:
+            body = b""
+        if not body:
+            raise ApiError(400, "Body expected in request.")
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise ApiError(400, "Malformed JSON in request body.") from None
+
+    @staticmethod
+    def _replace_body(request: webob.Request, document: Any) -> None:
+        body = orjson.dumps(document)
+        environ = request.environ
+        environ["wsgi.input"] = io.BytesIO(body)
+        environ["CONTENT_LENGTH"] = str(len(body))
+        environ.pop("HTTP_TRANSFER_ENCODING", None)
+        environ.pop("webob.is_body_seekable", None)
+        environ.pop("webob._parsed_post_vars", None)
+
+    def _require(self, engine: RuleEngine, name: str, op: str, creds: Credentials) -> None:
+        if not engine.allowed(name, op, creds):
+            raise forbidden_property(name)
+
+    def _is_rule_key(self, key: str) -> bool:
+        return key not in self.free_keys
+
+    def _check_create(
+        self, properties: dict[str, Any], creds: Credentials, engine: RuleEngine
+    ) -> None:
+        for key in properties:
+            if self._is_rule_key(key):
+                self._require(engine, key, "create", creds)
+
+    def _filtered_json(
+        self, response: webob.Response, creds: Credentials, engine: RuleEngine, listing: bool
+    ) -> webob.Response:
+        """Remove what the caller cannot read from an image (or list) response."""
+        if not 200 <= response.status_code < 300 or response.status_code == 204:
+            return response
+        if (response.content_type or "") != "application/json" or response.content_encoding:
+            LOG.error(
+                "propguard: upstream sent %s (encoding %s) where image JSON was expected; "
+                "refusing to pass it on unfiltered",
+                response.content_type,
+                response.content_encoding,
+            )
+            return error_response(502, "The image service sent a response propguard cannot check.")
+        if response.content_length is not None and response.content_length > self.max_response_body:
+            return error_response(502, "The image service response is too large to check.")
+        try:
+            document = orjson.loads(response.body)
+        except orjson.JSONDecodeError:
+            LOG.error("propguard: upstream image JSON did not parse; refusing to pass it on")
+            return error_response(502, "The image service sent a response propguard cannot check.")
+        can_read = engine.checker("read", creds)
+        free = self.free_keys
+        changed = False
+        images = document.get("images") if listing and isinstance(document, dict) else [document]
+        if not isinstance(images, list):
+            return error_response(502, "The image service sent a response propguard cannot check.")
+        for image in images:
+            if not isinstance(image, dict):
+                continue
+            hidden = [k for k in image if k not in free and not can_read(k)]
+            for key in hidden:
+                del image[key]
+            changed = changed or bool(hidden)
+        if changed:
+            response.body = orjson.dumps(document)
+        return response
+
+    # -- routes -------------------------------------------------------------
+
+    def _show_image(self, request, creds, engine, image_id):
+        return self._filtered_json(self._forward(request), creds, engine, listing=False)
+
+    def _list_images(self, request, creds, engine, image_id):
+        hidden_filters = [
+            key
+            for key in request.GET
+            if key not in LIST_PARAMETERS
+            and self._is_rule_key(key)
+            and not engine.allowed(key, "read", creds)
+        ]
+        if not hidden_filters:
+            return self._filtered_json(self._forward(request), creds, engine, listing=True)
+        return self._empty_listing(request, hidden_filters)
+
+    def _empty_listing(self, request: webob.Request, hidden_filters: list[str]) -> webob.Response:
+        """A filter on an unreadable property matches nothing, whatever the value.
+
+        Glance still sees the request (so authentication, policy and parameter
+        validation happen as usual), without the hidden filters and with
+        ``limit=0``; the answer is an empty page whose ``first`` link keeps the
+        caller's query, as Glance's own serializer would write it.
+        """
+        original = [(k, v) for k, v in request.GET.items() if k != "marker"]
+        kept = [(k, v) for k, v in request.GET.items() if k not in hidden_filters and k != "limit"]
+        probe = request.copy_get()
+        probe.query_string = urlencode([*kept, ("limit", "0")])
+        response = self._forward(probe)
+        if response.status_code != 200:
+            return response
+        first = "/v2/images"
+        if original:
+            first += "?" + urlencode(original)
+        body = {"images": [], "first": first, "schema": "/v2/schemas/images"}
+        return webob.Response(
+            body=orjson.dumps(body), status=200, content_type="application/json", charset=None
+        )
+
+    def _create_image(self, request, creds, engine, image_id):
+        document = self._read_json(request)
+        if not isinstance(document, dict):
+            raise ApiError(400, "Request body must be a JSON object.")
+        self._check_create(document, creds, engine)
+        self._replace_body(request, document)
+        return self._filtered_json(self._forward(request), creds, engine, listing=False)
+
+    def _create_task(self, request, creds, engine, image_id):
+        document = self._read_json(request)
+        if isinstance(document, dict):
+            task_input = document.get("input")
+            if isinstance(task_input, dict):
+                props = task_input.get("image_properties")
+                if isinstance(props, dict):
+                    self._check_create(props, creds, engine)
+                elif props is not None:
+                    raise ApiError(400, "'image_properties' must be a JSON object.")
+        self._replace_body(request, document)
+        return self._forward(request)
+
+    def _locations_read(self, request, creds, engine, image_id):
+        if "locations" in self.protected_core:
+            self._require(engine, "locations", "read", creds)
+        return self._forward(request)
+
+    def _locations_add(self, request, creds, engine, image_id):
+        if "locations" in self.protected_core:
+            self._require(engine, "locations", "create", creds)
+        return self._forward(request)
+
+    def _update_image(self, request, creds, engine, image_id):
+        media_type = (request.content_type or "").lower()
+        draft = PATCH_MEDIA_TYPES.get(media_type)
+        if draft is None:
+            allowed = ", ".join(sorted(PATCH_MEDIA_TYPES))
+            raise ApiError(
+                415,
+                f"Image PATCH expects Content-Type one of: {allowed}",
+                {"Accept-Patch": allowed},
+            )
+        try:
+            ops = parse_patch(self._read_json(request), draft)
+        except PatchError as exc:
+            raise ApiError(400, str(exc)) from None
+        if any(self._is_rule_key(op.root) for op in ops):
+            current = self._stored_image(request)
+            if isinstance(current, webob.Response):
+                return current
+            ops = self._check_patch(ops, current, creds, engine)
+        self._replace_body(request, [op.to_json(draft) for op in ops])
+        return self._filtered_json(self._forward(request), creds, engine, listing=False)
+
+    def _stored_image(self, request: webob.Request) -> set[str] | webob.Response:
+        """Names of the image's properties as stored, seen with the caller's credentials.
+
+        Glance's own protections are off behind propguard, so this includes
+        properties the caller cannot read; it never leaves this filter.
+        """
+        probe = request.copy_get()
+        probe.query_string = ""
+        probe.environ.pop("CONTENT_TYPE", None)
+        response = self._forward(probe)
+        if response.status_code != 200:
+            return response
+        try:
+            document = orjson.loads(response.body)
+        except orjson.JSONDecodeError:
+            return error_response(502, "The image service sent a response propguard cannot check.")
+        if not isinstance(document, dict):
+            return error_response(502, "The image service sent a response propguard cannot check.")
+        return {k for k in document if self._is_rule_key(k)}
+
+    def _check_patch(
+        self, ops: list[PatchOp], existing: set[str], creds: Credentials, engine: RuleEngine
+    ) -> list[PatchOp]:
+        """Apply Glance's semantics op by op on a model of the stored properties.
+
+        Returns the ops to forward: an ``add`` of a property the caller may
+        create but not read is sent as ``replace`` when it exists, so that
+        Glance's draft-4 "already present" conflict cannot reveal it.
+        """
+        exists = set(existing)
+        checked: list[PatchOp] = []
+        for op in ops:
+            name = op.root
+            if not self._is_rule_key(name):
+                checked.append(op)
+                continue
+            if name in self.protected_core:
+                required = {"add": "create", "replace": "update", "remove": "delete"}[op.op]
+                self._require(engine, name, required, creds)
+                checked.append(op)
+                continue
+            readable = engine.allowed(name, "read", creds)
+            if op.op == "add":
+                if name in exists and readable:
+                    self._require(engine, name, "update", creds)
+                else:
+                    self._require(engine, name, "create", creds)
+                    if name in exists:
+                        op = PatchOp("replace", op.path, op.value, True)
+                exists.add(name)
+            elif op.op == "replace":
+                if not readable or name not in exists:
+                    raise missing_property(name)
+                self._require(engine, name, "update", creds)
+            else:  # remove
+                if not readable or name not in exists:
+                    raise missing_property(name)
+                self._require(engine, name, "delete", creds)
+                exists.discard(name)
+            checked.append(op)
+        return checked
+
+
+def filter_factory(global_conf: dict[str, Any] | None = None, **local_conf: Any) -> Callable:
+    """paste.deploy entry point: ``paste.filter_factory = propguard.middleware:filter_factory``.
+
+    Options come from this filter's paste section, else from ``[propguard]``
+    in the service's oslo.config files. The rules are loaded here, when the
+    pipeline is built: a missing or broken file stops glance-api from
+    starting, with the file, line and problem in the error.
+    """
+    options = opts.resolve(local_conf)
+
+    def _filter(app: Any) -> PropertyProtectionFilter:
+        return PropertyProtectionFilter(app, options)
+
+    return _filter

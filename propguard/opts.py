@@ -1,0 +1,165 @@
+"""oslo.config options of the ``[propguard]`` group, and ``list_opts()`` for the generator.
+
+The filter reads each option from its paste section first (local conf) and
+otherwise from oslo.config (``[propguard]`` in glance-api.conf), the same
+precedence oslo.middleware's ``ConfigurableMiddleware`` uses, but without
+writing overrides into the shared ``cfg.CONF``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from oslo_config import cfg
+
+GROUP = "propguard"
+
+OPTS: list[cfg.Opt] = [
+    cfg.StrOpt(
+        "rules_file",
+        help="Path of the property-protection rules file (Glance's property_protection_file "
+        "format). Required: the filter refuses to start without readable, valid rules.",
+    ),
+    cfg.StrOpt(
+        "rule_format",
+        default="roles",
+        choices=[
+            (
+                "roles",
+                "values are comma-separated roles; service:<role> names a service-token role",
+            ),
+            ("policies", "values are oslo.policy rule names"),
+        ],
+        help="How the values of the rules file are read (Glance's property_protection_rule_format).",
+    ),
+    cfg.StrOpt(
+        "policy_file",
+        help="oslo.policy YAML file in which policies-format rule names are looked up (together "
+        "with the registered defaults of policy_namespaces). Usually glance-api's policy.yaml.",
+    ),
+    cfg.ListOpt(
+        "policy_namespaces",
+        default=["glance"],
+        help="oslo.policy.policies entry-point namespaces whose registered defaults define rule "
+        "names (e.g. glance, propguard). A name defined nowhere is a load error.",
+    ),
+    cfg.ListOpt(
+        "service_token_roles",
+        default=["service"],
+        help="A confirmed X-Service-Token counts only if it carries one of these roles "
+        "(propguard checks this itself, whatever keystonemiddleware's "
+        "service_token_roles_required says).",
+    ),
+    cfg.StrOpt(
+        "service_role_mode",
+        default="strict",
+        choices=[
+            (
+                "strict",
+                "service roles count only where a rule names them (service:<role>, service_roles:<role>)",
+            ),
+            ("union", "Glance-compatible: service roles also count as user roles"),
+        ],
+        help="How service-token roles take part in decisions.",
+    ),
+    cfg.BoolOpt(
+        "trust_identity_headers",
+        default=False,
+        help="Trust X-Identity-Status/X-Roles/X-Service-* headers even when no keystonemiddleware "
+        "auth_token (or propguard token filter) ran before this filter. Only for a gateway that "
+        "validates tokens and strips these headers from clients; otherwise callers could forge "
+        "roles.",
+    ),
+    cfg.ListOpt(
+        "protect_core_attributes",
+        default=[],
+        help="Core image attributes to put under the rules as if they were properties: "
+        "'locations' and/or 'direct_url' (e.g. readable only through a service token).",
+    ),
+    cfg.BoolOpt(
+        "os_glance_section",
+        default=True,
+        help="Add a first, built-in section ^os_glance (everyone) as Glance 32.0.0+ does, so "
+        "Glance's own os_glance_* properties stay visible. Anchored, unlike Glance's.",
+    ),
+    cfg.FloatOpt(
+        "reload_interval",
+        default=5.0,
+        help="Seconds between checks of the rules and policy files for changes; a broken new "
+        "file is refused and the last good rules stay in force. Negative disables.",
+    ),
+    cfg.BoolOpt(
+        "reload_on_sighup",
+        default=True,
+        help="Also reload the rules on SIGHUP (the previous SIGHUP handler is still called).",
+    ),
+    cfg.IntOpt(
+        "max_request_body_size",
+        default=114688,
+        min=1024,
+        help="Largest JSON body (bytes) propguard reads on the image routes it checks; larger "
+        "bodies get 413. Image data routes are streamed and never read.",
+    ),
+    cfg.IntOpt(
+        "max_response_body_size",
+        default=64 * 1024 * 1024,
+        min=1024,
+        help="Largest JSON image/list response (bytes) propguard filters; a larger one is "
+        "refused (502) rather than passed on unfiltered.",
+    ),
+    cfg.IntOpt(
+        "name_cache_size",
+        default=10000,
+        min=0,
+        help="Bound of the property name -> section cache.",
+    ),
+    cfg.IntOpt(
+        "decision_cache_size",
+        default=65536,
+        min=0,
+        help="Bound of the (caller, section, operation) -> decision cache.",
+    ),
+]
+
+
+def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
+    """Entry point for ``oslo-config-generator --namespace propguard``."""
+    return [(GROUP, list(OPTS))]
+
+
+def register_opts(conf: cfg.ConfigOpts) -> None:
+    conf.register_opts(OPTS, group=GROUP)
+
+
+def resolve(local_conf: Mapping[str, Any], conf: cfg.ConfigOpts | None = None) -> dict[str, Any]:
+    """Effective option values: paste local conf first, then ``conf`` (default ``cfg.CONF``).
+
+    Values from paste are strings and are converted with the option's own type,
+    so a bad value fails the same way as in a config file.
+    """
+    conf = cfg.CONF if conf is None else conf
+    register_opts(conf)  # idempotent for the same Opt objects
+    unknown = set(local_conf) - {opt.dest for opt in OPTS} - _PASTE_KEYS
+    if unknown:
+        raise ValueError(
+            f"unknown propguard option(s) in paste config: {', '.join(sorted(unknown))}"
+        )
+    values: dict[str, Any] = {}
+    for opt in OPTS:
+        if opt.dest in local_conf:
+            raw = local_conf[opt.dest]
+            try:
+                values[opt.dest] = opt.type(raw) if isinstance(raw, str) else raw
+            except ValueError as exc:
+                raise ValueError(f"propguard option {opt.dest}={raw!r}: {exc}") from exc
+        else:
+            try:
+                values[opt.dest] = getattr(conf[GROUP], opt.dest)
+            except cfg.Error:
+                values[opt.dest] = opt.default
+    return values
+
+
+#: Keys paste.deploy may pass that are not ours (globals, oslo.middleware style hooks).
+_PASTE_KEYS = {"paste.filter_factory", "__file__", "here", "oslo_config_project"}
