@@ -51,6 +51,9 @@ class Credentials:
     _hash: int = field(default=0, compare=False, repr=False)
 
     def __post_init__(self) -> None:
+        # Keystone role names are case-insensitive: keep one spelling everywhere.
+        object.__setattr__(self, "roles", frozenset(r.lower() for r in self.roles))
+        object.__setattr__(self, "service_roles", frozenset(r.lower() for r in self.service_roles))
         object.__setattr__(
             self,
             "_hash",

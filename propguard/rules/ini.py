@@ -11,6 +11,7 @@ the first, which the linter and the load errors both need.
 from __future__ import annotations
 
 import configparser
+import io
 
 from propguard.rules.model import Position, Problem, RawOption, RawSection, Severity
 
@@ -18,6 +19,17 @@ _SECTION_RE = configparser.RawConfigParser.SECTCRE
 _OPTION_RE = configparser.RawConfigParser.OPTCRE
 _COMMENT_PREFIXES = ("#", ";")
 DEFAULT_SECTION = configparser.DEFAULTSECT
+
+
+def split_lines(text: str) -> list[str]:
+    """Split like a file opened in text mode (universal newlines), as configparser reads.
+
+    ``str.splitlines`` also breaks at form feeds, ``\\x1c``-``\\x1e``, ``\\x85`` and
+    ``\\u2028``/``\\u2029``, which configparser keeps inside a line: a comment
+    or value could then hide a ``[section]`` or ``key = value`` line that
+    Glance never sees, and every later line number would be off.
+    """
+    return [line.rstrip("\n") for line in io.StringIO(text, newline=None)]
 
 
 def read_ini(path: str, text: str) -> tuple[list[RawSection], list[Problem]]:
@@ -41,7 +53,7 @@ def read_ini(path: str, text: str) -> tuple[list[RawSection], list[Problem]]:
         option = None
         continuation = []
 
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    for lineno, line in enumerate(split_lines(text), start=1):
         stripped = line.strip()
         if any(stripped.startswith(p) for p in _COMMENT_PREFIXES):
             continue

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 
-from propguard.rules.ini import DEFAULT_SECTION, read_ini
+from propguard.rules.ini import DEFAULT_SECTION, read_ini, split_lines
 from propguard.rules.model import (
     EVERYONE,
     NOBODY,
@@ -61,7 +61,7 @@ def parse_rules_text(path: str, text: str, rule_format: RuleFormat | str) -> Rul
     rule_format = RuleFormat(rule_format)
     raw_sections, problems = read_ini(path, text)
     doc = RulesDocument(path, rule_format, problems=problems, raw_sections=raw_sections)
-    doc.lines = text.splitlines()
+    doc.lines = split_lines(text)
     index = 0
     for raw in raw_sections:
         if raw.name == DEFAULT_SECTION:

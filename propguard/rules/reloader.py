@@ -54,7 +54,8 @@ class RulesHolder:
 
     def current(self) -> RuleEngine:
         """The engine to use now, reloading first if a check is due."""
-        if self._interval >= 0 and (self._forced or self._clock() >= self._next_check):
+        # A requested reload (SIGHUP) happens even when polling is off (interval < 0).
+        if self._forced or (self._interval >= 0 and self._clock() >= self._next_check):
             self.maybe_reload()
         return self.engine
 
