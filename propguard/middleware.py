@@ -229,10 +229,15 @@ class PropertyProtectionFilter:
         images = document.get("images") if listing and isinstance(document, dict) else [document]
         if not isinstance(images, list):
             return error_response(502, "The image service sent a response propguard cannot check.")
+        # Images of one page mostly share their key sets: decide once per set.
+        hidden_for: dict[tuple[str, ...], list[str]] = {}
         for image in images:
             if not isinstance(image, dict):
                 continue
-            hidden = [k for k in image if k not in free and not can_read(k)]
+            keys = tuple(image)
+            hidden = hidden_for.get(keys)
+            if hidden is None:
+                hidden = hidden_for[keys] = [k for k in keys if k not in free and not can_read(k)]
             for key in hidden:
                 del image[key]
             changed = changed or bool(hidden)

@@ -1,0 +1,227 @@
+"""Filtering an image-list page: propguard's whole filter vs Glance's property checks.
+
+Run: ``.venv/bin/python benchmarks/bench_filter.py`` (after ``./scripts/test.sh``
+or ``pip install -e .[test]``; Glance 33.0.0 must be importable).
+
+For each rules format (roles, policies; Glance's own test rule files) and page
+size (25 images and 1000 images, 20 extra properties each) it measures, in the
+same process:
+
+* ``propguard``: the whole time the filter adds to a ``GET /v2/images``
+  request: routing, credentials, JSON decoding of Glance's page, the read
+  checks, removing hidden keys and JSON encoding. Measured as (filter + a
+  downstream app that returns the page bytes) minus (that app alone).
+  "warm" is the steady state (process-wide caches filled by earlier
+  requests); "cold" clears the engine's caches before every request.
+* ``glance``: only Glance's checks: one ``PropertyRules.check_property_rules``
+  ``read`` call per property of every image (Glance really does at least two
+  per property, see the reference §5), with a fresh RequestContext per page.
+* ``json floor``: ``json`` round trip of the page (loads + dumps) with orjson,
+  the least any filter that rewrites the page must spend.
+
+Medians of repeated runs are printed, with the ratios glance/propguard.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+
+import orjson
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DATA = os.path.join(HERE, "data")
+ROLES_FILE = os.path.join(DATA, "glance-property-protections.conf")
+POLICIES_FILE = os.path.join(DATA, "glance-property-protections-policies.conf")
+POLICY_YAML = os.path.join(DATA, "glance-policy.yaml")
+
+#: Property names spread over the sections of Glance's test rules (first,
+#: middle, last section, catch-all), as a real page would be.
+PROPERTY_NAMES = [
+    "x_owner_billing",
+    "x_owner_os",
+    "spl_read_prop",
+    "spl_create_prop",
+    "spl_update_prop",
+    "spl_delete_prop",
+    "x_all_permitted_arch",
+    "x_all_permitted_kernel",
+    "x_none_read",
+    "x_none_update",
+    "x_none_delete",
+    "x_case_insensitive",
+    "x_foo_bar",
+    "x_foo_matcher",
+    "hw_disk_bus",
+    "hw_vif_model",
+    "os_distro",
+    "os_version",
+    "architecture",
+    "hypervisor_type",
+]
+
+
+def make_page(images: int) -> bytes:
+    page = {
+        "images": [
+            {
+                "id": f"00000000-0000-0000-0000-{i:012d}",
+                "name": f"image-{i}",
+                "status": "active",
+                "visibility": "shared",
+                "protected": False,
+                "os_hidden": False,
+                "checksum": "d41d8cd98f00b204e9800998ecf8427e",
+                "os_hash_algo": "sha512",
+                "os_hash_value": "cf83e1357eefb8bdf1542850d66d8007d620e4050b5715dc83f4a921d36ce9ce",
+                "owner": "5ef70662f8b34079a6eddb8da9d75fe8",
+                "size": 13287936,
+                "virtual_size": 117440512,
+                "min_ram": 0,
+                "min_disk": 0,
+                "disk_format": "qcow2",
+                "container_format": "bare",
+                "created_at": "2026-11-23T10:00:00Z",
+                "updated_at": "2026-11-23T10:00:00Z",
+                "tags": ["bench"],
+                "self": f"/v2/images/00000000-0000-0000-0000-{i:012d}",
+                "file": f"/v2/images/00000000-0000-0000-0000-{i:012d}/file",
+                "schema": "/v2/schemas/image",
+                **{name: f"value-{name}-{i}" for name in PROPERTY_NAMES},
+            }
+            for i in range(images)
+        ],
+        "first": "/v2/images",
+        "schema": "/v2/schemas/images",
+    }
+    return orjson.dumps(page)
+
+
+def median_seconds(fn: Callable[[], object], repeat: int, number: int) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        for _ in range(number):
+            fn()
+        times.append((time.perf_counter() - start) / number)
+    return statistics.median(times)
+
+
+def propguard_timings(rule_format: str, body: bytes, repeat: int, number: int) -> dict[str, float]:
+    import webob
+
+    from propguard.middleware import PropertyProtectionFilter
+    from propguard.opts import resolve
+
+    def upstream(environ, start_response):
+        start_response(
+            "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+        )
+        return [body]
+
+    options = resolve(
+        {
+            "rules_file": ROLES_FILE if rule_format == "roles" else POLICIES_FILE,
+            "rule_format": rule_format,
+            "policy_file": POLICY_YAML,
+            "reload_on_sighup": "false",
+            "reload_interval": "-1",
+        }
+    )
+    filt = PropertyProtectionFilter(upstream, options)
+    headers = {
+        "X-Identity-Status": "Confirmed",
+        "X-Roles": "member,reader",
+        "X-User-Id": "u1",
+        "X-Project-Id": "p1",
+    }
+
+    def call(app):
+        request = webob.Request.blank("/v2/images", headers=headers)
+        request.environ["keystone.token_auth"] = object()
+        response = request.get_response(app)
+        assert response.status_code == 200, response.status
+        return response.body
+
+    filtered = orjson.loads(call(filt))
+    assert "x_none_read" not in filtered["images"][0], "the filter must hide x_none_read"
+    engine = filt.rules.engine
+
+    def cold():
+        engine.section_index.cache_clear()
+        engine._cached_allowed.cache_clear()
+        call(filt)
+
+    bare = median_seconds(lambda: call(upstream), repeat, number)
+    warm = median_seconds(lambda: call(filt), repeat, number) - bare
+    cold_t = median_seconds(cold, repeat, number) - bare
+    floor = median_seconds(lambda: orjson.dumps(orjson.loads(body)), repeat, number)
+    return {"warm": warm, "cold": cold_t, "floor": floor}
+
+
+def glance_timings(rule_format: str, body: bytes, repeat: int, number: int) -> float:
+    import glance.context
+    from glance.common import config as glance_config
+    from glance.common import property_utils
+    from oslo_config import cfg
+
+    conf = cfg.CONF
+    glance_config.parse_args(args=[])
+    workdir = tempfile.mkdtemp(prefix="pg-bench-")
+    policy_copy = os.path.join(workdir, "policy.yaml")
+    with open(POLICY_YAML) as src, open(policy_copy, "w") as dst:
+        dst.write(src.read())
+    from oslo_policy import opts as policy_opts
+
+    policy_opts.set_defaults(conf)
+    conf.set_override("policy_file", policy_copy, group="oslo_policy")
+    conf.set_override(
+        "property_protection_file", ROLES_FILE if rule_format == "roles" else POLICIES_FILE
+    )
+    conf.set_override("property_protection_rule_format", rule_format)
+    property_utils.CONFIG.clear()
+    rules = property_utils.PropertyRules()
+    page = orjson.loads(body)["images"]
+    names = [[k for k in image if k in PROPERTY_NAMES] for image in page]
+
+    def run():
+        context = glance.context.RequestContext(roles=["member", "reader"])
+        check = rules.check_property_rules
+        for image_names in names:
+            for name in image_names:
+                check(name, "read", context)
+
+    return median_seconds(run, repeat, number)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=7)
+    args = parser.parse_args(argv)
+    print(f"python {sys.version.split()[0]}; medians of {args.repeat} runs")
+    print(
+        f"{'format':9} {'images':>6} {'propguard warm':>15} {'propguard cold':>15} "
+        f"{'json floor':>11} {'glance checks':>14} {'ratio warm':>10} {'ratio cold':>10}"
+    )
+    for rule_format in ("roles", "policies"):
+        for images in (25, 1000):
+            body = make_page(images)
+            number = 20 if images == 25 else 2
+            pg = propguard_timings(rule_format, body, args.repeat, number)
+            gl_number = number if rule_format == "roles" else max(1, number // 10)
+            gl = glance_timings(rule_format, body, args.repeat if images == 25 else 3, gl_number)
+            print(
+                f"{rule_format:9} {images:>6} {pg['warm'] * 1e3:>12.3f} ms {pg['cold'] * 1e3:>12.3f} ms "
+                f"{pg['floor'] * 1e3:>8.3f} ms {gl * 1e3:>11.3f} ms "
+                f"{gl / pg['warm']:>9.1f}x {gl / pg['cold']:>9.1f}x"
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
