@@ -1,0 +1,90 @@
+"""Every finding code the linter can report, with its severity and meaning.
+
+Codes ``PG101``-``PG118`` and the warnings ``PG116``/``PG201`` come from the
+rules parser and engine themselves (a file that fails to load in the filter
+fails lint with the same code); ``PG2xx`` are the linter's analyses of a rules
+file, ``PG3xx`` of an oslo.policy YAML file. ``docs/lint.md`` documents them
+with examples; this table feeds the SARIF ``rules`` array and ``--list-codes``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from propguard.rules.model import Severity
+
+E, W, INFO = Severity.ERROR, Severity.WARNING, Severity.INFO
+
+
+@dataclass(frozen=True, slots=True)
+class Code:
+    code: str
+    severity: Severity
+    name: str  # a short kebab-case name (SARIF rule name)
+    summary: str
+
+
+CODES: dict[str, Code] = {
+    c.code: c
+    for c in (
+        Code("PG101", E, "unreadable-file", "the file cannot be read"),
+        Code(
+            "PG102", E, "ini-syntax", "INI syntax error (text outside a section, not key = value)"
+        ),
+        Code("PG103", E, "duplicate-section", "a [section] is defined twice"),
+        Code("PG104", E, "bad-regex", "a section name is not a valid regular expression"),
+        Code("PG105", E, "missing-operation", "a section lacks create, read, update or delete"),
+        Code("PG106", E, "unknown-operation", "an operation key is misspelt or unknown"),
+        Code("PG107", E, "everyone-and-nobody", "'@' and '!' in one value"),
+        Code("PG108", E, "empty-role-entry", "an empty role entry (stray comma)"),
+        Code("PG109", E, "interpolation", "'%' in a value (configparser interpolation)"),
+        Code("PG110", E, "multiple-policies", "more than one policy for one operation"),
+        Code(
+            "PG111", E, "undefined-policy", "a policy name or rule: reference that nothing defines"
+        ),
+        Code("PG112", E, "default-section", "[DEFAULT] silently fills operations"),
+        Code("PG113", E, "duplicate-option", "an operation given twice in one section"),
+        Code("PG114", E, "special-mixed-with-roles", "'@' or '!' mixed with role names"),
+        Code("PG115", E, "malformed-value", "a malformed role entry or a multi-line value"),
+        Code("PG116", W, "os-glance-section", "a section in the reserved os_glance namespace"),
+        Code("PG117", E, "unknown-namespace", "a policy namespace that is not installed"),
+        Code("PG118", E, "bad-policy-file", "a policy file that cannot be loaded"),
+        Code("PG201", W, "empty-value", "an empty operation value (nobody allowed)"),
+        Code(
+            "PG202", W, "unreachable-section", "earlier sections take every name a section matches"
+        ),
+        Code("PG203", W, "overlapping-sections", "two sections with different rules overlap"),
+        Code("PG204", W, "unanchored-pattern", "an unanchored pattern matches more than it says"),
+        Code("PG205", W, "glob-pattern", "a pattern that reads like a shell glob"),
+        Code("PG206", W, "blind-write", "a role may write a property it cannot read"),
+        Code("PG207", W, "role-case", "a role written in different letter cases"),
+        Code("PG208", W, "unknown-role", "a role not in --known-roles"),
+        Code(
+            "PG209",
+            W,
+            "service-role-in-union-mode",
+            "a service-like role as a user role in union mode",
+        ),
+        Code("PG210", W, "no-catch-all", "some names match no section (denied to everyone)"),
+        Code(
+            "PG211", W, "catastrophic-backtracking", "a pattern prone to catastrophic backtracking"
+        ),
+        Code("PG212", INFO, "regex-not-analysed", "a pattern the regex analysis cannot model"),
+        Code("PG213", W, "always-true-policy", "an operation uses a policy that is always true"),
+        Code("PG301", W, "duplicate-yaml-key", "a policy name given twice in a YAML file"),
+        Code("PG302", W, "always-true-check", "a policy check string that is always true"),
+        Code("PG303", E, "bad-check-string", "a check string that oslo.policy cannot parse"),
+        Code("PG304", E, "undefined-rule-reference", "rule:X where X is defined nowhere"),
+        Code("PG305", E, "cyclic-rule-reference", "rules that reference each other in a cycle"),
+        Code(
+            "PG306",
+            W,
+            "never-matching-check",
+            "a check that can never match propguard's credentials",
+        ),
+    )
+}
+
+
+def severity_of(code: str) -> Severity:
+    return CODES[code].severity

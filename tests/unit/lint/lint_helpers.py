@@ -1,0 +1,41 @@
+"""Shared paths and option parsing for the lint tests (not a test module)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from propguard.lint import LintOptions
+
+ROOT = Path(__file__).resolve().parents[3]
+FIXTURES = ROOT / "tests" / "lint_fixtures"
+CODES_DIR = FIXTURES / "codes"
+GLANCE = FIXTURES / "glance"
+GOLDEN = Path(__file__).parent / "golden"
+SARIF_SCHEMA = Path(__file__).parent / "data" / "sarif-schema-2.1.0.json"
+
+
+def fixture_options(path: Path) -> LintOptions:
+    """Options for a code fixture: format from the name, the rest from a header comment.
+
+    ``PG110.policies.conf`` is a policies-format file; a first line
+    ``# lint-options: key=value; key=value`` sets LintOptions fields.
+    """
+    kw: dict = {}
+    if ".policies." in path.name:
+        kw["rules_format"] = "policies"
+    elif path.suffix == ".conf":
+        kw["rules_format"] = "roles"
+    try:
+        first = path.read_text(encoding="utf-8").splitlines()[0]
+    except (UnicodeDecodeError, IndexError):
+        first = ""
+    if first.startswith("# lint-options:"):
+        for part in first.split(":", 1)[1].split(";"):
+            key, value = (x.strip() for x in part.split("=", 1))
+            if key == "policy_namespaces":
+                kw[key] = tuple(value.split(","))
+            elif key == "known_roles":
+                kw[key] = frozenset(value.split(","))
+            else:
+                kw[key] = value
+    return LintOptions(**kw)

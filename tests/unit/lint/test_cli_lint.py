@@ -1,0 +1,114 @@
+"""``propguard lint`` exit codes, --fail-on, suppression comments, policy.d."""
+
+from __future__ import annotations
+
+import json
+import sys
+import types
+
+from lint_helpers import CODES_DIR, FIXTURES, GLANCE
+
+from propguard.cli import main
+
+CATCH_ALL = "[.*]\ncreate = admin\nread = admin\nupdate = admin\ndelete = admin\n"
+
+
+def test_clean_file_exits_0(capsys):
+    assert main(["lint", str(GLANCE / "property-protections-roles.conf.sample")]) == 0
+    assert capsys.readouterr().out == ""
+
+
+def test_error_exits_1_and_warning_only_with_fail_on(capsys):
+    assert main(["lint", str(CODES_DIR / "PG104.conf")]) == 1
+    assert main(["lint", str(CODES_DIR / "PG204.conf")]) == 0
+    assert main(["lint", "--fail-on", "warning", str(CODES_DIR / "PG204.conf")]) == 1
+    assert main(["lint", "--fail-on", "never", str(CODES_DIR / "PG104.conf")]) == 0
+    assert main(["lint", "--fail-on", "info", str(CODES_DIR / "PG212.conf")]) == 1
+    assert main(["lint", "--fail-on", "warning", str(CODES_DIR / "PG212.conf")]) == 0
+
+
+def test_usage_errors_exit_2(capsys):
+    assert main(["lint"]) == 2
+    assert main(["lint", "--format", "xml", "x.conf"]) == 2
+    assert main(["nosuch"]) == 2
+    assert main([]) == 2
+    assert main(["--help"]) == 0
+
+
+def test_missing_file_is_a_finding_not_a_crash(tmp_path, capsys):
+    assert main(["lint", "--format", "json", str(tmp_path / "missing.conf")]) == 1
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["code"] == "PG101"
+
+
+def test_suppression_comments(tmp_path, capsys):
+    rules = tmp_path / "rules.conf"
+    rules.write_text(
+        "# propguard: disable=PG204\n"
+        "[spl_read_prop]\ncreate = admin\nread = admin\nupdate = admin\ndelete = admin\n\n"
+        "[other_prop]\ncreate = admin\nread = admin\n"
+        "# propguard: disable=PG206\n"
+        "update = admin,member\ndelete = admin\n\n" + CATCH_ALL
+    )
+    assert main(["lint", "--fail-on", "warning", str(rules)]) == 1
+    out = capsys.readouterr().out
+    assert "[spl_read_prop]" not in out  # whole section suppressed
+    assert "PG204" in out and "[other_prop]" in out
+    assert "PG206" not in out  # suppressed on its line
+    rules.write_text("# propguard: disable-file=PG204,PG206\n" + rules.read_text())
+    assert main(["lint", "--fail-on", "warning", str(rules)]) == 0
+
+
+def test_ignore_option(capsys):
+    assert (
+        main(["lint", "--fail-on", "warning", "--ignore", "pg204", str(CODES_DIR / "PG204.conf")])
+        == 0
+    )
+
+
+def test_yaml_trailing_suppression(tmp_path, capsys):
+    policy = tmp_path / "policy.yaml"
+    policy.write_text('"open": ""  # propguard: disable=PG302\n')
+    assert main(["lint", "--fail-on", "warning", str(policy)]) == 0
+
+
+def test_policy_d_broken_file_does_not_hide_the_others(tmp_path, capsys):
+    (tmp_path / "policy.yaml").write_text('"a": "rule:b"\n')
+    policy_d = tmp_path / "policy.d"
+    policy_d.mkdir()
+    (policy_d / "10-broken.yaml").write_text('"x": [oops\n')
+    (policy_d / "20-ok.yaml").write_text('"b": "role:admin"\n"c": "rule:nope"\n')
+    assert main(["lint", "--format", "json", str(tmp_path / "policy.yaml")]) == 1
+    rows = json.loads(capsys.readouterr().out)
+    got = {(row["code"], row["file"].rsplit("/", 1)[-1]) for row in rows}
+    # rule:b resolves through policy.d; the broken file and rule:nope are reported
+    assert got == {("PG118", "10-broken.yaml"), ("PG304", "20-ok.yaml")}
+
+
+def test_known_roles_and_union_mode(capsys):
+    path = str(CODES_DIR / "PG209.conf")
+    assert main(["lint", "--fail-on", "warning", path]) == 0  # strict mode: fine
+    assert main(["lint", "--fail-on", "warning", "--service-role-mode", "union", path]) == 1
+    path = str(CODES_DIR / "PG207.conf")
+    main(["lint", "--known-roles", "admin,member", path])
+    out = capsys.readouterr().out
+    assert "differs only in case from the known role 'member'" in out
+
+
+def test_format_autodetection(capsys, monkeypatch):
+    monkeypatch.chdir(FIXTURES)
+    # policies-format values resolve against Glance's registered defaults
+    assert (
+        main(["lint", "--format", "json", "glance/property-protections-policies.conf.sample"]) == 0
+    )
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["code"] == "PG213" and "'default'" in row["message"]
+
+
+def test_demo_is_imported_lazily(monkeypatch):
+    seen = []
+    fake = types.ModuleType("propguard.demo")
+    fake.main = lambda argv: seen.append(argv) or 0
+    monkeypatch.setitem(sys.modules, "propguard.demo", fake)
+    assert main(["demo", "--port", "0"]) == 0
+    assert seen == [["--port", "0"]]
