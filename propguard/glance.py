@@ -102,8 +102,29 @@ ROUTES: tuple[tuple[str, re.Pattern[str]], ...] = (
 )
 
 
+_DOMAIN_PREFIX = re.compile(r"^(http|https)://")
+_SLASHES = re.compile(r"//+")
+
+
+def routing_path(path: str) -> str:
+    """``PATH_INFO`` as Glance's root ``paste.urlmap`` routes it.
+
+    ``URLMap.normalize_url`` drops a leading ``http(s)://host`` (a request
+    target in absolute form, which eventlet's server leaves in PATH_INFO) and
+    collapses runs of ``/``: Glance serves ``/v2//images`` and
+    ``//v2/images/{id}`` as ``/v2/images`` and ``/v2/images/{id}``, so
+    propguard must recognise them too or they would bypass it.
+    """
+    match = _DOMAIN_PREFIX.search(path)
+    if match:
+        rest = path[match.end() :]
+        path = "/" + rest.split("/", 1)[1] if "/" in rest else ""
+    return _SLASHES.sub("/", path)
+
+
 def match_route(path: str) -> tuple[str, str | None] | None:
     """``(route name, image id)`` for the routes propguard filters, else None."""
+    path = routing_path(path)
     for name, pattern in ROUTES:
         match = pattern.match(path)
         if match:

@@ -155,6 +155,7 @@ class InProcessGlance:
     are written to the paste ini (``%`` is escaped for you).
     ``record_requests``: also insert a recorder just before ``context``, see :attr:`seen`.
     ``base_url``: the scheme/host/port requests claim (``HTTP_HOST`` & co).
+    ``database_url``: an empty database to migrate and use instead of sqlite.
     """
 
     def __init__(
@@ -168,6 +169,7 @@ class InProcessGlance:
         authtoken_options: Mapping[str, str] | None = None,
         base_url: str = DEFAULT_BASE_URL,
         record_requests: bool = False,
+        database_url: str | None = None,
     ) -> None:
         self.workdir = os.path.abspath(os.fspath(workdir))
         self.extra_filters = [(n, f, dict(c or {})) for n, f, c in extra_filters]
@@ -195,6 +197,9 @@ class InProcessGlance:
         self.app: Any = None
         self.paste_file = os.path.join(self.workdir, "glance-api-paste.ini")
         self.db_file = os.path.join(self.workdir, "glance.sqlite")
+        #: SQLAlchemy URL of an empty database to use instead of the sqlite file
+        #: (e.g. MariaDB, whose case-insensitive collation matters to list filters).
+        self.database_url = database_url
         self.store_dir = os.path.join(self.workdir, "images")
         self.staging_dir = os.path.join(self.workdir, "staging")
         self._overrides: list[tuple[str, str | None]] = []
@@ -243,7 +248,7 @@ class InProcessGlance:
         policy_opts.set_defaults(CONF)
         db_options.set_defaults(CONF)
 
-        self._set("connection", f"sqlite:///{self.db_file}", "database")
+        self._set("connection", self.database_url or f"sqlite:///{self.db_file}", "database")
         self._set("enforce_new_defaults", True, "oslo_policy")
         self._set(
             "policy_file", self.glance_policy_file or self._write_empty_policy(), "oslo_policy"
@@ -348,7 +353,7 @@ class InProcessGlance:
         point the global facade at Glance's own, freshly reset, context manager
         via oslo.db's supported ``patch_factory`` test hook.
         """
-        if os.path.exists(self.db_file):
+        if self.database_url is None and os.path.exists(self.db_file):
             os.unlink(self.db_file)
         db_api.clear_db_env()
         self._engine = db_api.get_engine()

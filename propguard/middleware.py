@@ -119,6 +119,11 @@ class PropertyProtectionFilter:
         route = match_route(environ.get("PATH_INFO", ""))
         if route is None:
             return self.application(environ, start_response)
+        if _method_override(environ):
+            # Glance's router would dispatch on another method than the one
+            # checked here (e.g. POST ...?_method=GET is a show, unfiltered).
+            response = error_response(400, "Method override (_method) is not supported.")
+            return response(environ, start_response)
         handler = self._handlers.get((route[0], environ.get("REQUEST_METHOD", "GET")))
         if handler is None:
             return self.application(environ, start_response)
@@ -161,12 +166,12 @@ class PropertyProtectionFilter:
                 raise ApiError(400, "Invalid Content-Length.")
             if length > self.max_request_body:
                 raise ApiError(413, "Request body is too large.")
-            body = stream.read(length) if stream is not None and length else b""
+            body = _read_up_to(stream, length) if stream is not None and length else b""
         elif stream is not None and (
             environ.get("wsgi.input_terminated")
             or "chunked" in (environ.get("HTTP_TRANSFER_ENCODING") or "").lower()
         ):
-            body = stream.read(self.max_request_body + 1)
+            body = _read_up_to(stream, self.max_request_body + 1)
             if len(body) > self.max_request_body:
                 raise ApiError(413, "Request body is too large.")
         else:
@@ -199,11 +204,17 @@ class PropertyProtectionFilter:
         self, properties: dict[str, Any], creds: Credentials, engine: RuleEngine
     ) -> None:
         for key in properties:
+            _check_name_length(key)
             if self._is_rule_key(key):
                 self._require(engine, key, "create", creds)
 
     def _filtered_json(
-        self, response: webob.Response, creds: Credentials, engine: RuleEngine, listing: bool
+        self,
+        response: webob.Response,
+        creds: Credentials,
+        engine: RuleEngine,
+        listing: bool,
+        property_filters: dict[str, list[str]] | None = None,
     ) -> webob.Response:
         """Remove what the caller cannot read from an image (or list) response."""
         if not 200 <= response.status_code < 300 or response.status_code == 204:
@@ -231,6 +242,10 @@ class PropertyProtectionFilter:
             return error_response(502, "The image service sent a response propguard cannot check.")
         # Images of one page mostly share their key sets: decide once per set.
         hidden_for: dict[tuple[str, ...], list[str]] = {}
+        if property_filters:
+            kept = [i for i in images if _matches(i, property_filters)]
+            changed = len(kept) != len(images)
+            images[:] = kept
         for image in images:
             if not isinstance(image, dict):
                 continue
@@ -258,9 +273,21 @@ class PropertyProtectionFilter:
             and self._is_rule_key(key)
             and not engine.allowed(key, "read", creds)
         ]
-        if not hidden_filters:
-            return self._filtered_json(self._forward(request), creds, engine, listing=True)
-        return self._empty_listing(request, hidden_filters)
+        if hidden_filters:
+            return self._empty_listing(request, hidden_filters)
+        # Readable property filters: keep only images whose readable property
+        # of exactly that name has that value. A database with case- or
+        # accent-insensitive collation (MySQL/MariaDB) may also match a hidden
+        # property spelt differently ("?SECRET_key=..." against "secret_key"),
+        # which would make the filter an oracle again.
+        property_filters = {
+            key: request.GET.getall(key)
+            for key in request.GET
+            if key not in LIST_PARAMETERS and self._is_rule_key(key)
+        }
+        return self._filtered_json(
+            self._forward(request), creds, engine, listing=True, property_filters=property_filters
+        )
 
     def _empty_listing(self, request: webob.Request, hidden_filters: list[str]) -> webob.Response:
         """A filter on an unreadable property matches nothing, whatever the value.
@@ -317,7 +344,9 @@ class PropertyProtectionFilter:
         return self._forward(request)
 
     def _update_image(self, request, creds, engine, image_id):
-        media_type = (request.content_type or "").lower()
+        # Compared exactly, as Glance does (``request.content_type not in ...``):
+        # a spelling Glance refuses must not be checked and forwarded as a patch.
+        media_type = request.content_type or ""
         draft = PATCH_MEDIA_TYPES.get(media_type)
         if draft is None:
             allowed = ", ".join(sorted(PATCH_MEDIA_TYPES))
@@ -334,7 +363,7 @@ class PropertyProtectionFilter:
             current = self._stored_image(request)
             if isinstance(current, webob.Response):
                 return current
-            ops = self._check_patch(ops, current, creds, engine)
+            ops = self._check_patch(ops, current, creds, engine, draft)
         self._replace_body(request, [op.to_json(draft) for op in ops])
         return self._filtered_json(self._forward(request), creds, engine, listing=False)
 
@@ -359,7 +388,12 @@ class PropertyProtectionFilter:
         return {k for k in document if self._is_rule_key(k)}
 
     def _check_patch(
-        self, ops: list[PatchOp], existing: set[str], creds: Credentials, engine: RuleEngine
+        self,
+        ops: list[PatchOp],
+        existing: set[str],
+        creds: Credentials,
+        engine: RuleEngine,
+        draft: int = 10,
     ) -> list[PatchOp]:
         """Apply Glance's semantics op by op on a model of the stored properties.
 
@@ -374,6 +408,7 @@ class PropertyProtectionFilter:
             if not self._is_rule_key(name):
                 checked.append(op)
                 continue
+            _check_name_length(name)
             if name in self.protected_core:
                 required = {"add": "create", "replace": "update", "remove": "delete"}[op.op]
                 self._require(engine, name, required, creds)
@@ -382,6 +417,10 @@ class PropertyProtectionFilter:
             readable = engine.allowed(name, "read", creds)
             if op.op == "add":
                 if name in exists and readable:
+                    if draft == 4:
+                        # Glance's _do_add: a visible property is "already present"
+                        # in draft 4, before (and whatever) the update right.
+                        raise ApiError(409, f"Property {name} already present.")
                     self._require(engine, name, "update", creds)
                 else:
                     self._require(engine, name, "create", creds)
@@ -399,6 +438,69 @@ class PropertyProtectionFilter:
                 exists.discard(name)
             checked.append(op)
         return checked
+
+
+#: Glance refuses longer property names with 400 before any protection check.
+MAX_PROPERTY_NAME = 255
+
+
+def _check_name_length(name: str) -> None:
+    if len(name) > MAX_PROPERTY_NAME:
+        raise ApiError(400, "Custom property should not be greater than 255 characters.")
+
+
+def _matches(image: Any, filters: dict[str, list[str]]) -> bool:
+    """Does ``image`` carry every filtered property, by exact name, with the value asked?
+
+    Values compare case-insensitively, as the most lenient supported database
+    collation does, so that readable filters keep working as before there.
+    """
+    if not isinstance(image, dict):
+        return False
+    for key, values in filters.items():
+        actual = image.get(key)
+        if not isinstance(actual, str) or any(actual.casefold() != v.casefold() for v in values):
+            return False
+    return True
+
+
+def _read_up_to(stream: Any, limit: int) -> bytes:
+    """Read ``limit`` bytes or to the end: a WSGI input's ``read(n)`` may return fewer."""
+    chunks: list[bytes] = []
+    remaining = limit
+    while remaining > 0:
+        chunk = stream.read(remaining)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
+
+
+_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def _method_override(environ: dict[str, Any]) -> bool:
+    """Could Glance's router see another method than ``REQUEST_METHOD``?
+
+    Glance's ``wsgi.Router`` uses ``routes.RoutesMiddleware`` with
+    ``use_method_override``: a ``_method`` query parameter (any method), or a
+    ``_method`` field of a POSTed form, replaces the method used to pick the
+    route. No Glance client uses it; on the routes propguard checks it is
+    refused. Superset of Routes' test: any ``_method`` key in the query (or
+    an undecodable query naming it), any form POST (Glance's image and task
+    routes never take form bodies).
+    """
+    query = environ.get("QUERY_STRING") or ""
+    if "_method" in query:
+        try:
+            return "_method" in webob.Request(environ).GET
+        except UnicodeDecodeError:
+            return True
+    if environ.get("REQUEST_METHOD") == "POST":
+        content_type = (environ.get("CONTENT_TYPE") or "").lower().split(";", 1)[0].strip()
+        return content_type in _FORM_TYPES
+    return False
 
 
 def filter_factory(global_conf: dict[str, Any] | None = None, **local_conf: Any) -> Callable:

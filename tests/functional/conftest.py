@@ -126,23 +126,46 @@ delete = admin
 GlanceFactory = Callable[..., InProcessGlance]
 
 
+#: The machine's own database/broker services that tests may use on purpose.
+LOCAL_SERVICES = {("127.0.0.1", 3306), ("127.0.0.1", 5432), ("127.0.0.1", 5672)}
+
+
 @pytest.fixture(autouse=True)
 def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Fail loudly if anything (e.g. auth_token discovery or memcache) tries the network."""
+    """Fail loudly if anything (e.g. auth_token discovery or memcache) tries the network.
+
+    Only the local services in ``LOCAL_SERVICES`` (MariaDB, PostgreSQL,
+    RabbitMQ on loopback) may be reached, by tests that use them on purpose.
+    """
 
     def _refuse(*args, **kwargs):
         raise AssertionError(f"functional test attempted network access: {args!r}")
 
     real_connect = socket.socket.connect
+    real_create_connection = socket.create_connection
+    real_getaddrinfo = socket.getaddrinfo
+
+    def _allowed(host, port) -> bool:
+        return (host, port) in LOCAL_SERVICES
 
     def _connect(sock, address):
-        if sock.family in (socket.AF_INET, socket.AF_INET6):
+        if sock.family in (socket.AF_INET, socket.AF_INET6) and not _allowed(*address[:2]):
             _refuse(address)
         return real_connect(sock, address)
 
+    def _create_connection(address, *args, **kwargs):
+        if not _allowed(*address[:2]):
+            _refuse(address)
+        return real_create_connection(address, *args, **kwargs)
+
+    def _getaddrinfo(host, port, *args, **kwargs):
+        if not _allowed(host, port):
+            _refuse(host, port)
+        return real_getaddrinfo(host, port, *args, **kwargs)
+
     monkeypatch.setattr(socket.socket, "connect", _connect)
-    monkeypatch.setattr(socket, "create_connection", _refuse)
-    monkeypatch.setattr(socket, "getaddrinfo", _refuse)
+    monkeypatch.setattr(socket, "create_connection", _create_connection)
+    monkeypatch.setattr(socket, "getaddrinfo", _getaddrinfo)
 
 
 @pytest.fixture

@@ -1,0 +1,142 @@
+"""List filters on a database whose collation ignores case (MariaDB/MySQL).
+
+Glance matches ``?name=value`` property filters in SQL. With MariaDB's default
+``utf8mb4_general_ci`` collation, ``?SECRET_key=abc`` also matches a stored
+``secret_key``: a readable spelling of the name could then probe a hidden
+property's value. propguard keeps only images whose readable property of
+exactly the filtered name has the value asked, so the answer never depends on
+the hidden value. Runs Glance 33 on the machine's real MariaDB.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from propguard.inprocess import InProcessGlance
+
+MARIADB = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""}
+
+RULES = """\
+[^secret_]
+create = admin
+read = admin
+update = admin
+delete = admin
+
+[.*]
+create = admin,member
+read = admin,member
+update = admin,member
+delete = admin,member
+"""
+
+
+@pytest.fixture
+def mariadb_url() -> Iterator[str]:
+    """A fresh, empty MariaDB database; fails loudly in CI when MariaDB is down."""
+    import pymysql
+
+    try:
+        connection = pymysql.connect(**MARIADB, connect_timeout=5)
+    except pymysql.err.OperationalError as exc:
+        message = f"MariaDB at 127.0.0.1:3306 is not reachable ({exc}); start it with `start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd`"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    name = f"propguard_{uuid.uuid4().hex[:12]}"
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci")
+    try:
+        yield f"mysql+pymysql://root@127.0.0.1:3306/{name}?charset=utf8mb4"
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS {name}")
+        connection.close()
+
+
+def _start(tmp_path: Path, url: str, **kwargs) -> InProcessGlance:
+    glance = InProcessGlance(tmp_path / "glance", database_url=url, **kwargs)
+    glance.start()
+    return glance
+
+
+def _names(response) -> list[str]:
+    assert response.status_int == 200, response.body
+    return [image["name"] for image in response.json["images"]]
+
+
+def test_case_variant_filter_is_no_oracle_on_mariadb(tmp_path: Path, mariadb_url: str) -> None:
+    rules = tmp_path / "rules.conf"
+    rules.write_text(RULES)
+    options = {"rules_file": str(rules), "reload_on_sighup": "false"}
+    glance = _start(
+        tmp_path,
+        mariadb_url,
+        extra_filters=[("propguard", "propguard.middleware:filter_factory", options)],
+    )
+    try:
+        admin = glance.headers(glance.user_token(["admin", "member", "reader"]))
+        member = glance.headers(glance.user_token(["member", "reader"]))
+        base = {"disk_format": "raw", "container_format": "bare"}
+        created = glance.request(
+            "POST",
+            "/v2/images",
+            headers=admin,
+            json={**base, "name": "licensed", "secret_key": "abc"},
+        )
+        assert created.status_int == 201, created.body
+        visible = glance.request(
+            "POST", "/v2/images", headers=member, json={**base, "name": "tagged", "colour": "Blue"}
+        )
+        assert visible.status_int == 201, visible.body
+
+        # Even for the admin, a variant spelling is not the property: MariaDB
+        # matches it (see the native test below), propguard drops the image.
+        # The exact name with a differently-cased value still matches, as the
+        # collation does for readable properties.
+        assert _names(glance.request("GET", "/v2/images?SECRET_KEY=abc", headers=admin)) == []
+        assert _names(glance.request("GET", "/v2/images?secret_key=ABC", headers=admin)) == [
+            "licensed"
+        ]
+
+        # The member: exact hidden name -> nothing; case variants -> nothing,
+        # whatever the value, so the answer reveals nothing.
+        for query in ("secret_key=abc", "SECRET_key=abc", "Secret_Key=abc", "SECRET_key=wrong"):
+            assert _names(glance.request("GET", f"/v2/images?{query}", headers=member)) == [], query
+
+        # Readable filters keep working, including the collation's case-insensitive value match.
+        assert _names(glance.request("GET", "/v2/images?colour=Blue", headers=member)) == ["tagged"]
+        assert _names(glance.request("GET", "/v2/images?colour=blue", headers=member)) == ["tagged"]
+        assert _names(glance.request("GET", "/v2/images?colour=Red", headers=member)) == []
+    finally:
+        glance.stop()
+
+
+def test_native_glance_on_mariadb_answers_case_variant_filters(
+    tmp_path: Path, mariadb_url: str
+) -> None:
+    """Glance alone: the case-variant filter is a value oracle on the hidden property."""
+    glance = InProcessGlance(tmp_path / "native", database_url=mariadb_url)
+    glance.start()
+    try:
+        admin = glance.headers(glance.user_token(["admin", "member", "reader"]))
+        member = glance.headers(glance.user_token(["member", "reader"]))
+        base = {"disk_format": "raw", "container_format": "bare"}
+        created = glance.request(
+            "POST",
+            "/v2/images",
+            headers=admin,
+            json={**base, "name": "licensed", "secret_key": "abc"},
+        )
+        assert created.status_int == 201, created.body
+        assert _names(glance.request("GET", "/v2/images?SECRET_key=abc", headers=member)) == [
+            "licensed"
+        ]
+        assert _names(glance.request("GET", "/v2/images?SECRET_key=wrong", headers=member)) == []
+    finally:
+        glance.stop()
