@@ -25,6 +25,7 @@ tokens itself and sets the same headers; it must also strip them from clients.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -156,18 +157,28 @@ def credentials_from_environ(
             service_roles = offered
             service_user_id = _header(environ, "HTTP_X_SERVICE_USER_ID")
             service_project_id = _header(environ, "HTTP_X_SERVICE_PROJECT_ID")
-    return Credentials(
-        authenticated=True,
-        user_id=_header(environ, "HTTP_X_USER_ID"),
-        project_id=_header(environ, "HTTP_X_PROJECT_ID") or _header(environ, "HTTP_X_TENANT_ID"),
-        domain_id=_header(environ, "HTTP_X_DOMAIN_ID"),
-        roles=roles,
-        service_roles=service_roles,
-        service_user_id=service_user_id,
-        service_project_id=service_project_id,
-        system_scope=_system_scope(environ, trust_identity_headers),
-        is_admin_project=(_header(environ, "HTTP_X_IS_ADMIN_PROJECT") or "").lower() == "true",
+    return _interned(
+        True,
+        _header(environ, "HTTP_X_USER_ID"),
+        _header(environ, "HTTP_X_PROJECT_ID") or _header(environ, "HTTP_X_TENANT_ID"),
+        _header(environ, "HTTP_X_DOMAIN_ID"),
+        roles,
+        service_roles,
+        service_user_id,
+        service_project_id,
+        _system_scope(environ, trust_identity_headers),
+        (_header(environ, "HTTP_X_IS_ADMIN_PROJECT") or "").lower() == "true",
     )
+
+
+@functools.lru_cache(maxsize=4096)
+def _interned(*fields: Any) -> Credentials:
+    """One shared, immutable :class:`Credentials` per distinct caller.
+
+    Callers repeat across requests; handing the engine the *same* object lets
+    its decision cache match keys by identity instead of comparing every field.
+    """
+    return Credentials(*fields)
 
 
 def _system_scope(environ: Mapping[str, Any], trust_identity_headers: bool) -> str | None:
