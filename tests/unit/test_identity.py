@@ -292,8 +292,12 @@ def test_credentials_are_hashable_values_and_environ_is_untouched():
     a = credentials_from_environ(environ)
     b = credentials_from_environ(environ)
     assert environ == before
-    assert a == b and hash(a) == hash(b) and a is not b
-    assert len({a, b, ANONYMOUS}) == 2
+    # Equal callers share one interned, immutable object (the decision cache
+    # then matches by identity); a fresh equal value still compares equal.
+    assert a == b and hash(a) == hash(b) and a is b
+    c = Credentials(**{f: getattr(a, f) for f in a.__dataclass_fields__ if f != "_hash"})
+    assert c == a and hash(c) == hash(a) and c is not a
+    assert len({a, b, c, ANONYMOUS}) == 2
     assert a != Credentials(authenticated=True, roles=a.roles)
 
 
