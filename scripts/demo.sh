@@ -7,11 +7,6 @@
 # and change. Extra arguments go to `propguard demo`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PYTHON=${PYTHON:-python3.11}
+./scripts/setup-venv.sh glance
 VENV=${VENV:-.venv}
-if [ ! -x "$VENV/bin/python" ]; then
-    "$PYTHON" -m venv "$VENV"
-fi
-"$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip setuptools wheel
-"$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[glance]"
 exec "$VENV/bin/propguard" demo "$@"

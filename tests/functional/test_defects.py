@@ -15,6 +15,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from functional_rules import ADMIN_CATCH_ALL, REFERENCE_2_4_SECTIONS
 
 from propguard.inprocess import InProcessGlance
 from propguard.middleware import filter_factory
@@ -26,49 +27,18 @@ JSON_PATCH = "application/openstack-images-v2.1-json-patch"
 IMAGE = {"name": "cirros", "disk_format": "raw", "container_format": "bare"}
 
 #: The rules of reference section 2.4 (+ [svc_only] of 2.9), propguard strict spelling.
-RULES = """\
-[^x_owner_.*]
-create = admin,member
-read = admin,member
-update = admin,member
-delete = admin,member
-
-[x_none_read]
-create = admin,member
-read = !
-update = !
-delete = !
-
-[x_ro]
-create = admin
-read = admin,member
-update = admin
-delete = admin
-
-[x_nodel]
-create = admin,member
-read = admin,member
-update = admin,member
-delete = !
-
-[x_blind]
-create = admin,member
-read = admin
-update = admin
-delete = admin
-
+RULES = (
+    REFERENCE_2_4_SECTIONS
+    + """\
 [svc_only]
 create = admin,service:svc
 read = admin,member,service:svc
 update = admin,service:svc
 delete = admin,service:svc
 
-[.*]
-create = admin
-read = admin
-update = admin
-delete = admin
 """
+    + ADMIN_CATCH_ALL
+)
 
 #: The same with Glance's spelling of [svc_only] (plain ``svc``): what Glance
 #: natively understands, and what propguard's ``union`` mode is for.

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from functional_rules import ADMIN_CATCH_ALL, REFERENCE_2_4_SECTIONS
 
 from propguard.inprocess import InProcessGlance
 
@@ -739,43 +740,7 @@ def test_os_glance_substring_section(roles_api: Api) -> None:
 
 #: Reference §2.4's matrix file: ``x_blind`` may be created by a member but
 #: read only by an admin (create-but-unreadable).
-MATRIX_RULES = """\
-[^x_owner_.*]
-create = admin,member
-read = admin,member
-update = admin,member
-delete = admin,member
-
-[x_none_read]
-create = admin,member
-read = !
-update = !
-delete = !
-
-[x_ro]
-create = admin
-read = admin,member
-update = admin
-delete = admin
-
-[x_nodel]
-create = admin,member
-read = admin,member
-update = admin,member
-delete = !
-
-[x_blind]
-create = admin,member
-read = admin
-update = admin
-delete = admin
-
-[.*]
-create = admin
-read = admin
-update = admin
-delete = admin
-"""
+MATRIX_RULES = REFERENCE_2_4_SECTIONS + ADMIN_CATCH_ALL
 
 
 @pytest.fixture

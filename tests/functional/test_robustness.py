@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 import webob
+from functional_rules import ADMIN_CATCH_ALL, REFERENCE_2_4_SECTIONS
 from glance.common import config as glance_config
 from oslo_config import cfg
 
@@ -42,43 +43,17 @@ MAX_BODY = 2048
 #: with white space (open to everyone, so that checking the unstripped name
 #: instead of Glance's stripped one would be visible), the service-only
 #: section, and the two core attributes an operator may protect.
-RULES = """\
+RULES = (
+    """\
 [^\\s]
 create = @
 read = @
 update = @
 delete = @
 
-[^x_owner_.*]
-create = admin,member
-read = admin,member
-update = admin,member
-delete = admin,member
-
-[x_none_read]
-create = admin,member
-read = !
-update = !
-delete = !
-
-[x_ro]
-create = admin
-read = admin,member
-update = admin
-delete = admin
-
-[x_nodel]
-create = admin,member
-read = admin,member
-update = admin,member
-delete = !
-
-[x_blind]
-create = admin,member
-read = admin
-update = admin
-delete = admin
-
+"""
+    + REFERENCE_2_4_SECTIONS
+    + """\
 [svc_only]
 create = admin,service:svc
 read = admin,member,service:svc
@@ -97,12 +72,9 @@ read = admin,service:service
 update = admin
 delete = admin
 
-[.*]
-create = admin
-read = admin
-update = admin
-delete = admin
 """
+    + ADMIN_CATCH_ALL
+)
 
 #: Stored by the admin on the test image; none of them is readable by a member.
 HIDDEN = {
