@@ -348,27 +348,12 @@ def principals(section: Section, policies: PolicySet | None) -> list[Credentials
 
 
 def _policy_atoms(policies: PolicySet, name: str):
-    seen: set[str] = set()
-    pending = [name]
-    while pending:
-        current = pending.pop()
-        if current in seen:
-            continue
-        seen.add(current)
-        check = policies.check_for(current)
-        stack = [check] if check is not None else []
-        while stack:
-            c = stack.pop()
-            if isinstance(c, _checks.RoleCheck):
-                yield "role", c.match
-            elif isinstance(c, _checks.GenericCheck) and c.kind == "service_roles":
-                yield "service", c.match
-            elif isinstance(c, _checks.RuleCheck):
-                pending.append(c.match)
-            stack.extend(getattr(c, "rules", ()) or ())
-            inner = getattr(c, "rule", None)
-            if isinstance(inner, _checks.BaseCheck):
-                stack.append(inner)
+    """The ``role:`` and ``service_roles:`` atoms a policy depends on."""
+    for _rule, check in policies.reachable_checks(name):
+        if isinstance(check, _checks.RoleCheck):
+            yield "role", check.match
+        elif isinstance(check, _checks.GenericCheck) and check.kind == "service_roles":
+            yield "service", check.match
 
 
 def describe_credentials(creds: Credentials) -> str:

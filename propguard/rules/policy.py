@@ -44,9 +44,12 @@ class PolicySet:
     def check_for(self, name: str) -> _checks.BaseCheck | None:
         return dict.get(self.enforcer.rules, name)
 
-    def undefined_references(self, name: str) -> list[tuple[str, str]]:
-        """``(rule, missing reference)`` pairs reachable from ``name``."""
-        missing: list[tuple[str, str]] = []
+    def reachable_checks(self, name: str) -> Iterable[tuple[str, _checks.BaseCheck]]:
+        """Every check node of ``name`` and of the rules it references, with its rule name.
+
+        A ``rule:x`` whose ``x`` is undefined is yielded as the RuleCheck
+        itself (its target is not followed); cycles are visited once.
+        """
         seen: set[str] = set()
         pending = [name]
         while pending:
@@ -54,31 +57,31 @@ class PolicySet:
             if current in seen:
                 continue
             seen.add(current)
-            check = self.check_for(current)
-            if check is None:
-                continue
-            for ref in _rule_references(check):
-                if self.check_for(ref) is None:
-                    missing.append((current, ref))
-                else:
-                    pending.append(ref)
-        return missing
+            root = self.check_for(current)
+            stack = [root] if root is not None else []
+            while stack:
+                check = stack.pop()
+                yield current, check
+                if isinstance(check, _checks.RuleCheck):
+                    pending.append(check.match)
+                stack.extend(getattr(check, "rules", ()) or ())
+                inner = getattr(check, "rule", None)
+                if isinstance(inner, _checks.BaseCheck):
+                    stack.append(inner)
+
+    def undefined_references(self, name: str) -> list[tuple[str, str]]:
+        """``(rule, missing reference)`` pairs reachable from ``name``."""
+        return [
+            (rule, check.match)
+            for rule, check in self.reachable_checks(name)
+            if isinstance(check, _checks.RuleCheck) and self.check_for(check.match) is None
+        ]
 
     def evaluate(self, name: str, creds: dict) -> bool:
         check = self.check_for(name)
         if check is None:
             return False
         return bool(check({}, creds, self.enforcer))
-
-
-def _rule_references(check: _checks.BaseCheck) -> Iterable[str]:
-    if isinstance(check, _checks.RuleCheck):
-        yield check.match
-    for child in getattr(check, "rules", ()) or ():
-        yield from _rule_references(child)
-    inner = getattr(check, "rule", None)
-    if isinstance(inner, _checks.BaseCheck):
-        yield from _rule_references(inner)
 
 
 def namespace_defaults(namespace: str) -> list[oslo_policy.RuleDefault]:
