@@ -153,6 +153,18 @@ class PropertyProtectionFilter:
     def _forward(self, request: webob.Request) -> webob.Response:
         return request.get_response(self.application)
 
+    def _forward_write(self, request: webob.Request) -> webob.Response:
+        """Forward a create/update; blunt Glance's quota answer.
+
+        Glance counts every stored property against ``image_property_quota``
+        and says "Attempted: N, Maximum: M": behind propguard N includes
+        properties the caller cannot read, so the numbers would count them.
+        """
+        response = self._forward(request)
+        if response.status_code == 413:
+            return error_response(413, "The request exceeds a limit of the image service.")
+        return response
+
     def _read_json(self, request: webob.Request) -> Any:
         environ = request.environ
         length_text = environ.get("CONTENT_LENGTH") or ""
@@ -318,7 +330,7 @@ class PropertyProtectionFilter:
             raise ApiError(400, "Request body must be a JSON object.")
         self._check_create(document, creds, engine)
         self._replace_body(request, document)
-        return self._filtered_json(self._forward(request), creds, engine, listing=False)
+        return self._filtered_json(self._forward_write(request), creds, engine, listing=False)
 
     def _create_task(self, request, creds, engine, image_id):
         document = self._read_json(request)
@@ -365,7 +377,7 @@ class PropertyProtectionFilter:
                 return current
             ops = self._check_patch(ops, current, creds, engine, draft)
         self._replace_body(request, [op.to_json(draft) for op in ops])
-        return self._filtered_json(self._forward(request), creds, engine, listing=False)
+        return self._filtered_json(self._forward_write(request), creds, engine, listing=False)
 
     def _stored_image(self, request: webob.Request) -> set[str] | webob.Response:
         """Names of the image's properties as stored, seen with the caller's credentials.

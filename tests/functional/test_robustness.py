@@ -995,3 +995,28 @@ def test_short_reads_of_the_request_body(env: Env, logs) -> None:
     req.environ["wsgi.input_terminated"] = True
     assert_api_error(req.get_response(env.glance.app), 413)
     assert_logs_clean(logs)
+
+
+@pytest.fixture
+def property_quota() -> Iterator[None]:
+    cfg.CONF.set_override("image_property_quota", 8)
+    yield
+    cfg.CONF.clear_override("image_property_quota")
+
+
+def test_property_quota_answer_does_not_count_hidden_properties(
+    env: Env, property_quota, logs
+) -> None:
+    """Glance's 413 says "Attempted: N, Maximum: M" with N counting hidden properties."""
+    # The admin's image holds 3 hidden + 3 visible properties; the quota is 8.
+    ok = env.patch([{"op": "add", "path": "/x_owner_b", "value": "b"}])
+    assert ok.status_int == 200, ok.body
+    over = env.patch(
+        [
+            {"op": "add", "path": "/x_owner_c", "value": "c"},
+            {"op": "add", "path": "/x_owner_d", "value": "d"},
+        ]
+    )
+    error = assert_api_error(over, 413)
+    assert not any(ch.isdigit() for ch in error["message"]), error
+    assert "x_owner_c" not in env.stored()
