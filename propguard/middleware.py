@@ -27,13 +27,13 @@ What it trusts: see :mod:`propguard.identity`.
 from __future__ import annotations
 
 import io
-import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import urlencode
 
 import orjson
 import webob
+from oslo_log import log
 
 from propguard import opts
 from propguard.errors import ApiError, error_response, forbidden_property, missing_property
@@ -50,7 +50,7 @@ from propguard.glance import (
 from propguard.identity import Credentials, credentials_from_environ
 from propguard.rules import RuleEngine, RulesHolder, load_rules
 
-LOG = logging.getLogger(__name__)
+LOG = log.getLogger(__name__)
 
 Handler = Callable[[webob.Request, Credentials, RuleEngine, "str | None"], webob.Response]
 

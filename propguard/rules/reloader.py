@@ -8,17 +8,18 @@ done by one thread while the others keep using the current engine).
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import threading
 import time
 from collections.abc import Callable
 
+from oslo_log import log
+
 from propguard.rules.engine import RuleEngine
 from propguard.rules.model import RulesError
 
-LOG = logging.getLogger(__name__)
+LOG = log.getLogger(__name__)
 
 
 def _stamp(path: str) -> tuple[int, int, int] | None:
