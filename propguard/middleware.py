@@ -26,7 +26,6 @@ What it trusts: see :mod:`propguard.identity`.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import urlencode
@@ -36,18 +35,17 @@ import webob
 from oslo_log import log
 
 from propguard import opts
-from propguard.errors import ApiError, error_response, forbidden_property, missing_property
+from propguard.bodies import method_override, read_json, replace_json
+from propguard.errors import ApiError, error_response
 from propguard.glance import (
-    CORE_ATTRIBUTES,
     LIST_PARAMETERS,
     PATCH_MEDIA_TYPES,
-    PROTECTABLE_CORE_ATTRIBUTES,
     PatchError,
-    PatchOp,
     match_route,
     parse_patch,
 )
 from propguard.identity import Credentials, credentials_from_environ
+from propguard.protection import ImageProtection, matches_filters
 from propguard.rules import RuleEngine, RulesHolder, load_rules
 
 LOG = log.getLogger(__name__)
@@ -64,15 +62,7 @@ class PropertyProtectionFilter:
         rules_file = options.get("rules_file")
         if not rules_file:
             raise ValueError("propguard: 'rules_file' is not set; refusing to start without rules")
-        unknown = set(options["protect_core_attributes"]) - PROTECTABLE_CORE_ATTRIBUTES
-        if unknown:
-            raise ValueError(
-                "propguard: protect_core_attributes accepts only "
-                f"{sorted(PROTECTABLE_CORE_ATTRIBUTES)}, not {sorted(unknown)}"
-            )
-        self.protected_core = frozenset(options["protect_core_attributes"])
-        #: Keys of an image document that are never subject to the rules.
-        self.free_keys = CORE_ATTRIBUTES - self.protected_core
+        self.protection = ImageProtection(frozenset(options["protect_core_attributes"]))
         self.service_token_roles = tuple(options["service_token_roles"])
         self.trust_identity_headers = bool(options["trust_identity_headers"])
         self.max_request_body = int(options["max_request_body_size"])
@@ -119,7 +109,7 @@ class PropertyProtectionFilter:
         route = match_route(environ.get("PATH_INFO", ""))
         if route is None:
             return self.application(environ, start_response)
-        if _method_override(environ):
+        if method_override(environ):
             # Glance's router would dispatch on another method than the one
             # checked here (e.g. POST ...?_method=GET is a show, unfiltered).
             response = error_response(400, "Method override (_method) is not supported.")
@@ -165,61 +155,6 @@ class PropertyProtectionFilter:
             return error_response(413, "The request exceeds a limit of the image service.")
         return response
 
-    def _read_json(self, request: webob.Request) -> Any:
-        environ = request.environ
-        length_text = environ.get("CONTENT_LENGTH") or ""
-        stream = environ.get("wsgi.input")
-        if length_text:
-            try:
-                length = int(length_text)
-            except ValueError:
-                raise ApiError(400, "Invalid Content-Length.") from None
-            if length < 0:
-                raise ApiError(400, "Invalid Content-Length.")
-            if length > self.max_request_body:
-                raise ApiError(413, "Request body is too large.")
-            body = _read_up_to(stream, length) if stream is not None and length else b""
-        elif stream is not None and (
-            environ.get("wsgi.input_terminated")
-            or "chunked" in (environ.get("HTTP_TRANSFER_ENCODING") or "").lower()
-        ):
-            body = _read_up_to(stream, self.max_request_body + 1)
-            if len(body) > self.max_request_body:
-                raise ApiError(413, "Request body is too large.")
-        else:
-            body = b""
-        if not body:
-            raise ApiError(400, "Body expected in request.")
-        try:
-            return orjson.loads(body)
-        except orjson.JSONDecodeError:
-            raise ApiError(400, "Malformed JSON in request body.") from None
-
-    @staticmethod
-    def _replace_body(request: webob.Request, document: Any) -> None:
-        body = orjson.dumps(document)
-        environ = request.environ
-        environ["wsgi.input"] = io.BytesIO(body)
-        environ["CONTENT_LENGTH"] = str(len(body))
-        environ.pop("HTTP_TRANSFER_ENCODING", None)
-        environ.pop("webob.is_body_seekable", None)
-        environ.pop("webob._parsed_post_vars", None)
-
-    def _require(self, engine: RuleEngine, name: str, op: str, creds: Credentials) -> None:
-        if not engine.allowed(name, op, creds):
-            raise forbidden_property(name)
-
-    def _is_rule_key(self, key: str) -> bool:
-        return key not in self.free_keys
-
-    def _check_create(
-        self, properties: dict[str, Any], creds: Credentials, engine: RuleEngine
-    ) -> None:
-        for key in properties:
-            _check_name_length(key)
-            if self._is_rule_key(key):
-                self._require(engine, key, "create", creds)
-
     def _filtered_json(
         self,
         response: webob.Response,
@@ -246,28 +181,15 @@ class PropertyProtectionFilter:
         except orjson.JSONDecodeError:
             LOG.error("propguard: upstream image JSON did not parse; refusing to pass it on")
             return error_response(502, "The image service sent a response propguard cannot check.")
-        can_read = engine.checker("read", creds)
-        free = self.free_keys
-        changed = False
         images = document.get("images") if listing and isinstance(document, dict) else [document]
         if not isinstance(images, list):
             return error_response(502, "The image service sent a response propguard cannot check.")
-        # Images of one page mostly share their key sets: decide once per set.
-        hidden_for: dict[tuple[str, ...], list[str]] = {}
+        changed = False
         if property_filters:
-            kept = [i for i in images if _matches(i, property_filters)]
+            kept = [i for i in images if matches_filters(i, property_filters)]
             changed = len(kept) != len(images)
             images[:] = kept
-        for image in images:
-            if not isinstance(image, dict):
-                continue
-            keys = tuple(image)
-            hidden = hidden_for.get(keys)
-            if hidden is None:
-                hidden = hidden_for[keys] = [k for k in keys if k not in free and not can_read(k)]
-            for key in hidden:
-                del image[key]
-            changed = changed or bool(hidden)
+        changed = self.protection.hide_unreadable(images, creds, engine) or changed
         if changed:
             response.body = orjson.dumps(document)
         return response
@@ -282,7 +204,7 @@ class PropertyProtectionFilter:
             key
             for key in request.GET
             if key not in LIST_PARAMETERS
-            and self._is_rule_key(key)
+            and self.protection.is_rule_key(key)
             and not engine.allowed(key, "read", creds)
         ]
         if hidden_filters:
@@ -295,7 +217,7 @@ class PropertyProtectionFilter:
         property_filters = {
             key: request.GET.getall(key)
             for key in request.GET
-            if key not in LIST_PARAMETERS and self._is_rule_key(key)
+            if key not in LIST_PARAMETERS and self.protection.is_rule_key(key)
         }
         return self._filtered_json(
             self._forward(request), creds, engine, listing=True, property_filters=property_filters
@@ -325,34 +247,34 @@ class PropertyProtectionFilter:
         )
 
     def _create_image(self, request, creds, engine, image_id):
-        document = self._read_json(request)
+        document = read_json(request.environ, self.max_request_body)
         if not isinstance(document, dict):
             raise ApiError(400, "Request body must be a JSON object.")
-        self._check_create(document, creds, engine)
-        self._replace_body(request, document)
+        self.protection.check_create(document, creds, engine)
+        replace_json(request.environ, document)
         return self._filtered_json(self._forward_write(request), creds, engine, listing=False)
 
     def _create_task(self, request, creds, engine, image_id):
-        document = self._read_json(request)
+        document = read_json(request.environ, self.max_request_body)
         if isinstance(document, dict):
             task_input = document.get("input")
             if isinstance(task_input, dict):
                 props = task_input.get("image_properties")
                 if isinstance(props, dict):
-                    self._check_create(props, creds, engine)
+                    self.protection.check_create(props, creds, engine)
                 elif props is not None:
                     raise ApiError(400, "'image_properties' must be a JSON object.")
-        self._replace_body(request, document)
+        replace_json(request.environ, document)
         return self._forward(request)
 
     def _locations_read(self, request, creds, engine, image_id):
-        if "locations" in self.protected_core:
-            self._require(engine, "locations", "read", creds)
+        if "locations" in self.protection.protected_core:
+            self.protection.require(engine, "locations", "read", creds)
         return self._forward(request)
 
     def _locations_add(self, request, creds, engine, image_id):
-        if "locations" in self.protected_core:
-            self._require(engine, "locations", "create", creds)
+        if "locations" in self.protection.protected_core:
+            self.protection.require(engine, "locations", "create", creds)
         return self._forward(request)
 
     def _update_image(self, request, creds, engine, image_id):
@@ -368,15 +290,15 @@ class PropertyProtectionFilter:
                 {"Accept-Patch": allowed},
             )
         try:
-            ops = parse_patch(self._read_json(request), draft)
+            ops = parse_patch(read_json(request.environ, self.max_request_body), draft)
         except PatchError as exc:
             raise ApiError(400, str(exc)) from None
-        if any(self._is_rule_key(op.root) for op in ops):
+        if any(self.protection.is_rule_key(op.root) for op in ops):
             current = self._stored_image(request)
             if isinstance(current, webob.Response):
                 return current
-            ops = self._check_patch(ops, current, creds, engine, draft)
-        self._replace_body(request, [op.to_json(draft) for op in ops])
+            ops = self.protection.check_patch(ops, current, creds, engine, draft)
+        replace_json(request.environ, [op.to_json(draft) for op in ops])
         return self._filtered_json(self._forward_write(request), creds, engine, listing=False)
 
     def _stored_image(self, request: webob.Request) -> set[str] | webob.Response:
@@ -397,122 +319,7 @@ class PropertyProtectionFilter:
             return error_response(502, "The image service sent a response propguard cannot check.")
         if not isinstance(document, dict):
             return error_response(502, "The image service sent a response propguard cannot check.")
-        return {k for k in document if self._is_rule_key(k)}
-
-    def _check_patch(
-        self,
-        ops: list[PatchOp],
-        existing: set[str],
-        creds: Credentials,
-        engine: RuleEngine,
-        draft: int = 10,
-    ) -> list[PatchOp]:
-        """Apply Glance's semantics op by op on a model of the stored properties.
-
-        Returns the ops to forward: an ``add`` of a property the caller may
-        create but not read is sent as ``replace`` when it exists, so that
-        Glance's draft-4 "already present" conflict cannot reveal it.
-        """
-        exists = set(existing)
-        checked: list[PatchOp] = []
-        for op in ops:
-            name = op.root
-            if not self._is_rule_key(name):
-                checked.append(op)
-                continue
-            _check_name_length(name)
-            if name in self.protected_core:
-                required = {"add": "create", "replace": "update", "remove": "delete"}[op.op]
-                self._require(engine, name, required, creds)
-                checked.append(op)
-                continue
-            readable = engine.allowed(name, "read", creds)
-            if op.op == "add":
-                if name in exists and readable:
-                    if draft == 4:
-                        # Glance's _do_add: a visible property is "already present"
-                        # in draft 4, before (and whatever) the update right.
-                        raise ApiError(409, f"Property {name} already present.")
-                    self._require(engine, name, "update", creds)
-                else:
-                    self._require(engine, name, "create", creds)
-                    if name in exists:
-                        op = PatchOp("replace", op.path, op.value, True)
-                exists.add(name)
-            elif op.op == "replace":
-                if not readable or name not in exists:
-                    raise missing_property(name)
-                self._require(engine, name, "update", creds)
-            else:  # remove
-                if not readable or name not in exists:
-                    raise missing_property(name)
-                self._require(engine, name, "delete", creds)
-                exists.discard(name)
-            checked.append(op)
-        return checked
-
-
-#: Glance refuses longer property names with 400 before any protection check.
-MAX_PROPERTY_NAME = 255
-
-
-def _check_name_length(name: str) -> None:
-    if len(name) > MAX_PROPERTY_NAME:
-        raise ApiError(400, "Custom property should not be greater than 255 characters.")
-
-
-def _matches(image: Any, filters: dict[str, list[str]]) -> bool:
-    """Does ``image`` carry every filtered property, by exact name, with the value asked?
-
-    Values compare case-insensitively, as the most lenient supported database
-    collation does, so that readable filters keep working as before there.
-    """
-    if not isinstance(image, dict):
-        return False
-    for key, values in filters.items():
-        actual = image.get(key)
-        if not isinstance(actual, str) or any(actual.casefold() != v.casefold() for v in values):
-            return False
-    return True
-
-
-def _read_up_to(stream: Any, limit: int) -> bytes:
-    """Read ``limit`` bytes or to the end: a WSGI input's ``read(n)`` may return fewer."""
-    chunks: list[bytes] = []
-    remaining = limit
-    while remaining > 0:
-        chunk = stream.read(remaining)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        remaining -= len(chunk)
-    return b"".join(chunks)
-
-
-_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
-
-
-def _method_override(environ: dict[str, Any]) -> bool:
-    """Could Glance's router see another method than ``REQUEST_METHOD``?
-
-    Glance's ``wsgi.Router`` uses ``routes.RoutesMiddleware`` with
-    ``use_method_override``: a ``_method`` query parameter (any method), or a
-    ``_method`` field of a POSTed form, replaces the method used to pick the
-    route. No Glance client uses it; on the routes propguard checks it is
-    refused. Superset of Routes' test: any ``_method`` key in the query (or
-    an undecodable query naming it), any form POST (Glance's image and task
-    routes never take form bodies).
-    """
-    query = environ.get("QUERY_STRING") or ""
-    if "_method" in query:
-        try:
-            return "_method" in webob.Request(environ).GET
-        except UnicodeDecodeError:
-            return True
-    if environ.get("REQUEST_METHOD") == "POST":
-        content_type = (environ.get("CONTENT_TYPE") or "").lower().split(";", 1)[0].strip()
-        return content_type in _FORM_TYPES
-    return False
+        return {k for k in document if self.protection.is_rule_key(k)}
 
 
 def filter_factory(global_conf: dict[str, Any] | None = None, **local_conf: Any) -> Callable:

@@ -1,0 +1,166 @@
+"""ImageProtection: Glance's PATCH/create/read semantics on documents (reference §2.2-§2.4)."""
+
+from __future__ import annotations
+
+import pytest
+
+from propguard.errors import ApiError
+from propguard.glance import PatchOp
+from propguard.identity import Credentials
+from propguard.protection import ImageProtection, matches_filters
+from propguard.rules import parse_rules_text
+from propguard.rules.engine import compile_rules
+
+RULES = """\
+[^x_owner_.*]
+create = admin,member
+read = admin,member
+update = admin,member
+delete = admin,member
+
+[x_none_read]
+create = admin,member
+read = !
+update = !
+delete = !
+
+[x_ro]
+create = admin
+read = admin,member
+update = admin
+delete = admin
+
+[x_nodel]
+create = admin,member
+read = admin,member
+update = admin,member
+delete = !
+
+[^(locations|direct_url)$]
+create = admin
+read = admin,service:service
+update = admin
+delete = admin
+
+[.*]
+create = admin
+read = admin
+update = admin
+delete = admin
+"""
+STORED = {"x_owner_a", "x_none_read", "x_ro", "x_nodel", "foo"}
+MEMBER = Credentials(authenticated=True, roles=frozenset({"member", "reader"}))
+RELAYED = Credentials(
+    authenticated=True, roles=frozenset({"member"}), service_roles=frozenset({"service"})
+)
+
+
+@pytest.fixture(scope="module")
+def engine():
+    return compile_rules(parse_rules_text("rules.conf", RULES, "roles"))
+
+
+def op(kind: str, name: str) -> PatchOp:
+    return PatchOp(kind, (name,), "v", kind != "remove")
+
+
+def status(protection, engine, ops, draft=10, creds=MEMBER):
+    try:
+        protection.check_patch(ops, STORED, creds, engine, draft)
+    except ApiError as exc:
+        return exc.status, exc.message
+    return 200, ""
+
+
+@pytest.mark.parametrize(
+    ("kind", "name", "expected"),
+    [
+        # reference §2.4 matrix, caller reader,member
+        ("replace", "x_none_read", 409),  # unreadable
+        ("remove", "x_none_read", 409),
+        ("replace", "foo", 409),
+        ("remove", "foo", 409),
+        ("add", "foo", 403),  # unreadable, no create right
+        ("add", "x_none_read", 200),  # unreadable, may create: a create (Glance: 500)
+        ("replace", "x_ro", 403),  # readable, not updatable
+        ("add", "x_ro", 403),  # readable, exists: needs update
+        ("remove", "x_ro", 403),
+        ("remove", "x_nodel", 403),
+        ("add", "brand_new", 403),  # falls to [.*]
+        ("remove", "x_owner_absent", 409),  # readable, not there
+        ("replace", "x_owner_a", 200),
+        ("remove", "x_owner_a", 200),
+        ("add", "x_owner_new", 200),
+        ("replace", "name", 200),  # core attribute: not under the rules
+    ],
+)
+def test_patch_matrix(engine, kind, name, expected):
+    assert status(ImageProtection(), engine, [op(kind, name)])[0] == expected
+
+
+def test_messages_repeat_only_the_callers_name(engine):
+    protection = ImageProtection()
+    assert status(protection, engine, [op("replace", "foo")]) == (
+        409,
+        "Property foo does not exist.",
+    )
+    assert status(protection, engine, [op("replace", "x_ro")]) == (
+        403,
+        "Attribute 'x_ro' is reserved.",
+    )
+
+
+def test_blind_add_of_existing_hidden_property_is_forwarded_as_replace(engine):
+    ops = ImageProtection().check_patch([op("add", "x_none_read")], STORED, MEMBER, engine, 4)
+    assert [(o.op, o.path) for o in ops] == [("replace", ("x_none_read",))]
+
+
+def test_draft4_add_of_visible_property_is_already_present(engine):
+    assert status(ImageProtection(), engine, [op("add", "x_owner_a")], draft=4) == (
+        409,
+        "Property x_owner_a already present.",
+    )
+
+
+def test_ops_see_the_effect_of_earlier_ops(engine):
+    protection = ImageProtection()
+    assert status(protection, engine, [op("add", "x_owner_n"), op("remove", "x_owner_n")])[0] == 200
+    assert (
+        status(protection, engine, [op("remove", "x_owner_a"), op("replace", "x_owner_a")])[0]
+        == 409
+    )
+
+
+def test_long_names_are_400_whatever_the_rules(engine):
+    for name in ("x_owner_" + "a" * 300, "z" * 256):
+        assert status(ImageProtection(), engine, [op("add", name)])[0] == 400
+
+
+def test_protected_core_attributes(engine):
+    protection = ImageProtection(frozenset({"locations"}))
+    assert status(protection, engine, [PatchOp("add", ("locations", "-"), {}, True)])[0] == 403
+    assert status(protection, engine, [op("replace", "direct_url")])[0] == 200  # not opted in
+    image = {"id": "i", "locations": [{"url": "file:///x"}], "direct_url": "file:///x"}
+    assert protection.hide_unreadable([image], MEMBER, engine)
+    assert "locations" not in image and "direct_url" in image
+    image = {"id": "i", "locations": []}
+    assert not protection.hide_unreadable([image], RELAYED, engine)
+    with pytest.raises(ValueError, match="protect_core_attributes"):
+        ImageProtection(frozenset({"name"}))
+
+
+def test_hide_unreadable_keeps_core_attributes_and_readable_properties(engine):
+    images = [
+        {"id": str(i), "name": "n", "x_owner_a": "a", "foo": "secret", "x_none_read": "s"}
+        for i in range(3)
+    ]
+    assert ImageProtection().hide_unreadable(images, MEMBER, engine)
+    assert images == [{"id": str(i), "name": "n", "x_owner_a": "a"} for i in range(3)]
+
+
+def test_matches_filters_needs_exact_name_and_value():
+    image = {"colour": "Blue", "secret_key": "abc"}
+    assert matches_filters(image, {"colour": ["blue"]})
+    assert not matches_filters(image, {"SECRET_key": ["abc"]})
+    assert not matches_filters(image, {"colour": ["Blue", "Red"]})
+    assert not matches_filters(["not", "an", "image"], {"colour": ["Blue"]})
