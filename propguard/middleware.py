@@ -125,6 +125,9 @@ class PropertyProtectionFilter:
         )
         try:
             response = handler(request, creds, self.rules.current(), route[1])
+        except UnicodeDecodeError:
+            # e.g. ``?%ff=1``: webob decodes the query as UTF-8 when asked for it.
+            response = error_response(400, "The request is not valid UTF-8.")
         except ApiError as exc:
             if exc.status in (403, 409):
                 LOG.info(

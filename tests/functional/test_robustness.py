@@ -1020,3 +1020,10 @@ def test_property_quota_answer_does_not_count_hidden_properties(
     error = assert_api_error(over, 413)
     assert not any(ch.isdigit() for ch in error["message"]), error
     assert "x_owner_c" not in env.stored()
+
+
+def test_invalid_utf8_in_the_list_query_is_a_400(env: Env, logs) -> None:
+    for query in ("%ff=1", "zz_hidden=%ff", "x_owner_a=%fe%ff"):
+        res = env.send("GET", f"/v2/images?{query}", token=env.member)
+        assert assert_api_error(res, 400)["message"] == "The request is not valid UTF-8."
+    assert_logs_clean(logs)
