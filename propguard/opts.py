@@ -8,6 +8,7 @@ writing overrides into the shared ``cfg.CONF``.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -158,7 +159,27 @@ def resolve(local_conf: Mapping[str, Any], conf: cfg.ConfigOpts | None = None) -
                 values[opt.dest] = getattr(conf[GROUP], opt.dest)
             except cfg.Error:
                 values[opt.dest] = opt.default
+    for key in ("rules_file", "policy_file"):
+        values[key] = locate(values[key], conf)
     return values
+
+
+def locate(path: str | None, conf: cfg.ConfigOpts | None = None) -> str | None:
+    """Resolve a relative file name as Glance resolves ``property_protection_file``.
+
+    An existing path (absolute, or relative to the working directory) is kept;
+    otherwise oslo.config's ``find_file`` looks in the service's configuration
+    directories (e.g. ``/etc/glance``). A name found nowhere is returned as
+    given, so loading it fails with that name in the error.
+    """
+    if not path or os.path.isabs(path) or os.path.exists(path):
+        return path
+    conf = cfg.CONF if conf is None else conf
+    try:
+        found = conf.find_file(path)
+    except cfg.Error:
+        found = None
+    return found or path
 
 
 #: Keys paste.deploy may pass that are not ours (globals, oslo.middleware style hooks).

@@ -100,3 +100,22 @@ def test_oslo_config_generator_namespace():
     assert "[propguard]" in out
     for opt in opts.OPTS:
         assert f"#{opt.dest} =" in out
+
+
+def test_relative_rules_file_is_found_in_config_dirs(tmp_path: Path, monkeypatch):
+    """Like Glance's CONF.find_file(property_protection_file): /etc/glance-style lookup."""
+    etc = tmp_path / "etc-glance"
+    etc.mkdir()
+    (etc / "glance-api.conf").write_text("[DEFAULT]\n")
+    (etc / "property-protections.conf").write_text("[.*]\n")
+    (etc / "policy.yaml").write_text("{}\n")
+    c = cfg.ConfigOpts()
+    c([], project="x", default_config_files=[str(etc / "glance-api.conf")], default_config_dirs=[])
+    monkeypatch.chdir(tmp_path)  # not the config dir
+    values = opts.resolve(
+        {"rules_file": "property-protections.conf", "policy_file": "policy.yaml"}, c
+    )
+    assert values["rules_file"] == str(etc / "property-protections.conf")
+    assert values["policy_file"] == str(etc / "policy.yaml")
+    values = opts.resolve({"rules_file": "missing.conf"}, c)
+    assert values["rules_file"] == "missing.conf"  # load error will name it
