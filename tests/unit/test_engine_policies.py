@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 
 import pytest
+from glance_tables import SHARED_ROWS
 
 from propguard.identity import ANONYMOUS, credentials_from_environ
 from propguard.rules import (
@@ -51,21 +52,7 @@ GLANCE_POLICIES_TABLE = [
     ("update_unpermitted_policy", "spl_creator_policy", "update", ["fake-role"], False),
     ("delete_permitted_specific_policy", "spl_creator_policy", "delete", ["admin"], True),
     ("delete_unpermitted_policy", "spl_creator_policy", "delete", ["fake-role"], False),
-    *[(f"{op}_all_permitted", "x_all_permitted", op, [""], True) for op in OPERATIONS],
-    *[(f"{op}_none_permitted", "x_none_permitted", op, [""], False) for op in OPERATIONS],
-    ("read_none/create", "x_none_read", "create", ["admin", "member"], True),
-    ("read_none/read", "x_none_read", "read", [""], False),
-    ("read_none/update", "x_none_read", "update", [""], False),
-    ("read_none/delete", "x_none_read", "delete", [""], False),
-    ("update_none/create", "x_none_update", "create", ["admin", "member"], True),
-    ("update_none/read", "x_none_update", "read", ["admin", "member"], True),
-    ("update_none/update", "x_none_update", "update", [""], False),
-    ("update_none/delete", "x_none_update", "delete", ["admin", "member"], True),
-    ("delete_none/create", "x_none_delete", "create", ["admin", "member"], True),
-    ("delete_none/read", "x_none_delete", "read", ["admin", "member"], True),
-    ("delete_none/update", "x_none_delete", "update", ["admin", "member"], True),
-    ("delete_none/delete", "x_none_delete", "delete", [""], False),
-    *[(f"return_first_match/{op}", "x_foo_matcher", op, [""], False) for op in OPERATIONS],
+    *SHARED_ROWS,
 ]
 
 

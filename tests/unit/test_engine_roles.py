@@ -10,30 +10,10 @@ import string
 import threading
 
 import pytest
+from glance_tables import GLANCE_CONFIG_SECTIONS, SHARED_ROWS
 
 from propguard.identity import ANONYMOUS, credentials_from_environ
 from propguard.rules import OPERATIONS, ServiceRoleMode, compile_rules, load_rules, parse_rules_text
-
-GLANCE_CONFIG_SECTIONS = [
-    "os_glance.*",
-    "^x_owner_.*",
-    "spl_create_prop",
-    "spl_read_prop",
-    "spl_read_only_prop",
-    "spl_update_prop",
-    "spl_update_only_prop",
-    "spl_delete_prop",
-    "spl_delete_empty_prop",
-    "^x_all_permitted.*",
-    "^x_none_permitted.*",
-    "x_none_read",
-    "x_none_update",
-    "x_none_delete",
-    "x_case_insensitive",
-    "x_foo_matcher",
-    "x_foo_*",
-    ".*",
-]
 
 
 def engine_for(text, fmt="roles", **options):
@@ -78,21 +58,7 @@ GLANCE_ROLES_TABLE = [
     ("delete_permitted_specific_role", "x_owner_prop", "delete", ["member"], True),
     ("delete_unpermitted_role", "test_prop", "delete", ["member"], False),
     ("invalid_action", "test_prop", "hall", ["admin"], False),
-    *[(f"{op}_all_permitted", "x_all_permitted", op, [""], True) for op in OPERATIONS],
-    *[(f"{op}_none_permitted", "x_none_permitted", op, [""], False) for op in OPERATIONS],
-    ("read_none/create", "x_none_read", "create", ["admin", "member"], True),
-    ("read_none/read", "x_none_read", "read", [""], False),
-    ("read_none/update", "x_none_read", "update", [""], False),
-    ("read_none/delete", "x_none_read", "delete", [""], False),
-    ("update_none/create", "x_none_update", "create", ["admin", "member"], True),
-    ("update_none/read", "x_none_update", "read", ["admin", "member"], True),
-    ("update_none/update", "x_none_update", "update", [""], False),
-    ("update_none/delete", "x_none_update", "delete", ["admin", "member"], True),
-    ("delete_none/create", "x_none_delete", "create", ["admin", "member"], True),
-    ("delete_none/read", "x_none_delete", "read", ["admin", "member"], True),
-    ("delete_none/update", "x_none_delete", "update", ["admin", "member"], True),
-    ("delete_none/delete", "x_none_delete", "delete", [""], False),
-    *[(f"return_first_match/{op}", "x_foo_matcher", op, [""], False) for op in OPERATIONS],
+    *SHARED_ROWS,
     *[(f"case_insensitive/{op}", "x_case_insensitive", op, ["member"], True) for op in OPERATIONS],
 ]
 
