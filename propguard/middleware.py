@@ -47,6 +47,7 @@ from propguard.glance import (
 from propguard.identity import Credentials, credentials_from_environ
 from propguard.protection import ImageProtection, matches_filters
 from propguard.rules import RuleEngine, RulesHolder, load_rules
+from propguard.rules.policy import policy_dir_paths
 
 LOG = log.getLogger(__name__)
 
@@ -69,7 +70,11 @@ class PropertyProtectionFilter:
         self.max_response_body = int(options["max_response_body_size"])
         self.rules = RulesHolder(
             self._build_engine,
-            [rules_file, options.get("policy_file")],
+            [
+                rules_file,
+                options.get("policy_file"),
+                *policy_dir_paths(options.get("policy_file"), options["policy_dirs"]),
+            ],
             interval=float(options["reload_interval"]),
         )
         if options["reload_on_sighup"]:
@@ -98,6 +103,7 @@ class PropertyProtectionFilter:
             mode=o["service_role_mode"],
             policy_file=o.get("policy_file"),
             policy_namespaces=tuple(o["policy_namespaces"]),
+            policy_dirs=tuple(o["policy_dirs"]),
             os_glance_section=o["os_glance_section"],
             name_cache_size=o["name_cache_size"],
             decision_cache_size=o["decision_cache_size"],

@@ -40,6 +40,14 @@ OPTS: list[cfg.Opt] = [
         "with the registered defaults of policy_namespaces). Usually glance-api's policy.yaml.",
     ),
     cfg.ListOpt(
+        "policy_dirs",
+        default=["policy.d"],
+        help="Directories whose policy files override policy_file, read as oslo.policy reads "
+        "[oslo_policy] policy_dirs (every file not starting with a dot, in name order). A "
+        "relative directory is taken next to policy_file; one that does not exist is skipped. "
+        "Their files are watched for changes like policy_file.",
+    ),
+    cfg.ListOpt(
         "policy_namespaces",
         default=["glance"],
         help="oslo.policy.policies entry-point namespaces whose registered defaults define rule "

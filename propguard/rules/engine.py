@@ -27,7 +27,12 @@ from propguard.rules.model import (
     Section,
     Severity,
 )
-from propguard.rules.policy import PolicyLoadError, PolicySet, load_policy_set
+from propguard.rules.policy import (
+    DEFAULT_POLICY_DIRS,
+    PolicyLoadError,
+    PolicySet,
+    load_policy_set,
+)
 
 
 class ServiceRoleMode(enum.StrEnum):
@@ -227,6 +232,7 @@ def compile_rules(
     mode: ServiceRoleMode | str = ServiceRoleMode.STRICT,
     policy_file: str | None = None,
     policy_namespaces: tuple[str, ...] | list[str] = (),
+    policy_dirs: tuple[str, ...] | list[str] = DEFAULT_POLICY_DIRS,
     os_glance_section: bool = True,
     name_cache_size: int = 10000,
     decision_cache_size: int = 65536,
@@ -237,7 +243,7 @@ def compile_rules(
     policies: PolicySet | None = None
     if document.format is RuleFormat.POLICIES and not problems:
         try:
-            policies = load_policy_set(policy_file, policy_namespaces)
+            policies = load_policy_set(policy_file, policy_namespaces, policy_dirs)
         except PolicyLoadError as exc:
             problems.append(exc.problem)
         else:

@@ -92,18 +92,61 @@ def namespace_defaults(namespace: str) -> list[oslo_policy.RuleDefault]:
     raise KeyError(namespace)
 
 
-def load_policy_set(policy_file: str | None, namespaces: Iterable[str]) -> PolicySet:
-    """Build an isolated Enforcer (never glance-api's global one) and load it."""
+#: oslo.policy's default ``[oslo_policy] policy_dirs``, as glance-api uses it.
+DEFAULT_POLICY_DIRS: tuple[str, ...] = ("policy.d",)
+
+
+def policy_dir_paths(policy_file: str | None, policy_dirs: Iterable[str]) -> list[str]:
+    """Absolute paths of ``policy_dirs``; a relative one is taken next to ``policy_file``.
+
+    Without a policy file there is nothing for a directory to override, as
+    in oslo.policy, so no directory is used.
+    """
+    if not policy_file:
+        return []
+    base = os.path.dirname(os.path.abspath(policy_file))
+    return [os.path.normpath(os.path.join(base, d)) for d in policy_dirs if d]
+
+
+def policy_dir_files(directory: str) -> list[str]:
+    """The files oslo.policy loads from a policy directory, in its order.
+
+    Every regular file not starting with a dot, sorted by name, no recursion
+    (``Enforcer._walk_through_policy_directory``).
+    """
+    try:
+        names = sorted(next(os.walk(directory))[2])
+    except StopIteration:
+        return []
+    return [os.path.join(directory, n) for n in names if not n.startswith(".")]
+
+
+def load_policy_set(
+    policy_file: str | None,
+    namespaces: Iterable[str],
+    policy_dirs: Iterable[str] = DEFAULT_POLICY_DIRS,
+) -> PolicySet:
+    """Build an isolated Enforcer (never glance-api's global one) and load it.
+
+    ``policy_dirs`` are read as oslo.policy reads ``[oslo_policy] policy_dirs``
+    (their files override the policy file's rules); a directory that does not
+    exist is skipped, as oslo.policy skips it. Each file is checked first so
+    that a broken one is reported with its name and line.
+    """
     conf = cfg.ConfigOpts()
     conf([], project="propguard-policy", default_config_files=[], default_config_dirs=[])
     path = os.path.abspath(policy_file) if policy_file else None
     where = Position(path or "<policy_namespaces>", 1)
+    directories = [d for d in policy_dir_paths(path, policy_dirs) if os.path.isdir(d)]
     if path is not None:
         _check_policy_file(path)
+        for directory in directories:
+            for file in policy_dir_files(directory):
+                _check_policy_file(file)
     enforcer = oslo_policy.Enforcer(
         conf, policy_file=path or "propguard-no-policy-file.yaml", use_conf=path is not None
     )
-    conf.set_override("policy_dirs", [], group="oslo_policy")
+    conf.set_override("policy_dirs", directories, group="oslo_policy")
     for namespace in namespaces:
         try:
             defaults = namespace_defaults(namespace)

@@ -22,7 +22,10 @@ from propguard.rules.model import RulesError
 LOG = log.getLogger(__name__)
 
 
-def _stamp(path: str) -> tuple[int, int, int] | None:
+Stamp = tuple[int, int, int] | None
+
+
+def _stamp(path: str) -> Stamp:
     try:
         st = os.stat(path)
     except OSError:
@@ -30,8 +33,24 @@ def _stamp(path: str) -> tuple[int, int, int] | None:
     return (st.st_mtime_ns, st.st_size, st.st_ino)
 
 
+def _stamps(path: str) -> list[tuple[str, Stamp]]:
+    """A file's stamp; for a directory (policy.d), its own and each of its files'."""
+    stamps = [(path, _stamp(path))]
+    if os.path.isdir(path):
+        try:
+            names = sorted(os.listdir(path))
+        except OSError:
+            return stamps
+        stamps.extend((os.path.join(path, n), _stamp(os.path.join(path, n))) for n in names)
+    return stamps
+
+
 class RulesHolder:
-    """Holds a :class:`RuleEngine` built by ``build`` and swaps it on change."""
+    """Holds a :class:`RuleEngine` built by ``build`` and swaps it on change.
+
+    ``watched`` are files, or directories whose files are all watched (a file
+    added, removed or changed there counts as a change).
+    """
 
     def __init__(
         self,
@@ -50,8 +69,8 @@ class RulesHolder:
         self.engine = build()  # RulesError propagates: fail closed at start
         self._next_check = clock() + interval
 
-    def _read_stamps(self) -> list[tuple[int, int, int] | None]:
-        return [_stamp(p) for p in self._watched]
+    def _read_stamps(self) -> list[tuple[str, Stamp]]:
+        return [stamp for p in self._watched for stamp in _stamps(p)]
 
     def current(self) -> RuleEngine:
         """The engine to use now, reloading first if a check is due."""

@@ -164,6 +164,34 @@ def test_policy_file_change_is_reloaded(glance_factory, tmp_path, caplog) -> Non
     assert "PG111" in reload_records(caplog, logging.ERROR)[-1]
 
 
+def test_policy_d_is_read_and_watched(glance_factory, tmp_path, caplog) -> None:
+    """glance-api's policy.d next to policy.yaml overrides it; a new file there is reloaded."""
+    caplog.set_level(logging.INFO)
+    path = tmp_path / "rules.conf"
+    path.write_text(POLICIES_RULES)
+    policy = tmp_path / "policy.yaml"
+    policy.write_text('"pg_creator": "role:admin"\n')
+    policy_d = tmp_path / "policy.d"
+    policy_d.mkdir()
+    (policy_d / "10-members.yaml").write_text('"pg_creator": "role:member or role:admin"\n')
+    glance = start(
+        glance_factory,
+        path,
+        rule_format="policies",
+        policy_file=str(policy),
+        reload_interval="0",
+        reload_on_sighup="false",
+    )
+    assert member_create(glance, "x_pol_a") == 201
+    (policy_d / "20-admins-only.yaml").write_text('"pg_creator": "role:admin"\n')
+    assert member_create(glance, "x_pol_a") == 403
+    assert reload_records(caplog, logging.INFO)
+    # A broken file dropped into policy.d is refused with its name; last good rules stay.
+    (policy_d / "30-broken.yaml").write_text('"pg_creator": [unclosed\n')
+    assert member_create(glance, "x_pol_a") == 403
+    assert "30-broken.yaml" in reload_records(caplog, logging.ERROR)[-1]
+
+
 @pytest.fixture
 def sighup() -> Iterator[list[int]]:
     """A previous (recording) SIGHUP handler; the original handler is restored afterwards."""

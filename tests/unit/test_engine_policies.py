@@ -317,3 +317,61 @@ def test_policy_checks_do_not_mutate_credentials(policies_engine, creds):
         assert not policies_engine.allowed("spl_creator_policy", "create", c)
         assert not policies_engine.decide("spl_creator_policy", "read", c).allowed
     assert c == before and c.roles == frozenset({"member"})
+
+
+# -- policy.d, as glance-api reads [oslo_policy] policy_dirs ---------------------------
+
+
+def test_policy_d_defines_and_overrides_names(tmp_path, policy_file, creds):
+    """Files in ``policy.d`` next to the policy file count, in name order, over the file."""
+    path = policy_file('"pg_read": "role:admin"\n')
+    (tmp_path / "policy.d").mkdir()
+    (tmp_path / "policy.d" / "10-read.yaml").write_text('"pg_read": "role:reader"\n')
+    (tmp_path / "policy.d" / "20-read.yaml").write_text('"pg_read": "role:member"\n')
+    (tmp_path / "policy.d" / "30-only-here.yaml").write_text('"pg_billing": "role:billing"\n')
+    (tmp_path / "policy.d" / ".hidden.yaml").write_text('"pg_read": "role:nobody"\n')
+    engine = compile_text(
+        section("^x_", read="pg_read") + section(".*", read="pg_billing"), policy_file=path
+    )
+    assert engine.allowed("x_a", "read", creds("member"))
+    assert not engine.allowed("x_a", "read", creds("admin"))
+    assert not engine.allowed("x_a", "read", creds("reader"))
+    assert engine.allowed("other", "read", creds("billing"))
+
+
+def test_policy_dirs_off_ignores_policy_d(tmp_path, policy_file):
+    path = policy_file('"pg_read": "role:admin"\n')
+    (tmp_path / "policy.d").mkdir()
+    (tmp_path / "policy.d" / "extra.yaml").write_text('"pg_billing": "role:billing"\n')
+    with pytest.raises(RulesError, match="PG111"):
+        compile_text(section(".*", read="pg_billing"), policy_file=path, policy_dirs=())
+
+
+def test_named_policy_dir_relative_to_the_policy_file(tmp_path, policy_file, creds):
+    path = policy_file('"pg_read": "role:admin"\n')
+    (tmp_path / "glance-policy.d").mkdir()
+    (tmp_path / "glance-policy.d" / "a.yaml").write_text('"pg_read": "role:member"\n')
+    engine = compile_text(
+        section(".*", read="pg_read"), policy_file=path, policy_dirs=("glance-policy.d",)
+    )
+    assert engine.allowed("p", "read", creds("member"))
+
+
+def test_missing_policy_dir_is_skipped_like_oslo_policy(policy_file, creds):
+    path = policy_file('"pg_read": "role:admin"\n')
+    engine = compile_text(
+        section(".*", read="pg_read"), policy_file=path, policy_dirs=("policy.d", "absent.d")
+    )
+    assert engine.allowed("p", "read", creds("admin"))
+
+
+def test_broken_file_in_policy_d_names_that_file_and_line(tmp_path, policy_file):
+    path = policy_file('"pg_read": "role:admin"\n')
+    (tmp_path / "policy.d").mkdir()
+    broken = tmp_path / "policy.d" / "50-broken.yaml"
+    broken.write_text('"a": "role:x"\n  "b": [unclosed\n')
+    with pytest.raises(RulesError) as info:
+        compile_text(section(".*", read="pg_read"), policy_file=path)
+    (problem,) = info.value.problems
+    assert problem.code == "PG118"
+    assert (problem.position.file, problem.position.line) == (str(broken), 2)

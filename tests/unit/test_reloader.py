@@ -247,3 +247,34 @@ def test_concurrent_current_calls_during_reload(rules, clock):
     assert len(seen) == 400
     assert rules.builds == 2  # one reload for one change, however many threads checked
     assert holder.current().allowed("x", "read", MEMBER)
+
+
+def test_policy_d_file_added_changed_or_removed_triggers_reload(tmp_path, clock):
+    """A watched directory (policy.d) counts as changed when any file in it does."""
+    rules_path = tmp_path / "rules.conf"
+    rules_path.write_text(section(".*", "my_rule"))
+    policy = tmp_path / "policy.yaml"
+    policy.write_text('"my_rule": "role:admin"\n')
+    policy_d = tmp_path / "policy.d"
+    policy_d.mkdir()
+
+    def build():
+        return load_rules(str(rules_path), "policies", policy_file=str(policy))
+
+    holder = RulesHolder(build, [str(rules_path), str(policy), str(policy_d)], 1, clock=clock)
+    assert not holder.current().allowed("p", "read", MEMBER)
+
+    override = policy_d / "member.yaml"
+    override.write_text('"my_rule": "role:member"\n')
+    clock.advance(1)
+    assert holder.current().allowed("p", "read", MEMBER)
+
+    override.write_text('"my_rule": "role:nobody_at_all"\n')
+    os.utime(override, (2_000_000_000, 2_000_000_000))
+    clock.advance(1)
+    assert not holder.current().allowed("p", "read", MEMBER)
+    assert not holder.current().allowed("p", "read", ADMIN)
+
+    override.unlink()
+    clock.advance(1)
+    assert holder.current().allowed("p", "read", ADMIN)
