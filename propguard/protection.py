@@ -81,10 +81,14 @@ class ImageProtection:
 
         ``existing``: the property names as stored (hidden ones included).
         Raises :class:`ApiError` (403 readable but protected, 409 unreadable or
-        absent, 409 draft-4 "already present"). Returns the ops to forward: an
-        ``add`` of a property the caller may create but not read is sent as
-        ``replace`` when it exists, so Glance's draft-4 "already present"
-        conflict cannot reveal it.
+        absent, 409 draft-4 "already present"). Returns the ops to forward.
+
+        An ``add`` of a property the caller cannot read may land on a stored
+        value it must neither see nor lose, so it needs both ``create`` and
+        ``update``: the answer then depends on the rules only, never on
+        whether the property exists. With both, it is sent as ``replace`` when
+        the property exists, so Glance's draft-4 "already present" conflict
+        cannot reveal it either.
         """
         exists = set(existing)
         checked: list[PatchOp] = []
@@ -106,8 +110,11 @@ class ImageProtection:
                         # in draft 4, before (and whatever) the update right.
                         raise ApiError(409, f"Property {name} already present.")
                     self.require(engine, name, "update", creds)
+                elif readable:
+                    self.require(engine, name, "create", creds)
                 else:
                     self.require(engine, name, "create", creds)
+                    self.require(engine, name, "update", creds)
                     if name in exists:
                         op = PatchOp("replace", op.path, op.value, True)
                 exists.add(name)

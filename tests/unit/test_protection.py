@@ -24,6 +24,12 @@ read = !
 update = !
 delete = !
 
+[x_upsert]
+create = admin,member
+read = admin
+update = admin,member
+delete = admin
+
 [x_ro]
 create = admin
 read = admin,member
@@ -48,7 +54,7 @@ read = admin
 update = admin
 delete = admin
 """
-STORED = {"x_owner_a", "x_none_read", "x_ro", "x_nodel", "foo"}
+STORED = {"x_owner_a", "x_none_read", "x_upsert", "x_ro", "x_nodel", "foo"}
 MEMBER = Credentials(authenticated=True, roles=frozenset({"member", "reader"}))
 RELAYED = Credentials(
     authenticated=True, roles=frozenset({"member"}), service_roles=frozenset({"service"})
@@ -81,7 +87,8 @@ def status(protection, engine, ops, draft=10, creds=MEMBER):
         ("replace", "foo", 409),
         ("remove", "foo", 409),
         ("add", "foo", 403),  # unreadable, no create right
-        ("add", "x_none_read", 200),  # unreadable, may create: a create (Glance: 500)
+        ("add", "x_none_read", 403),  # unreadable, may create but not update (Glance: 500)
+        ("add", "x_upsert", 200),  # unreadable, may create and update (Glance: 500)
         ("replace", "x_ro", 403),  # readable, not updatable
         ("add", "x_ro", 403),  # readable, exists: needs update
         ("remove", "x_ro", 403),
@@ -111,8 +118,21 @@ def test_messages_repeat_only_the_callers_name(engine):
 
 
 def test_blind_add_of_existing_hidden_property_is_forwarded_as_replace(engine):
-    ops = ImageProtection().check_patch([op("add", "x_none_read")], STORED, MEMBER, engine, 4)
-    assert [(o.op, o.path) for o in ops] == [("replace", ("x_none_read",))]
+    ops = ImageProtection().check_patch([op("add", "x_upsert")], STORED, MEMBER, engine, 4)
+    assert [(o.op, o.path) for o in ops] == [("replace", ("x_upsert",))]
+    absent = STORED - {"x_upsert"}
+    ops = ImageProtection().check_patch([op("add", "x_upsert")], absent, MEMBER, engine, 4)
+    assert [(o.op, o.path) for o in ops] == [("add", ("x_upsert",))]
+
+
+@pytest.mark.parametrize("stored", [STORED, STORED - {"x_none_read"}], ids=["exists", "absent"])
+def test_blind_add_without_update_right_is_403_whether_or_not_it_exists(engine, stored):
+    """A create right alone must not overwrite a stored value the caller cannot see;
+    the same 403 when it is absent, so the answer reveals nothing."""
+    for draft in (4, 10):
+        with pytest.raises(ApiError) as info:
+            ImageProtection().check_patch([op("add", "x_none_read")], stored, MEMBER, engine, draft)
+        assert (info.value.status, info.value.message) == (403, "Attribute 'x_none_read' is reserved.")
 
 
 def test_draft4_add_of_visible_property_is_already_present(engine):
