@@ -264,7 +264,7 @@ def run_tour(rules: str, workdir: str, out=sys.stdout) -> int:
             snapshot,
         )
 
-        say("\n== Image signatures: set at creation, then frozen ==")
+        say("\n== Image signatures: set once, then frozen ==")
         signed = tour.request(
             alice,
             "POST",

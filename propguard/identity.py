@@ -12,7 +12,12 @@ Trust model (see README, "What propguard trusts"):
 * Service roles count only when ``X-Service-Identity-Status: Confirmed`` *and*
   the service token carries one of ``service_token_roles`` (propguard's own
   check, independent of keystonemiddleware's ``service_token_roles_required``,
-  whose default was ``False`` before 13.0.0).
+  whose default was ``False`` before 13.0.0). The service user and project
+  ids, and their domain ids, are taken only then, too.
+* Domain ids (``X-User-Domain-Id``, ``X-Project-Domain-Id``, ``X-Domain-Id``)
+  come from the same validated headers as the user and project ids, under the
+  same conditions, so a Glance policy reading ``user_domain_id`` (or any other
+  key of oslo.context's ``to_policy_values()``) sees what Glance would see.
 * System scope comes from the validated user token
   (``token_auth.user.system_scoped``), not from ``OpenStack-System-Scope``,
   which ``auth_token`` does not strip and overwrites with the service
@@ -27,7 +32,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 KEYSTONE_TOKEN_AUTH = "keystone.token_auth"
@@ -49,29 +54,20 @@ class Credentials:
     service_project_id: str | None = None
     system_scope: str | None = None
     is_admin_project: bool = False
+    user_domain_id: str | None = None
+    project_domain_id: str | None = None
+    service_user_domain_id: str | None = None
+    service_project_domain_id: str | None = None
     _hash: int = field(default=0, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         # Keystone role names are case-insensitive: keep one spelling everywhere.
         object.__setattr__(self, "roles", frozenset(r.lower() for r in self.roles))
         object.__setattr__(self, "service_roles", frozenset(r.lower() for r in self.service_roles))
+        # Every compared field is hashed, so two callers that differ in anything a
+        # policy can read (a domain id included) never share a decision cache entry.
         object.__setattr__(
-            self,
-            "_hash",
-            hash(
-                (
-                    self.authenticated,
-                    self.user_id,
-                    self.project_id,
-                    self.domain_id,
-                    self.roles,
-                    self.service_roles,
-                    self.service_user_id,
-                    self.service_project_id,
-                    self.system_scope,
-                    self.is_admin_project,
-                )
-            ),
+            self, "_hash", hash(tuple(getattr(self, name) for name in _COMPARED_FIELDS))
         )
 
     def __hash__(self) -> int:
@@ -83,18 +79,27 @@ class Credentials:
         return bool(self.service_roles)
 
     def policy_values(self, union: bool = False) -> dict[str, Any]:
-        """Credentials for oslo.policy, shaped like oslo.context's ``to_policy_values``."""
+        """Credentials for oslo.policy: the 13 keys of oslo.context's ``to_policy_values``.
+
+        Glance 33 does not override ``to_policy_values``, so these are the keys
+        a Glance policy file can read (plus ``system``, which oslo.policy adds
+        for a system-scoped caller, as ``Enforcer.enforce`` does).
+        """
         roles = self.roles | self.service_roles if union else self.roles
         values: dict[str, Any] = {
             "user_id": self.user_id,
-            "project_id": self.project_id,
-            "domain_id": self.domain_id,
+            "user_domain_id": self.user_domain_id,
             "system_scope": self.system_scope,
+            "domain_id": self.domain_id,
+            "project_id": self.project_id,
+            "project_domain_id": self.project_domain_id,
             "roles": sorted(roles),
-            "service_roles": sorted(self.service_roles),
-            "service_user_id": self.service_user_id,
-            "service_project_id": self.service_project_id,
             "is_admin_project": self.is_admin_project,
+            "service_user_id": self.service_user_id,
+            "service_user_domain_id": self.service_user_domain_id,
+            "service_project_id": self.service_project_id,
+            "service_project_domain_id": self.service_project_domain_id,
+            "service_roles": sorted(self.service_roles),
         }
         if self.system_scope:
             values["system"] = self.system_scope
@@ -112,6 +117,9 @@ class Credentials:
             )
         return text
 
+
+#: The fields that make two callers different (all but the cached hash).
+_COMPARED_FIELDS = tuple(f.name for f in fields(Credentials) if f.compare)
 
 ANONYMOUS = Credentials()
 
@@ -150,6 +158,7 @@ def credentials_from_environ(
     roles = parse_roles(_header(environ, "HTTP_X_ROLES"))
     service_roles: frozenset[str] = frozenset()
     service_user_id = service_project_id = None
+    service_user_domain_id = service_project_domain_id = None
     if _header(environ, "HTTP_X_SERVICE_IDENTITY_STATUS") == CONFIRMED:
         offered = parse_roles(_header(environ, "HTTP_X_SERVICE_ROLES"))
         required = {r.strip().lower() for r in service_token_roles if r.strip()}
@@ -157,6 +166,8 @@ def credentials_from_environ(
             service_roles = offered
             service_user_id = _header(environ, "HTTP_X_SERVICE_USER_ID")
             service_project_id = _header(environ, "HTTP_X_SERVICE_PROJECT_ID")
+            service_user_domain_id = _header(environ, "HTTP_X_SERVICE_USER_DOMAIN_ID")
+            service_project_domain_id = _header(environ, "HTTP_X_SERVICE_PROJECT_DOMAIN_ID")
     return _interned(
         True,
         _header(environ, "HTTP_X_USER_ID"),
@@ -168,6 +179,10 @@ def credentials_from_environ(
         service_project_id,
         _system_scope(environ, trust_identity_headers),
         (_header(environ, "HTTP_X_IS_ADMIN_PROJECT") or "").lower() == "true",
+        _header(environ, "HTTP_X_USER_DOMAIN_ID"),
+        _header(environ, "HTTP_X_PROJECT_DOMAIN_ID"),
+        service_user_domain_id,
+        service_project_domain_id,
     )
 
 

@@ -18,27 +18,16 @@ from dataclasses import dataclass, field
 import yaml
 from oslo_policy import _checks, _parser
 
+from propguard.identity import Credentials
 from propguard.lint.rules import LintOptions, always_true
 from propguard.rules.model import Position, Problem, Severity
 from propguard.rules.policy import namespace_defaults
 
 POLICY_SUFFIXES = (".yaml", ".yml", ".json")
 
-#: Credential keys propguard passes to oslo.policy (Credentials.policy_values).
-CREDENTIAL_KEYS = frozenset(
-    {
-        "user_id",
-        "project_id",
-        "domain_id",
-        "system_scope",
-        "system",
-        "roles",
-        "service_roles",
-        "service_user_id",
-        "service_project_id",
-        "is_admin_project",
-    }
-)
+#: Credential keys propguard passes to oslo.policy (Credentials.policy_values,
+#: with ``system`` as oslo.policy adds it for a system-scoped caller).
+CREDENTIAL_KEYS = frozenset(Credentials(system_scope="all").policy_values())
 
 
 @dataclass
@@ -298,6 +287,14 @@ def _check_entry(entry: PolicyEntry, resolver: _Resolver, options: LintOptions) 
     return problems
 
 
+_HINTS = {
+    "rol": "did you mean 'role:'?",
+    "roles_": "did you mean 'role:'?",
+    "is_admin": "did you mean 'role:'?",
+    "service_role": "did you mean 'service_roles:'?",
+}
+
+
 def _generic(entry: PolicyEntry, c: _checks.GenericCheck) -> list[Problem]:
     kind = c.kind
     try:
@@ -316,20 +313,11 @@ def _generic(entry: PolicyEntry, c: _checks.GenericCheck) -> list[Problem]:
                 entry.value_pos,
                 f"'{kind}:{c.match}' in '{entry.name}' never matches: propguard's credentials "
                 f"have no '{root}' (they have {', '.join(sorted(CREDENTIAL_KEYS))})",
-                "did you mean 'role:'?" if root in ("rol", "roles_", "is_admin") else None,
+                _HINTS.get(root),
             )
         ]
-    if root in ("roles", "service_roles") and "%(" not in c.match and c.match != c.match.lower():
-        return [
-            Problem(
-                "PG306",
-                Severity.WARNING,
-                entry.value_pos,
-                f"'{kind}:{c.match}' in '{entry.name}' never matches: it compares "
-                "case-sensitively and propguard's role names are lower-case",
-                f"write '{kind}:{c.match.lower()}'",
-            )
-        ]
+    # roles:/service_roles: compare case-insensitively in propguard, like role:
+    # (propguard.rules.policy.RoleListCheck), so 'service_roles:Service' matches.
     return []
 
 

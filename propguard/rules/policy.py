@@ -169,7 +169,73 @@ def load_policy_set(
         ) from exc
     # Unknown names must never fall back to a permissive 'default' rule.
     enforcer.rules.default_rule = None
+    for name, check in list(enforcer.rules.items()):
+        role_checks = case_insensitive_role_checks(check)
+        if role_checks is not check:
+            enforcer.rules[name] = role_checks
     return PolicySet(enforcer, path)
+
+
+#: Credential lists of role names: propguard lower-cases them (Keystone role
+#: names are case-insensitive), so a check on them must compare the same way.
+ROLE_LIST_KINDS = frozenset({"roles", "service_roles"})
+
+
+class RoleListCheck(_checks.GenericCheck):
+    """``service_roles:<role>`` (and ``roles:<role>``), compared case-insensitively.
+
+    oslo.policy parses any kind but ``role``/``rule``/``http(s)`` into a
+    :class:`GenericCheck`, which compares ``match == str(value)`` exactly,
+    while its :class:`RoleCheck` (``role:``) lower-cases both sides. propguard
+    lower-cases every role name in :class:`~propguard.identity.Credentials`,
+    so ``service_roles:Service`` could never match although ``role:Service``
+    does and the README promises case-insensitive role names. This check
+    compares as ``RoleCheck`` does, element-wise and lower-cased; a
+    ``%(key)s`` match is still taken from the (empty) target, so it fails as
+    it does in oslo.policy.
+
+    It stays a ``GenericCheck`` with the same ``kind`` and ``match`` (and the
+    same ``str``), so whatever walks parsed policies (``propguard lint``,
+    ``explain``) sees the ``service_roles:`` atom exactly as before.
+    """
+
+    def __call__(self, target, creds, enforcer, current_rule=None) -> bool:
+        try:
+            match = self.match % target
+        except KeyError:
+            return False
+        values = creds.get(self.kind)
+        if not isinstance(values, (list, tuple, set, frozenset)):
+            return False
+        wanted = match.lower()
+        return any(str(value).lower() == wanted for value in values)
+
+
+def case_insensitive_role_checks(check: _checks.BaseCheck) -> _checks.BaseCheck:
+    """``check`` with every ``roles:``/``service_roles:`` GenericCheck made a RoleListCheck.
+
+    Why a rewrite of propguard's own parsed rules rather than registering a
+    check class for the ``service_roles`` kind: oslo.policy's check registry
+    (``_checks.register``, and the ``oslo.policy.rule_checks`` entry points)
+    is process-wide, so registering there would also change how glance-api's
+    own Enforcer, in the same process, evaluates ``service_roles:`` -- the
+    very thing propguard must leave alone. The rewrite only touches the rule
+    table of propguard's isolated Enforcer, and it is copy-on-write: a
+    registered default's parsed check (``RuleDefault.check``) is the same
+    object Glance's Enforcer holds, so no node is modified in place; a tree
+    without such a check is returned unchanged (the same object).
+    """
+    if type(check) is _checks.GenericCheck and check.kind in ROLE_LIST_KINDS:
+        return RoleListCheck(check.kind, check.match)
+    if isinstance(check, (_checks.AndCheck, _checks.OrCheck)):
+        rules = [case_insensitive_role_checks(rule) for rule in check.rules]
+        if all(new is old for new, old in zip(rules, check.rules, strict=True)):
+            return check
+        return type(check)(rules)
+    if isinstance(check, _checks.NotCheck):
+        rule = case_insensitive_role_checks(check.rule)
+        return check if rule is check.rule else _checks.NotCheck(rule)
+    return check
 
 
 def _check_policy_file(path: str) -> None:

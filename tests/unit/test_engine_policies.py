@@ -375,3 +375,258 @@ def test_broken_file_in_policy_d_names_that_file_and_line(tmp_path, policy_file)
     (problem,) = info.value.problems
     assert problem.code == "PG118"
     assert (problem.position.file, problem.position.line) == (str(broken), 2)
+
+
+# -- service_roles: (and roles:) compare case-insensitively, like role: ------------------
+
+CASE_POLICY = (
+    '"svc_title": "service_roles:Service"\n'
+    '"svc_upper": "service_roles:NOVA and role:Member"\n'
+    '"svc_nested": "role:admin or (not role:reader and service_roles:Service)"\n'
+    '"roles_title": "roles:Member"\n'
+    '"svc_from_target": "service_roles:%(service)s"\n'
+)
+
+
+@pytest.mark.parametrize("mode", ["strict", "union"])
+def test_service_roles_check_is_case_insensitive(policy_file, creds, mode):
+    """Keystone role names are case-insensitive and propguard lower-cases them; oslo.policy's
+    GenericCheck compares exactly, so ``service_roles:Service`` never matched. It now
+    compares as ``role:`` does (oslo.policy's RoleCheck)."""
+    path = policy_file(CASE_POLICY)
+    text = section(
+        "a", create="svc_title", read="svc_upper", update="svc_nested", delete="roles_title"
+    )
+    engine = compile_text(text, policy_file=path, mode=mode)
+    relayed = creds("member", service=["service", "nova"])
+    assert engine.allowed("a", "create", relayed)
+    assert engine.allowed("a", "read", relayed)
+    assert engine.allowed("a", "update", relayed)
+    assert engine.allowed("a", "delete", relayed)
+    assert "passed" in engine.decide("a", "create", relayed).reason
+    # Still only the service token's roles, never the user's own (in either mode).
+    assert not engine.allowed("a", "create", creds("member", "service", "nova"))
+    assert not engine.allowed("a", "read", creds("member"))
+    assert not engine.allowed("a", "update", creds("reader", service=["service"]))
+    assert not engine.allowed("a", "delete", creds("reader"))
+
+
+def test_service_roles_check_from_mixed_case_headers(policy_file):
+    """End to end from auth_token headers in any spelling to a check in any spelling."""
+    path = policy_file(CASE_POLICY)
+    engine = compile_text(section("a", create="svc_title"), policy_file=path)
+    for spelling in ("service", "Service", "SERVICE"):
+        c = credentials_from_environ(service_environ(service_roles=f"{spelling},nova"))
+        assert engine.allowed("a", "create", c), spelling
+    assert not engine.allowed("a", "create", credentials_from_environ(service_environ("Invalid")))
+
+
+def test_service_roles_target_substitution_still_fails_on_the_empty_target(policy_file, creds):
+    path = policy_file(CASE_POLICY)
+    engine = compile_text(section("a", create="svc_from_target"), policy_file=path)
+    assert not engine.allowed("a", "create", creds("admin", service=["service"]))
+
+
+def test_registered_default_with_service_roles_is_case_insensitive_and_left_intact(creds):
+    """``propguard:service_relay`` (``service_roles:service``) comes from a registered default
+    whose parsed check is shared with any other Enforcer in the process (Glance's): propguard
+    uses its own copy; the shared object and oslo.policy's global registry stay as they are."""
+    from oslo_policy import _checks, _parser
+
+    from propguard import policies
+    from propguard.rules.policy import RoleListCheck
+
+    shared = {rule.name: rule.check for rule in policies.list_rules()}
+    engine = compile_text(
+        section("a", create="propguard:service_relay", read="propguard:reader_via_service"),
+        namespaces=("propguard",),
+    )
+    assert engine.allowed("a", "create", creds(service=["Service"]))
+    assert engine.allowed("a", "read", creds("Reader", service=["SERVICE"]))
+    assert not engine.allowed("a", "read", creds("reader"))
+    own = engine.policies.check_for("propguard:service_relay")
+    assert type(own) is RoleListCheck and str(own) == "service_roles:service"
+    # The registered default's own parsed check is untouched...
+    assert type(shared["propguard:service_relay"]) is _checks.GenericCheck
+    assert {rule.name: rule.check for rule in policies.list_rules()} == shared
+    # ...and so is oslo.policy's process-wide parsing: Glance's Enforcer still compares exactly.
+    assert "service_roles" not in _checks.registered_checks
+    glance_check = _parser.parse_rule("service_roles:Service")
+    assert type(glance_check) is _checks.GenericCheck
+    assert not glance_check({}, {"service_roles": ["service"]}, None)
+
+
+def test_case_insensitive_rewrite_is_copy_on_write():
+    from oslo_policy import _checks, _parser
+
+    from propguard.rules.policy import RoleListCheck, case_insensitive_role_checks
+
+    tree = _parser.parse_rule("role:admin or (not service_roles:Nova and roles:Member)")
+    before = str(tree)
+    rewritten = case_insensitive_role_checks(tree)
+    assert rewritten is not tree and str(rewritten) == before
+    assert str(tree) == before
+    nodes = [tree]
+    while nodes:  # the original tree has no RoleListCheck anywhere
+        node = nodes.pop()
+        assert not isinstance(node, RoleListCheck)
+        nodes.extend(getattr(node, "rules", ()))
+        if isinstance(getattr(node, "rule", None), _checks.BaseCheck):
+            nodes.append(node.rule)
+    creds = {"roles": ["member"], "service_roles": ["nova"]}
+    assert not rewritten({}, creds, None)  # not service_roles:Nova -> False
+    assert rewritten({}, {"roles": ["member"], "service_roles": []}, None)
+    assert not tree({}, {"roles": ["member"], "service_roles": []}, None)  # exact: Member
+    unchanged = _parser.parse_rule("role:admin or project_id:p1")
+    assert case_insensitive_role_checks(unchanged) is unchanged
+
+
+def test_lint_still_sees_service_roles_atoms(tmp_path, policy_file):
+    """``propguard lint`` builds the callers it tries from ``service_roles:`` atoms: a
+    relayed-only create without read is still found as a blind write, and the upper-case
+    spelling is no longer reported as never matching (PG306)."""
+    from propguard.lint import LintOptions, lint_paths
+
+    path = policy_file('"svc_title": "service_roles:Service"\n"admin_only": "role:admin"\n')
+    rules = tmp_path / "rules.conf"
+    rules.write_text(
+        section("^a$", create="svc_title", read="admin_only", update="admin_only", delete="!")
+        + "\n"
+        + section(".*", create="admin_only", read="admin_only", update="admin_only")
+    )
+    options = LintOptions(rules_format="policies", policy_file=path, policy_namespaces=("glance",))
+    problems = lint_paths([str(rules), path], options)
+    assert [p.code for p in problems] == ["PG206"], [str(p) for p in problems]
+    assert "service:service may create" in problems[0].message
+
+
+# -- every key of oslo.context's to_policy_values(), domain ids included ----------------
+
+DOMAIN_POLICY = (
+    '"user_in_d1": "user_domain_id:d1"\n'
+    '"project_in_d1": "project_domain_id:d1"\n'
+    '"domain_scoped_d1": "domain_id:d1"\n'
+    '"nova_from_service_domain": "service_user_domain_id:svc-d and service_project_domain_id:svc-d"\n'
+    '"nova_user": "service_user_id:nova-uid and service_project_id:svcproj"\n'
+    '"owner_d1_member": "role:member and user_domain_id:d1 and project_domain_id:d1"\n'
+    '"admin_project": "is_admin_project:True"\n'
+    '"system_reader": "system_scope:all and role:reader"\n'
+    '"user_u1": "user_id:u1 and project_id:p1"\n'
+)
+
+
+def domain_request(domain="d1", service=True, **extra):
+    """auth_token's environ for a confirmed user in ``domain``, relayed by Nova if asked."""
+    environ = {
+        "keystone.token_auth": object(),
+        "HTTP_X_IDENTITY_STATUS": "Confirmed",
+        "HTTP_X_ROLES": "member,reader",
+        "HTTP_X_USER_ID": "u1",
+        "HTTP_X_USER_DOMAIN_ID": domain,
+        "HTTP_X_PROJECT_ID": "p1",
+        "HTTP_X_PROJECT_DOMAIN_ID": domain,
+        "HTTP_X_DOMAIN_ID": None,
+        "HTTP_X_IS_ADMIN_PROJECT": "False",
+        "HTTP_OPENSTACK_SYSTEM_SCOPE": None,
+    }
+    if service:
+        environ.update(
+            {
+                "HTTP_X_SERVICE_IDENTITY_STATUS": "Confirmed",
+                "HTTP_X_SERVICE_ROLES": "service",
+                "HTTP_X_SERVICE_USER_ID": "nova-uid",
+                "HTTP_X_SERVICE_USER_DOMAIN_ID": "svc-d",
+                "HTTP_X_SERVICE_PROJECT_ID": "svcproj",
+                "HTTP_X_SERVICE_PROJECT_DOMAIN_ID": "svc-d",
+            }
+        )
+    environ.update(extra)
+    return environ
+
+
+DOMAIN_REQUESTS = {
+    "d1-relayed": domain_request(),
+    "d1-direct": domain_request(service=False),
+    "d2-relayed": domain_request("d2"),
+    "domain-scoped": domain_request(None, HTTP_X_DOMAIN_ID="d1", HTTP_X_PROJECT_ID=None),
+    "admin-project": domain_request(HTTP_X_IS_ADMIN_PROJECT="True"),
+    "service-invalid": domain_request(HTTP_X_SERVICE_IDENTITY_STATUS="Invalid"),
+}
+
+
+@pytest.mark.parametrize("who", sorted(DOMAIN_REQUESTS))
+@pytest.mark.parametrize(
+    "name",
+    [line.split('"')[1] for line in DOMAIN_POLICY.splitlines()],
+)
+def test_policy_credentials_match_glance(policy_file, tmp_path, who, name):
+    """Each check evaluates as in glance-api: oslo.policy's own Enforcer over
+    ``RequestContext.from_environ`` (what Glance's ``context`` filter builds), empty target.
+    (``service-invalid``: auth_token strips a rejected service token's headers, so both see
+    no service identity.)"""
+    from oslo_config import cfg
+    from oslo_context.context import RequestContext
+    from oslo_policy import policy as oslo_policy
+
+    environ = dict(DOMAIN_REQUESTS[who])
+    if environ.get("HTTP_X_SERVICE_IDENTITY_STATUS") == "Invalid":
+        for key in [k for k in environ if k.startswith("HTTP_X_SERVICE_") and "STATUS" not in k]:
+            environ[key] = None
+    path = policy_file(DOMAIN_POLICY)
+    conf = cfg.ConfigOpts()
+    conf([], project="glance-test", default_config_files=[], default_config_dirs=[])
+    glance = oslo_policy.Enforcer(conf, policy_file=path)
+    glance.load_rules()
+    expected = glance.enforce(name, {}, RequestContext.from_environ(environ))
+    engine = compile_text(section("a", read=name), policy_file=path)
+    assert engine.allowed("a", "read", credentials_from_environ(environ)) is expected
+
+
+def test_domain_policies_allow_what_glance_allows(policy_file):
+    """The reviewer's case: these evaluated False under propguard and True in Glance."""
+    path = policy_file(DOMAIN_POLICY)
+    text = section(
+        "a",
+        create="owner_d1_member",
+        read="user_in_d1",
+        update="project_in_d1",
+        delete="nova_from_service_domain",
+    )
+    engine = compile_text(text, policy_file=path)
+    caller = credentials_from_environ(domain_request())
+    assert all(engine.allowed("a", op, caller) for op in OPERATIONS)
+    direct = credentials_from_environ(domain_request(service=False))
+    assert engine.allowed("a", "read", direct)
+    assert not engine.allowed("a", "delete", direct)
+
+
+def test_decision_cache_is_keyed_by_domain(policy_file):
+    """A cached answer for a caller in d1 is never reused for the same user name, roles and
+    project in d2, in either order, on the fast path and in decide()."""
+    path = policy_file(DOMAIN_POLICY)
+    text = section(
+        "a",
+        read="user_in_d1",
+        update="project_in_d1",
+        delete="nova_from_service_domain",
+        create="domain_scoped_d1",
+    )
+    engine = compile_text(text, policy_file=path)
+    d1 = credentials_from_environ(domain_request())
+    d2 = credentials_from_environ(domain_request("d2"))
+    other_service_domain = credentials_from_environ(
+        domain_request(HTTP_X_SERVICE_PROJECT_DOMAIN_ID="elsewhere")
+    )
+    domain_scoped = credentials_from_environ(DOMAIN_REQUESTS["domain-scoped"])
+    domain_scoped_d2 = credentials_from_environ(
+        domain_request(None, HTTP_X_DOMAIN_ID="d2", HTTP_X_PROJECT_ID=None)
+    )
+    for _ in range(2):  # second round: every answer comes from the cache
+        assert engine.allowed("a", "read", d1) and not engine.allowed("a", "read", d2)
+        assert engine.allowed("a", "update", d1) and not engine.allowed("a", "update", d2)
+        assert engine.allowed("a", "delete", d1)
+        assert not engine.allowed("a", "delete", other_service_domain)
+        assert engine.allowed("a", "create", domain_scoped)
+        assert not engine.allowed("a", "create", domain_scoped_d2)
+        assert engine.decide("a", "read", d2).allowed is False
+    assert engine._cached_allowed.cache_info().hits >= 6

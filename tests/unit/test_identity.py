@@ -316,3 +316,146 @@ def test_policy_values_shape():
     assert values["is_admin_project"] is True
     assert "system" not in values
     assert c.policy_values(union=True)["roles"] == ["admin", "member", "reader", "service"]
+
+
+# --- domain ids and the full to_policy_values() shape ---------------------------------
+
+DOMAINS = {
+    "HTTP_X_USER_DOMAIN_ID": "ud1",
+    "HTTP_X_PROJECT_DOMAIN_ID": "pd1",
+}
+SERVICE_DOMAINS = {
+    "HTTP_X_SERVICE_USER_DOMAIN_ID": "sud1",
+    "HTTP_X_SERVICE_PROJECT_DOMAIN_ID": "spd1",
+}
+
+
+def domain_environ(**extra):
+    """A confirmed user relayed by a confirmed service, with every domain id auth_token sets."""
+    environ = with_service(user_environ(**DOMAINS))
+    environ.update(SERVICE_DOMAINS)
+    environ.update(extra)
+    return environ
+
+
+def test_domain_ids_of_a_confirmed_user_and_service():
+    c = credentials_from_environ(domain_environ())
+    assert (c.user_domain_id, c.project_domain_id) == ("ud1", "pd1")
+    assert (c.service_user_domain_id, c.service_project_domain_id) == ("sud1", "spd1")
+    values = c.policy_values()
+    assert values["user_domain_id"] == "ud1" and values["project_domain_id"] == "pd1"
+    assert values["service_user_domain_id"] == "sud1"
+    assert values["service_project_domain_id"] == "spd1"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"HTTP_X_SERVICE_IDENTITY_STATUS": "Invalid"},
+        {"HTTP_X_SERVICE_IDENTITY_STATUS": None},
+        {"HTTP_X_SERVICE_ROLES": "member"},  # no configured service token role
+    ],
+    ids=["invalid", "no-status", "no-service-role"],
+)
+def test_service_domain_ids_only_with_a_counted_service_token(change):
+    """Like the service user/project ids: only from a service token whose roles count."""
+    c = credentials_from_environ(domain_environ(**change))
+    assert c.service_roles == frozenset()
+    assert (c.service_user_id, c.service_project_id) == (None, None)
+    assert (c.service_user_domain_id, c.service_project_domain_id) == (None, None)
+    # The user's own domain ids are the user's: they stay.
+    assert (c.user_domain_id, c.project_domain_id) == ("ud1", "pd1")
+
+
+def test_domain_ids_need_a_trusted_confirmed_user():
+    spoofed = dict(SPOOFED, **DOMAINS, **SERVICE_DOMAINS)
+    assert credentials_from_environ(spoofed) is ANONYMOUS  # no auth layer ran
+    assert credentials_from_environ(domain_environ(HTTP_X_IDENTITY_STATUS="Invalid")) is ANONYMOUS
+    # auth_token's None values are absent values.
+    c = credentials_from_environ(
+        domain_environ(HTTP_X_USER_DOMAIN_ID=None, HTTP_X_SERVICE_PROJECT_DOMAIN_ID="None")
+    )
+    assert c.user_domain_id is None and c.service_project_domain_id is None
+    # The gateway opt-in reads them from the same headers.
+    gateway = {k: v for k, v in domain_environ().items() if k != "keystone.token_auth"}
+    c = credentials_from_environ(gateway, trust_identity_headers=True)
+    assert (c.user_domain_id, c.service_user_domain_id) == ("ud1", "sud1")
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        "user_domain_id",
+        "project_domain_id",
+        "service_user_domain_id",
+        "service_project_domain_id",
+        "domain_id",
+    ],
+)
+def test_callers_differing_only_in_a_domain_id_are_different_keys(field):
+    """Credentials key the decision cache: a policy reading a domain id must never get the
+    answer cached for a caller in another domain."""
+    base = credentials_from_environ(domain_environ(HTTP_X_DOMAIN_ID="d1"))
+    other = Credentials(
+        **{
+            name: ("elsewhere" if name == field else getattr(base, name))
+            for name in base.__dataclass_fields__
+            if name != "_hash"
+        }
+    )
+    assert other != base and hash(other) != hash(base)
+    assert len({base, other}) == 2
+    environ_field = {
+        "user_domain_id": "HTTP_X_USER_DOMAIN_ID",
+        "project_domain_id": "HTTP_X_PROJECT_DOMAIN_ID",
+        "service_user_domain_id": "HTTP_X_SERVICE_USER_DOMAIN_ID",
+        "service_project_domain_id": "HTTP_X_SERVICE_PROJECT_DOMAIN_ID",
+        "domain_id": "HTTP_X_DOMAIN_ID",
+    }[field]
+    interned = credentials_from_environ(
+        domain_environ(**{"HTTP_X_DOMAIN_ID": "d1", environ_field: "elsewhere"})
+    )
+    assert interned == other and interned is not base
+
+
+def test_every_compared_field_is_hashed():
+    """A field added to Credentials later is part of the cache key without more code."""
+    base = Credentials(authenticated=True)
+    for name, spec in Credentials.__dataclass_fields__.items():
+        if not spec.compare:
+            continue
+        value = getattr(base, name)
+        changed = (
+            not value
+            if isinstance(value, bool)
+            else frozenset({"x"})
+            if isinstance(value, frozenset)
+            else "x"
+        )
+        other = Credentials(
+            **{
+                n: (changed if n == name else getattr(base, n))
+                for n, s in Credentials.__dataclass_fields__.items()
+                if s.compare
+            }
+        )
+        assert other != base and hash(other) != hash(base), name
+
+
+def test_policy_values_are_oslo_context_to_policy_values():
+    """Same keys and values as glance-api's context (oslo.context ``RequestContext``, which
+    Glance 33 does not override) for the same validated request, so a Glance policy file
+    reads the same credentials under propguard."""
+    from oslo_context.context import RequestContext
+
+    environ = domain_environ(HTTP_X_DOMAIN_ID="d1", HTTP_X_SERVICE_ROLES="admin,service")
+    ours = credentials_from_environ(environ).policy_values()
+    theirs = dict(RequestContext.from_environ(environ).to_policy_values())
+    assert set(ours) == set(theirs)
+    for key in ("roles", "service_roles"):
+        assert ours[key] == sorted(theirs[key]), key
+    assert {k: v for k, v in ours.items() if k not in ("roles", "service_roles")} == {
+        k: v for k, v in theirs.items() if k not in ("roles", "service_roles")
+    }
+    system = credentials_from_environ(user_environ(system_scoped=True)).policy_values()
+    assert system["system"] == system["system_scope"] == "all"
