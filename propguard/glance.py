@@ -10,6 +10,7 @@ re-serialises and forwards.
 
 from __future__ import annotations
 
+import enum
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -50,39 +51,73 @@ CORE_ATTRIBUTES = frozenset(
 #: Core attributes an operator may put under the rules.
 PROTECTABLE_CORE_ATTRIBUTES = frozenset({"locations", "direct_url"})
 
-#: Query parameters of ``GET /v2/images`` that are not property filters.
-LIST_PARAMETERS = frozenset(
+#: Columns of Glance's ``images`` table (``glance.db.sqlalchemy.models.Image``):
+#: a list filter of that name, or ``<column>_min`` / ``<column>_max``, compares
+#: the column in SQL, never a property.
+IMAGE_COLUMNS = frozenset(
     {
-        "limit",
-        "marker",
-        "member_status",
-        "tag",
-        "sort",
-        "sort_key",
-        "sort_dir",
-        "visibility",
-        "os_hidden",
-        "protected",
         "checksum",
-        "os_hash_value",
-        "os_hash_algo",
-        "name",
-        "id",
-        "status",
         "container_format",
-        "disk_format",
-        "size_min",
-        "size_max",
-        "min_ram",
-        "min_disk",
-        "size",
-        "virtual_size",
-        "owner",
         "created_at",
+        "deleted",
+        "deleted_at",
+        "disk_format",
+        "id",
+        "min_disk",
+        "min_ram",
+        "name",
+        "os_hash_algo",
+        "os_hash_value",
+        "os_hidden",
+        "owner",
+        "protected",
+        "size",
+        "status",
         "updated_at",
-        "changes-since",
+        "virtual_size",
+        "visibility",
     }
 )
+#: Relationships of that model: as a list filter Glance compares the
+#: relationship itself with a string and answers 500.
+IMAGE_RELATIONSHIPS = frozenset({"locations", "members", "properties", "tags"})
+
+#: Query parameters of ``GET /v2/images`` that are not property filters.
+LIST_PARAMETERS = IMAGE_COLUMNS | {
+    "limit",
+    "marker",
+    "member_status",
+    "tag",
+    "sort",
+    "sort_key",
+    "sort_dir",
+    "changes-since",
+}
+
+
+class ListFilter(enum.Enum):
+    """What Glance's database layer makes of a ``GET /v2/images`` query key."""
+
+    PARAMETER = "parameter"  # paging, sorting, a column or a column range
+    PROPERTY = "property"  # compared with image properties of that name
+    INVALID = "invalid"  # Glance would answer 500
+
+
+def classify_list_key(key: str) -> ListFilter:
+    """Classify as ``glance.db.sqlalchemy.api._make_conditions_from_filters`` does.
+
+    Any key ending in ``_min``/``_max`` is a range on the column named by the
+    rest (``getattr(models.Image, ...)``: a 500 when there is no such column),
+    so no property of such a name can be filtered on.
+    """
+    if key in LIST_PARAMETERS:
+        return ListFilter.PARAMETER
+    if key in IMAGE_RELATIONSHIPS:
+        return ListFilter.INVALID
+    if key.endswith(("_min", "_max")):
+        return ListFilter.PARAMETER if key[:-4] in IMAGE_COLUMNS else ListFilter.INVALID
+    return ListFilter.PROPERTY
+
 
 PATCH_MEDIA_TYPES = {
     "application/openstack-images-v2.1-json-patch": 10,
@@ -98,8 +133,15 @@ ROUTES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("images", re.compile(rf"^{_VERSION}/images/?$")),
     ("image", re.compile(rf"^{_VERSION}/images/{_IMAGE_ID}/?$")),
     ("image_locations", re.compile(rf"^{_VERSION}/images/{_IMAGE_ID}/locations/?$")),
+    ("image_import", re.compile(rf"^{_VERSION}/images/{_IMAGE_ID}/import/?$")),
     ("tasks", re.compile(rf"^{_VERSION}/tasks/?$")),
+    ("task", re.compile(rf"^{_VERSION}/tasks/[^/]+/?$")),
 )
+
+#: Glance's interoperable-import method that copies properties from another
+#: region's image (``[glance_download_properties] extra_properties``), through
+#: the caller's repository but past any filter in front of Glance.
+GLANCE_DOWNLOAD = "glance-download"
 
 
 _DOMAIN_PREFIX = re.compile(r"^(http|https)://")

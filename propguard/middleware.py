@@ -38,13 +38,16 @@ from propguard import opts
 from propguard.bodies import method_override, read_json, replace_json
 from propguard.errors import ApiError, error_response
 from propguard.glance import (
-    LIST_PARAMETERS,
+    GLANCE_DOWNLOAD,
     PATCH_MEDIA_TYPES,
+    ListFilter,
     PatchError,
+    classify_list_key,
     match_route,
     parse_patch,
 )
 from propguard.identity import Credentials, credentials_from_environ
+from propguard.listing import next_link, refill_page, requested_page_size
 from propguard.protection import ImageProtection, matches_filters
 from propguard.rules import RuleEngine, RulesHolder, load_rules
 from propguard.rules.policy import policy_dir_paths
@@ -68,6 +71,8 @@ class PropertyProtectionFilter:
         self.trust_identity_headers = bool(options["trust_identity_headers"])
         self.max_request_body = int(options["max_request_body_size"])
         self.max_response_body = int(options["max_response_body_size"])
+        self.list_scan_limit = int(options["list_scan_limit"])
+        self.allow_glance_download = bool(options["allow_glance_download"])
         self.rules = RulesHolder(
             self._build_engine,
             [
@@ -87,6 +92,8 @@ class PropertyProtectionFilter:
             ("image_locations", "GET"): self._locations_read,
             ("image_locations", "POST"): self._locations_add,
             ("tasks", "POST"): self._create_task,
+            ("task", "GET"): self._show_task,
+            ("image_import", "POST"): self._import_image,
         }
         LOG.info(
             "propguard: enforcing %s (%s format, service_role_mode=%s)",
@@ -164,17 +171,10 @@ class PropertyProtectionFilter:
             return error_response(413, "The request exceeds a limit of the image service.")
         return response
 
-    def _filtered_json(
-        self,
-        response: webob.Response,
-        creds: Credentials,
-        engine: RuleEngine,
-        listing: bool,
-        property_filters: dict[str, list[str]] | None = None,
-    ) -> webob.Response:
-        """Remove what the caller cannot read from an image (or list) response."""
-        if not 200 <= response.status_code < 300 or response.status_code == 204:
-            return response
+    def _image_document(
+        self, response: webob.Response, listing: bool
+    ) -> tuple[Any, list[Any]] | webob.Response:
+        """Glance's image (or list) JSON and its images, or the response to send instead."""
         if (response.content_type or "") != "application/json" or response.content_encoding:
             LOG.error(
                 "propguard: upstream sent %s (encoding %s) where image JSON was expected; "
@@ -193,13 +193,23 @@ class PropertyProtectionFilter:
         images = document.get("images") if listing and isinstance(document, dict) else [document]
         if not isinstance(images, list):
             return error_response(502, "The image service sent a response propguard cannot check.")
-        changed = False
-        if property_filters:
-            kept = [i for i in images if matches_filters(i, property_filters)]
-            changed = len(kept) != len(images)
-            images[:] = kept
-        changed = self.protection.hide_unreadable(images, creds, engine) or changed
-        if changed:
+        return document, images
+
+    def _filtered_json(
+        self,
+        response: webob.Response,
+        creds: Credentials,
+        engine: RuleEngine,
+        listing: bool,
+    ) -> webob.Response:
+        """Remove what the caller cannot read from an image (or list) response."""
+        if not 200 <= response.status_code < 300 or response.status_code == 204:
+            return response
+        decoded = self._image_document(response, listing)
+        if isinstance(decoded, webob.Response):
+            return decoded
+        document, images = decoded
+        if self.protection.hide_unreadable(images, creds, engine):
             response.body = orjson.dumps(document)
         return response
 
@@ -209,41 +219,100 @@ class PropertyProtectionFilter:
         return self._filtered_json(self._forward(request), creds, engine, listing=False)
 
     def _list_images(self, request, creds, engine, image_id):
-        hidden_filters = [
-            key
-            for key in request.GET
-            if key not in LIST_PARAMETERS
-            and self.protection.is_rule_key(key)
-            and not engine.allowed(key, "read", creds)
-        ]
+        property_keys = []
+        for key in request.GET:
+            kind = classify_list_key(key)
+            if kind is ListFilter.INVALID:
+                raise ApiError(400, f"Unsupported filter: {key}")
+            if kind is ListFilter.PROPERTY and self.protection.is_rule_key(key):
+                property_keys.append(key)
+        hidden_filters = [k for k in property_keys if not engine.allowed(k, "read", creds)]
         if hidden_filters:
             return self._empty_listing(request, hidden_filters)
-        # Readable property filters: keep only images whose readable property
-        # of exactly that name has that value. A database with case- or
-        # accent-insensitive collation (MySQL/MariaDB) may also match a hidden
-        # property spelt differently ("?SECRET_key=..." against "secret_key"),
-        # which would make the filter an oracle again.
-        property_filters = {
-            key: request.GET.getall(key)
-            for key in request.GET
-            if key not in LIST_PARAMETERS and self.protection.is_rule_key(key)
-        }
-        return self._filtered_json(
-            self._forward(request), creds, engine, listing=True, property_filters=property_filters
+        if not property_keys:
+            return self._filtered_json(self._forward(request), creds, engine, listing=True)
+        # Glance's router rewrites SCRIPT_NAME/PATH_INFO of the request it
+        # serves: later pages are asked with a copy taken before.
+        pristine = request.copy_get()
+        filters = {key: request.GET.getall(key) for key in property_keys}
+        response = self._forward(request)
+        return self._property_filtered_listing(pristine, response, creds, engine, filters)
+
+    def _property_filtered_listing(
+        self,
+        request: webob.Request,
+        response: webob.Response,
+        creds: Credentials,
+        engine: RuleEngine,
+        filters: dict[str, list[str]],
+    ) -> webob.Response:
+        """Keep images whose readable property of exactly that name matches; see
+        :mod:`propguard.listing` for why a short page is read on from Glance."""
+        if response.status_code != 200:
+            return response
+        decoded = self._image_document(response, listing=True)
+        if isinstance(decoded, webob.Response):
+            return decoded
+        document, images = decoded
+
+        def keep(image: Any) -> bool:
+            return matches_filters(image, filters)
+
+        if all(keep(image) for image in images):
+            if self.protection.hide_unreadable(images, creds, engine):
+                response.body = orjson.dumps(document)
+            return response
+        page, marker = refill_page(
+            images,
+            "next" in document,
+            requested_page_size(request),
+            keep,
+            lambda after, limit: self._list_page_after(request, after, limit),
+            self.list_scan_limit,
         )
+        self.protection.hide_unreadable(page, creds, engine)
+        document["images"] = page
+        document.pop("next", None)
+        if marker is not None:
+            document["next"] = next_link(request, marker)
+        response.body = orjson.dumps(document)
+        return response
+
+    def _list_page_after(
+        self, request: webob.Request, marker: str, limit: int
+    ) -> tuple[list[Any], bool]:
+        """One more page from Glance, the caller's query after ``marker``."""
+        probe = request.copy_get()
+        query = [(k, v) for k, v in request.GET.items() if k not in ("marker", "limit")]
+        probe.query_string = urlencode([*query, ("marker", marker), ("limit", str(limit))])
+        response = self._forward(probe)
+        if response.status_code != 200:
+            # e.g. the marker image was deleted meanwhile: Glance's message
+            # would name it, and it may be an image the caller must not learn of.
+            raise ApiError(503, "The image service did not complete the listing; try again.")
+        decoded = self._image_document(response, listing=True)
+        if isinstance(decoded, webob.Response):
+            raise ApiError(
+                decoded.status_code, "The image service sent a response propguard cannot check."
+            )
+        document, images = decoded
+        return images, "next" in document
 
     def _empty_listing(self, request: webob.Request, hidden_filters: list[str]) -> webob.Response:
         """A filter on an unreadable property matches nothing, whatever the value.
 
         Glance still sees the request (so authentication, policy and parameter
         validation happen as usual), without the hidden filters and with
-        ``limit=0``; the answer is an empty page whose ``first`` link keeps the
-        caller's query, as Glance's own serializer would write it.
+        ``limit=0`` (unless the caller's ``limit`` is not a count, which Glance
+        must refuse itself); the answer is an empty page whose ``first`` link
+        keeps the caller's query, as Glance's own serializer would write it.
         """
         original = [(k, v) for k, v in request.GET.items() if k != "marker"]
         kept = [(k, v) for k, v in request.GET.items() if k not in hidden_filters and k != "limit"]
+        limits = request.GET.getall("limit")
+        probe_limit = limits[0] if limits and not _is_count(limits[0]) else "0"
         probe = request.copy_get()
-        probe.query_string = urlencode([*kept, ("limit", "0")])
+        probe.query_string = urlencode([*kept, ("limit", probe_limit)])
         response = self._forward(probe)
         if response.status_code != 200:
             return response
@@ -273,6 +342,43 @@ class PropertyProtectionFilter:
                     self.protection.check_create(props, creds, engine)
                 elif props is not None:
                     raise ApiError(400, "'image_properties' must be a JSON object.")
+        replace_json(request.environ, document)
+        return self._filtered_task(self._forward(request), creds, engine)
+
+    def _show_task(self, request, creds, engine, task_id):
+        return self._filtered_task(self._forward(request), creds, engine)
+
+    def _filtered_task(
+        self, response: webob.Response, creds: Credentials, engine: RuleEngine
+    ) -> webob.Response:
+        """A task shows its ``input.image_properties``: hide what the caller cannot read.
+
+        Glance shows a task to whoever may read it (an admin, or members where
+        ``tasks_api_access`` allows), not only to the properties' owner.
+        """
+        if not 200 <= response.status_code < 300:
+            return response
+        decoded = self._image_document(response, listing=False)
+        if isinstance(decoded, webob.Response):
+            return decoded
+        document = decoded[0]
+        task_input = document.get("input") if isinstance(document, dict) else None
+        props = task_input.get("image_properties") if isinstance(task_input, dict) else None
+        if isinstance(props, dict) and self.protection.hide_unreadable([props], creds, engine):
+            response.body = orjson.dumps(document)
+        return response
+
+    def _import_image(self, request, creds, engine, image_id):
+        """Refuse ``glance-download`` unless allowed: it sets properties nobody checks."""
+        document = read_json(request.environ, self.max_request_body)
+        method = document.get("method") if isinstance(document, dict) else None
+        name = method.get("name") if isinstance(method, dict) else None
+        if name == GLANCE_DOWNLOAD and not self.allow_glance_download:
+            raise ApiError(
+                403,
+                "The glance-download import method is disabled here: it copies image "
+                "properties that cannot be checked against the property protections.",
+            )
         replace_json(request.environ, document)
         return self._forward(request)
 
@@ -345,3 +451,11 @@ def filter_factory(global_conf: dict[str, Any] | None = None, **local_conf: Any)
         return PropertyProtectionFilter(app, options)
 
     return _filter
+
+
+def _is_count(value: str) -> bool:
+    """Would Glance accept this ``limit`` (``int(value) >= 0``)?"""
+    try:
+        return int(value) >= 0
+    except ValueError:
+        return False

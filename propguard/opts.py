@@ -117,6 +117,23 @@ OPTS: list[cfg.Opt] = [
         help="Largest JSON image/list response (bytes) propguard filters; a larger one is "
         "refused (502) rather than passed on unfiltered.",
     ),
+    cfg.BoolOpt(
+        "allow_glance_download",
+        default=False,
+        help="Let POST /v2/images/{id}/import use the glance-download method. It copies the "
+        "properties named by Glance's [glance_download_properties] extra_properties from "
+        "another region's image, which propguard cannot check against the rules; refused "
+        "with 403 unless this is true.",
+    ),
+    cfg.IntOpt(
+        "list_scan_limit",
+        default=5000,
+        min=0,
+        help="When a list filter on a readable property also matched images only by the "
+        "database's case/accent-insensitive collation (MySQL/MariaDB), propguard drops them and "
+        "reads further pages from Glance to fill the caller's page, up to this many more "
+        "images per request.",
+    ),
     cfg.IntOpt(
         "name_cache_size",
         default=10000,
@@ -145,7 +162,9 @@ def resolve(local_conf: Mapping[str, Any], conf: cfg.ConfigOpts | None = None) -
     """Effective option values: paste local conf first, then ``conf`` (default ``cfg.CONF``).
 
     Values from paste are strings and are converted with the option's own type,
-    so a bad value fails the same way as in a config file.
+    so a bad value fails the same way as in a config file. A bad value in either
+    place raises :class:`ValueError` naming the option and the value: the
+    filter then does not start (fail closed), it never falls back to a default.
     """
     conf = cfg.CONF if conf is None else conf
     register_opts(conf)  # idempotent for the same Opt objects
@@ -163,13 +182,90 @@ def resolve(local_conf: Mapping[str, Any], conf: cfg.ConfigOpts | None = None) -
             except ValueError as exc:
                 raise ValueError(f"propguard option {opt.dest}={raw!r}: {exc}") from exc
         else:
-            try:
-                values[opt.dest] = getattr(conf[GROUP], opt.dest)
-            except cfg.Error:
-                values[opt.dest] = opt.default
+            values[opt.dest] = _from_oslo_config(conf, opt)
     for key in ("rules_file", "policy_file"):
         values[key] = locate(values[key], conf)
     return values
+
+
+def _from_oslo_config(conf: cfg.ConfigOpts, opt: cfg.Opt) -> Any:
+    """The value of ``opt`` in ``[propguard]``; a set but invalid value raises ValueError.
+
+    oslo.config converts a value only when it is read, so a bad one in
+    glance-api.conf (``rule_format = policy``, ``reload_interval = 5s``)
+    surfaces here as ``ConfigFileValueError`` (``ConfigSourceValueError`` from
+    an environment variable; ``NoSuchOptError``/``NoSuchGroupError`` for a
+    ``$reference`` to nothing, ``TemplateSubstitutionError`` for a bad one).
+    None of those may turn into the default: ``rule_format = policy`` read as
+    ``roles`` would deny everything, ``service_role_mode = Union`` read as
+    ``strict`` would silently change who may do what.
+    """
+    try:
+        return getattr(conf[GROUP], opt.dest)
+    except cfg.Error as exc:
+        if _not_there(exc, opt):
+            return opt.default
+        raise ValueError(_invalid_value_message(conf, opt, exc)) from exc
+
+
+def _not_there(exc: cfg.Error, opt: cfg.Opt) -> bool:
+    """Is ``exc`` oslo.config saying that this option itself cannot be read at all?
+
+    An option that is registered but not set is no error (its default comes
+    back), even on a ``ConfigOpts`` that was never parsed (glance-api not
+    started through oslo.config, unit tests). What remains is ``[propguard]``
+    or the option missing from ``conf`` (``NoSuchGroupError``/``NoSuchOptError``
+    naming *it*) or ``NotInitializedError``: then the default applies. The same
+    two "no such" errors also come from a *set* value whose ``$other`` or
+    ``${group.other}`` reference does not exist; those name the missing
+    reference, not this option, and are bad values.
+    """
+    if isinstance(exc, cfg.NotInitializedError):
+        return True
+    if isinstance(exc, cfg.NoSuchGroupError):
+        return exc.group_name == GROUP
+    if isinstance(exc, cfg.NoSuchOptError):
+        group = getattr(exc.group, "name", exc.group)
+        return exc.opt_name == opt.dest and group == GROUP
+    return False
+
+
+def _invalid_value_message(conf: cfg.ConfigOpts, opt: cfg.Opt, exc: cfg.Error) -> str:
+    raw, source = _raw_setting(conf, opt.dest)
+    if raw is None:
+        return f"propguard option [{GROUP}] {opt.dest} is not valid: {exc}"
+    reason = str(exc)
+    try:
+        opt.type(raw)
+    except ValueError as type_error:
+        reason = str(type_error) or reason
+    where = f" (from {source})" if source else ""
+    return f"propguard option [{GROUP}] {opt.dest} = {raw!r}{where} is not valid: {reason}"
+
+
+def _raw_setting(conf: cfg.ConfigOpts, name: str) -> tuple[str | None, str | None]:
+    """The text ``[propguard] name`` was given, and where: only for the error message.
+
+    oslo.config has no public way to read a value without converting it, so
+    the same sources are read again through a scratch ``ConfigOpts`` in which
+    the option is a plain string: the files and directories ``conf`` was
+    parsed with, and the environment (``OS_PROPGUARD__<NAME>``), with
+    oslo.config's own precedence. ``(None, None)`` if that fails.
+    """
+    try:
+        files = list(conf.config_file or [])
+        dirs = conf.config_dir or []
+        dirs = [dirs] if isinstance(dirs, str) else list(dirs)
+        scratch = cfg.ConfigOpts()
+        scratch.register_opt(cfg.StrOpt(name), group=GROUP)
+        scratch([], project=conf.project, default_config_files=files, default_config_dirs=dirs)
+        raw = scratch[GROUP][name]
+        location = scratch.get_location(name, GROUP)
+    except (cfg.Error, AttributeError, OSError):
+        return None, None
+    if raw is None:
+        return None, None
+    return str(raw), getattr(location, "detail", None)
 
 
 def locate(path: str | None, conf: cfg.ConfigOpts | None = None) -> str | None:

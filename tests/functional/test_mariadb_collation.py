@@ -140,3 +140,67 @@ def test_native_glance_on_mariadb_answers_case_variant_filters(
         assert _names(glance.request("GET", "/v2/images?SECRET_key=wrong", headers=member)) == []
     finally:
         glance.stop()
+
+
+def _page(glance: InProcessGlance, url: str, headers: dict) -> dict:
+    response = glance.request("GET", url, headers=headers)
+    assert response.status_int == 200, response.body
+    return response.json
+
+
+def test_paging_does_not_reveal_dropped_images_on_mariadb(tmp_path: Path, mariadb_url: str) -> None:
+    """Reviewer's reproducer: ``?SECRET_key=abc&limit=1`` used to answer an empty
+    page whose ``next`` named the hidden match; now the pages are those Glance
+    would give if the hidden match did not exist."""
+    rules = tmp_path / "rules.conf"
+    rules.write_text(RULES)
+    options = {"rules_file": str(rules), "reload_on_sighup": "false"}
+    glance = _start(
+        tmp_path,
+        mariadb_url,
+        extra_filters=[("propguard", "propguard.middleware:filter_factory", options)],
+    )
+    try:
+        admin = glance.headers(glance.user_token(["admin", "member", "reader"]))
+        member = glance.headers(glance.user_token(["member", "reader"]))
+        base = {"disk_format": "raw", "container_format": "bare"}
+
+        def create(headers: dict, **props: str) -> str:
+            res = glance.request("POST", "/v2/images", headers=headers, json={**base, **props})
+            assert res.status_int == 201, res.body
+            return res.json["id"]
+
+        # Two images the member may find by ``SECRET_key`` (its own, exact
+        # spelling), and the hidden match, first in name order.
+        first = create(member, name="b-decoy", SECRET_key="abc")
+        second = create(member, name="c-decoy", SECRET_key="abc")
+        victim = create(admin, name="a-licensed", secret_key="abc")
+        query = "/v2/images?SECRET_key=abc&limit=1&sort=name%3Aasc"
+
+        def walk() -> list[tuple[list[str], str | None]]:
+            pages, url = [], query
+            while url:
+                body = _page(glance, url, member)
+                assert victim not in str(body) and "licensed" not in str(body)
+                pages.append(([i["id"] for i in body["images"]], body.get("next")))
+                url = body.get("next")
+                assert len(pages) < 5
+            return pages
+
+        seen = walk()
+        assert seen == [
+            ([first], f"{query}&marker={first}"),
+            ([second], f"{query}&marker={second}"),
+            ([], None),
+        ]
+        # The same walk when the hidden value does not match: identical.
+        res = glance.request(
+            "PATCH",
+            f"/v2/images/{victim}",
+            headers={**admin, "Content-Type": "application/openstack-images-v2.1-json-patch"},
+            body=b'[{"op": "replace", "path": "/secret_key", "value": "xyz"}]',
+        )
+        assert res.status_int == 200, res.body
+        assert walk() == seen
+    finally:
+        glance.stop()

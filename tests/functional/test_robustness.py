@@ -1029,3 +1029,137 @@ def test_invalid_utf8_in_the_list_query_is_a_400(env: Env, logs) -> None:
         res = env.send("GET", f"/v2/images?{query}", token=env.member)
         assert assert_api_error(res, 400)["message"] == "The request is not valid UTF-8."
     assert_logs_clean(logs)
+
+
+def test_list_keys_glance_reads_as_columns_or_ranges(env: Env, logs) -> None:
+    """Glance's database layer reads ``<column>_min``/``_max`` as ranges and a
+    relationship name as a column: neither is a property filter. A range on
+    something that is not a column, or a relationship, is Glance's 500: a 400."""
+    for query in ("min_ram_min=0", "min_ram_max=0", "min_disk_max=0", "virtual_size_max=0"):
+        res = env.send("GET", f"/v2/images?{query}", token=env.member)
+        assert res.status_int == 200, (query, res.body)
+        ids = [i["id"] for i in res.json["images"]]
+        # No data uploaded: virtual_size is NULL, so only the min_* ranges match.
+        assert ids == ([] if query.startswith("virtual") else [env.image_id]), query
+    for query in (
+        "properties=x",
+        "members=x",
+        "tags=x",
+        "locations=x",
+        "x_owner_a_min=1",
+        "zz_hidden_max=1",
+    ):
+        for token in (env.member, env.admin):
+            res = env.send("GET", f"/v2/images?{query}", token=token)
+            key = query.split("=")[0]
+            assert assert_api_error(res, 400)["message"] == f"Unsupported filter: {key}"
+    assert_logs_clean(logs)
+
+
+def test_hidden_filter_keeps_glances_limit_validation(env: Env, logs) -> None:
+    """With a filter on a hidden property Glance still validates the query."""
+    for query, status in (
+        ("limit=abc&zz_hidden=1", 400),
+        ("limit=-1&zz_hidden=1", 400),
+        ("limit=5&zz_hidden=1", 200),
+        ("limit=0&zz_hidden=HIDDEN-VALUE-1", 200),
+    ):
+        res = env.send("GET", f"/v2/images?{query}", token=env.member)
+        assert res.status_int == status, (query, res.status, res.body)
+        if status == 200:
+            assert res.json["images"] == []
+    assert_logs_clean(logs)
+
+
+@pytest.fixture
+def tasks_stay_pending(monkeypatch) -> None:
+    """Create legacy import tasks without running them.
+
+    Glance would validate the URI and start the taskflow import at once, which
+    fetches ``import_from`` over the network; this test is about what the
+    task's JSON shows, so the executor is switched off (the one stand-in here).
+    """
+    import glance.async_
+    import glance.async_.taskflow_executor
+    import glance.common.scripts.utils
+
+    monkeypatch.setattr(glance.common.scripts.utils, "validate_legacy_import_from_uri", str)
+    for executor in (glance.async_.TaskExecutor, glance.async_.taskflow_executor.TaskExecutor):
+        monkeypatch.setattr(executor, "begin_processing", lambda self, task_id: None)
+
+
+def test_task_json_hides_unreadable_image_properties(
+    glance_factory, tmp_path, tasks_stay_pending, logs
+) -> None:
+    """``GET /v2/tasks/{id}`` and the create answer show ``input.image_properties``
+    to whoever may read the task (with ``tasks_api_access`` opened to members,
+    as legacy-import clouds do), not only to their owner."""
+    policy = tmp_path / "policy.yaml"
+    policy.write_text('"tasks_api_access": "role:member"\n')
+    rules = tmp_path / "rules.conf"
+    rules.write_text(RULES)
+    conf = {"rules_file": str(rules), "reload_on_sighup": "false"}
+    glance = glance_factory(
+        extra_filters=[("propguard", "propguard.middleware:filter_factory", conf)],
+        glance_policy_file=str(policy),
+    )
+    env = Env(glance)
+    props = {**IMAGE, "x_none_read": "TASK-NONE-READ", "zz_x": "TASK-ADMIN-ONLY", "x_owner_t": "t"}
+    task = {
+        "type": "import",
+        "input": {
+            "import_from": "http://images.invalid/cirros.img",
+            "import_from_format": "raw",
+            "image_properties": props,
+        },
+    }
+    created = env.send("POST", "/v2/tasks", token=env.admin, json_body=task)
+    assert created.status_int == 201, created.body
+    shown = created.json["input"]["image_properties"]
+    assert "x_none_read" not in shown and shown["zz_x"] == "TASK-ADMIN-ONLY"
+    path = f"/v2/tasks/{created.json['id']}"
+    by_admin = env.send("GET", path, token=env.admin)
+    assert by_admin.status_int == 200, by_admin.body
+    assert by_admin.json["input"]["image_properties"] == {
+        k: v for k, v in props.items() if k != "x_none_read"
+    }
+    by_member = env.send("GET", path, token=env.member)
+    assert by_member.status_int == 200, by_member.body
+    assert by_member.json["input"]["image_properties"] == {
+        k: v for k, v in props.items() if k not in ("x_none_read", "zz_x")
+    }
+    assert b"TASK-" not in by_member.body
+    assert_logs_clean(logs, "TASK-NONE-READ TASK-ADMIN-ONLY")
+
+
+def test_glance_download_import_is_refused_unless_allowed(env: Env, logs) -> None:
+    """glance-download copies properties (hw_*, trait:*, os_distro ...) from another
+    region's image past any check: 403 unless allow_glance_download."""
+    path = f"{env.path}/import"
+    body = {
+        "method": {
+            "name": "glance-download",
+            "glance_image_id": "00000000-0000-0000-0000-000000000001",
+            "glance_region": "RegionTwo",
+        }
+    }
+    before = len(env.glance.seen)
+    res = env.send("POST", path, token=env.admin, json_body=body)
+    assert "glance-download" in assert_api_error(res, 403)["message"]
+    assert [r for r in env.glance.seen[before:] if r["path"].endswith("/import")] == []
+    # Other methods go on to Glance, which answers as usual (here: no data staged).
+    res = env.send("POST", path, token=env.admin, json_body={"method": {"name": "glance-direct"}})
+    assert res.status_int == 409, res.body
+    assert [r["path"] for r in env.glance.seen[before:]] == [path]
+    res = env.send("POST", path, token=env.admin, body=b"{bad", content_type="application/json")
+    assert_api_error(res, 400)
+    assert_logs_clean(logs)
+
+
+def test_glance_download_passes_when_allowed(glance_factory, tmp_path, logs) -> None:
+    env = start(glance_factory, tmp_path, allow_glance_download="true")
+    body = {"method": {"name": "glance-download", "glance_image_id": "x", "glance_region": "R2"}}
+    before = len(env.glance.seen)
+    res = env.send("POST", f"{env.path}/import", token=env.admin, json_body=body)
+    assert res.status_int != 403 or "glance-download" not in res.text
+    assert [r["path"] for r in env.glance.seen[before:]] == [f"{env.path}/import"]

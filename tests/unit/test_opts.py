@@ -119,3 +119,206 @@ def test_relative_rules_file_is_found_in_config_dirs(tmp_path: Path, monkeypatch
     assert values["policy_file"] == str(etc / "policy.yaml")
     values = opts.resolve({"rules_file": "missing.conf"}, c)
     assert values["rules_file"] == "missing.conf"  # load error will name it
+
+
+# -- [propguard] in glance-api.conf: a bad value fails closed, an unset one is the default --
+
+
+def parsed_conf(tmp_path: Path, body: str) -> tuple[cfg.ConfigOpts, Path]:
+    """A fresh ConfigOpts parsed from a real glance-api.conf, as glance-api parses it."""
+    conf_file = tmp_path / "glance-api.conf"
+    conf_file.write_text("[DEFAULT]\ndebug = false\n\n[propguard]\n" + body, encoding="utf-8")
+    c = cfg.ConfigOpts()
+    c([], project="glance", default_config_files=[str(conf_file)], default_config_dirs=[])
+    return c, conf_file
+
+
+BAD_FILE_VALUES = [
+    ("rule_format", "policy", "Valid values are [roles, policies]"),
+    ("service_role_mode", "Union", "Valid values are [strict, union]"),
+    ("reload_interval", "5s", "could not convert string to float"),
+    ("reload_on_sighup", "perhaps", "Unexpected boolean value"),
+    ("trust_identity_headers", "yes please", "Unexpected boolean value"),
+    ("os_glance_section", "2", "Unexpected boolean value"),
+    ("max_request_body_size", "10", "greater than or equal to 1024"),
+    ("max_response_body_size", "64M", "invalid literal for int()"),
+    ("decision_cache_size", "-1", "greater than or equal to 0"),
+]
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "reason"), BAD_FILE_VALUES, ids=[row[0] for row in BAD_FILE_VALUES]
+)
+def test_bad_value_in_config_file_is_refused_with_its_name(tmp_path, key, value, reason):
+    """Never the default instead: ``rule_format = policy`` read as ``roles`` would
+    deny everything; the error names the option, the group, the value and the file."""
+    c, conf_file = parsed_conf(tmp_path, f"rules_file = /etc/glance/pp.conf\n{key} = {value}\n")
+    with pytest.raises(ValueError) as info:
+        opts.resolve({}, c)
+    message = str(info.value)
+    assert f"[propguard] {key} = {value!r}" in message
+    assert str(conf_file) in message
+    assert reason in message
+    assert "\n" not in message
+
+
+def test_every_bad_value_is_refused_not_only_the_first(tmp_path):
+    """Each bad option is refused on its own: once the first is overridden with a good
+    value, the next bad one is refused in turn, none falls back to its default."""
+    good = {
+        "rule_format": "roles",
+        "service_role_mode": "strict",
+        "reload_interval": "5",
+        "reload_on_sighup": "true",
+        "trust_identity_headers": "false",
+        "os_glance_section": "true",
+        "max_request_body_size": "2048",
+        "max_response_body_size": "2048",
+        "decision_cache_size": "0",
+    }
+    bad = {key: value for key, value, _ in BAD_FILE_VALUES}
+    c, _ = parsed_conf(tmp_path, "".join(f"{k} = {v}\n" for k, v in bad.items()))
+    fixed: dict[str, str] = {}
+    for opt in opts.OPTS:
+        if opt.dest not in bad:
+            continue
+        with pytest.raises(ValueError, match=rf"\[propguard\] {opt.dest} = '{bad[opt.dest]}'"):
+            opts.resolve(fixed, c)
+        fixed[opt.dest] = good[opt.dest]
+    assert opts.resolve(fixed, c)["max_request_body_size"] == 2048
+
+
+def test_paste_value_still_wins_over_a_bad_config_file_value(tmp_path):
+    """The paste section decides where it sets the option; oslo.config is not read then."""
+    c, _ = parsed_conf(tmp_path, "rule_format = policy\n")
+    assert opts.resolve({"rule_format": "policies"}, c)["rule_format"] == "policies"
+
+
+def test_bad_value_from_the_environment_is_refused(conf, monkeypatch):
+    monkeypatch.setenv("OS_PROPGUARD__RULE_FORMAT", "policy")
+    c = cfg.ConfigOpts()
+    c([], project="glance", default_config_files=[], default_config_dirs=[])
+    with pytest.raises(ValueError) as info:
+        opts.resolve({}, c)
+    message = str(info.value)
+    assert "[propguard] rule_format = 'policy'" in message
+    assert "OS_PROPGUARD__RULE_FORMAT" in message
+
+
+@pytest.mark.parametrize(
+    ("value", "missing"),
+    [("$nosuch/pp.conf", "nosuch"), ("${nosuch.dir}/pp.conf", "nosuch")],
+    ids=["option", "group"],
+)
+def test_dangling_reference_in_a_set_value_is_refused(tmp_path, value, missing):
+    """oslo.config reports ``$nosuch`` with NoSuchOptError / NoSuchGroupError, the same
+    classes as an option that is not there: these name the reference, not the option,
+    so they are bad values, not "unset"."""
+    c, _ = parsed_conf(tmp_path, f"rules_file = {value}\n")
+    with pytest.raises(ValueError) as info:
+        opts.resolve({}, c)
+    assert "[propguard] rules_file" in str(info.value)
+    assert missing in str(info.value)
+
+
+def test_valid_config_file_values_are_typed(tmp_path):
+    c, _ = parsed_conf(
+        tmp_path,
+        "rules_file = /etc/glance/pp.conf\n"
+        "rule_format = policies\n"
+        "policy_file = /etc/glance/policy.yaml\n"
+        "service_role_mode = union\n"
+        "service_token_roles = service, nova\n"
+        "reload_interval = 2.5\n"
+        "reload_on_sighup = False\n"
+        "trust_identity_headers = true\n"
+        "max_request_body_size = 2048\n"
+        "decision_cache_size = 0\n",
+    )
+    values = opts.resolve({}, c)
+    assert values["rule_format"] == "policies"
+    assert values["policy_file"] == "/etc/glance/policy.yaml"
+    assert values["service_role_mode"] == "union"
+    assert values["service_token_roles"] == ["service", "nova"]
+    assert values["reload_interval"] == 2.5
+    assert values["reload_on_sighup"] is False
+    assert values["trust_identity_headers"] is True
+    assert values["max_request_body_size"] == 2048
+    assert values["decision_cache_size"] == 0
+    assert values["name_cache_size"] == 10000  # not set: default
+
+
+def test_options_absent_from_the_file_are_defaults(tmp_path):
+    c, _ = parsed_conf(tmp_path, "")
+    assert opts.resolve({}, c) == {o.dest: o.default for o in opts.OPTS}
+
+
+def test_unparsed_config_gives_defaults_without_error():
+    """cfg.CONF before glance-api parsed it (or never, under a bare paste server):
+    oslo.config raises nothing for a registered option, it returns the default."""
+    c = cfg.ConfigOpts()  # never called
+    values = opts.resolve({"rules_file": "/etc/glance/pp.conf"}, c)
+    assert values["rules_file"] == "/etc/glance/pp.conf"
+    assert {k: v for k, v in values.items() if k != "rules_file"} == {
+        o.dest: o.default for o in opts.OPTS if o.dest != "rules_file"
+    }
+
+
+class _Unreadable(cfg.ConfigOpts):
+    """A ConfigOpts whose ``[propguard]`` options cannot be read at all."""
+
+    def __init__(self, error):
+        super().__init__()
+        self._error = error
+
+    def __getitem__(self, key):
+        error = self._error
+
+        class Group:
+            def __getattr__(self, name):
+                raise error(name)
+
+        return Group()
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        lambda name: cfg.NoSuchOptError(name, cfg.OptGroup("propguard")),
+        lambda name: cfg.NoSuchOptError(name, "propguard"),
+        lambda name: cfg.NoSuchGroupError("propguard"),
+        lambda name: cfg.NotInitializedError(),
+    ],
+    ids=["no-such-opt", "no-such-opt-str-group", "no-such-group", "not-initialized"],
+)
+def test_option_that_is_not_there_falls_back_to_its_default(error):
+    values = opts.resolve({"rules_file": "/pp.conf"}, _Unreadable(error))
+    assert values["rule_format"] == "roles" and values["service_role_mode"] == "strict"
+    assert values["reload_interval"] == 5.0
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        lambda name: cfg.NoSuchOptError("other", cfg.OptGroup("propguard")),
+        lambda name: cfg.NoSuchOptError(name, cfg.OptGroup("DEFAULT")),
+        lambda name: cfg.NoSuchGroupError("other"),
+        lambda name: cfg.ConfigFileValueError(f"Value for option {name} is not valid: bad"),
+        lambda name: cfg.TemplateSubstitutionError("bad template"),
+    ],
+    ids=["other-opt", "other-group-opt", "other-group", "file-value", "template"],
+)
+def test_any_other_config_error_is_refused(error):
+    with pytest.raises(ValueError, match=r"\[propguard\] rule_format"):
+        opts.resolve({"rules_file": "/pp.conf"}, _Unreadable(error))
+
+
+def test_filter_does_not_start_on_a_bad_config_file_value(tmp_path, monkeypatch):
+    from propguard import middleware
+
+    rules = tmp_path / "pp.conf"
+    rules.write_text("[.*]\ncreate = @\nread = @\nupdate = @\ndelete = @\n")
+    c, _ = parsed_conf(tmp_path, f"rules_file = {rules}\nservice_role_mode = Union\n")
+    monkeypatch.setattr(cfg, "CONF", c)
+    with pytest.raises(ValueError, match=r"\[propguard\] service_role_mode = 'Union'"):
+        middleware.filter_factory({})(lambda environ, start_response: [])

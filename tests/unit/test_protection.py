@@ -132,7 +132,10 @@ def test_blind_add_without_update_right_is_403_whether_or_not_it_exists(engine, 
     for draft in (4, 10):
         with pytest.raises(ApiError) as info:
             ImageProtection().check_patch([op("add", "x_none_read")], stored, MEMBER, engine, draft)
-        assert (info.value.status, info.value.message) == (403, "Attribute 'x_none_read' is reserved.")
+        assert (info.value.status, info.value.message) == (
+            403,
+            "Attribute 'x_none_read' is reserved.",
+        )
 
 
 def test_draft4_add_of_visible_property_is_already_present(engine):
