@@ -65,20 +65,23 @@ def _start(tmp_path: Path, url: str, **kwargs) -> InProcessGlance:
     return glance
 
 
+def _start_guarded(tmp_path: Path, url: str) -> InProcessGlance:
+    """Glance on MariaDB with propguard enforcing ``RULES``."""
+    rules = tmp_path / "rules.conf"
+    rules.write_text(RULES)
+    options = {"rules_file": str(rules), "reload_on_sighup": "false"}
+    return _start(
+        tmp_path, url, extra_filters=[("propguard", "propguard.middleware:filter_factory", options)]
+    )
+
+
 def _names(response) -> list[str]:
     assert response.status_int == 200, response.body
     return [image["name"] for image in response.json["images"]]
 
 
 def test_case_variant_filter_is_no_oracle_on_mariadb(tmp_path: Path, mariadb_url: str) -> None:
-    rules = tmp_path / "rules.conf"
-    rules.write_text(RULES)
-    options = {"rules_file": str(rules), "reload_on_sighup": "false"}
-    glance = _start(
-        tmp_path,
-        mariadb_url,
-        extra_filters=[("propguard", "propguard.middleware:filter_factory", options)],
-    )
+    glance = _start_guarded(tmp_path, mariadb_url)
     try:
         admin = glance.headers(glance.user_token(["admin", "member", "reader"]))
         member = glance.headers(glance.user_token(["member", "reader"]))
@@ -152,14 +155,7 @@ def test_paging_does_not_reveal_dropped_images_on_mariadb(tmp_path: Path, mariad
     """Reviewer's reproducer: ``?SECRET_key=abc&limit=1`` used to answer an empty
     page whose ``next`` named the hidden match; now the pages are those Glance
     would give if the hidden match did not exist."""
-    rules = tmp_path / "rules.conf"
-    rules.write_text(RULES)
-    options = {"rules_file": str(rules), "reload_on_sighup": "false"}
-    glance = _start(
-        tmp_path,
-        mariadb_url,
-        extra_filters=[("propguard", "propguard.middleware:filter_factory", options)],
-    )
+    glance = _start_guarded(tmp_path, mariadb_url)
     try:
         admin = glance.headers(glance.user_token(["admin", "member", "reader"]))
         member = glance.headers(glance.user_token(["member", "reader"]))
