@@ -140,13 +140,11 @@ delete = context_is_admin
 """
 
 
-def test_policy_file_change_is_reloaded(glance_factory, tmp_path, caplog) -> None:
-    caplog.set_level(logging.INFO)
+def start_policies(glance_factory, tmp_path: Path, policy: Path) -> InProcessGlance:
+    """POLICIES_RULES with ``policy`` as policy_file, checked for changes on every request."""
     path = tmp_path / "rules.conf"
     path.write_text(POLICIES_RULES)
-    policy = tmp_path / "policy.yaml"
-    policy.write_text('"pg_creator": "role:member or role:admin"\n')
-    glance = start(
+    return start(
         glance_factory,
         path,
         rule_format="policies",
@@ -154,6 +152,13 @@ def test_policy_file_change_is_reloaded(glance_factory, tmp_path, caplog) -> Non
         reload_interval="0",
         reload_on_sighup="false",
     )
+
+
+def test_policy_file_change_is_reloaded(glance_factory, tmp_path, caplog) -> None:
+    caplog.set_level(logging.INFO)
+    policy = tmp_path / "policy.yaml"
+    policy.write_text('"pg_creator": "role:member or role:admin"\n')
+    glance = start_policies(glance_factory, tmp_path, policy)
     assert member_create(glance, "x_pol_a") == 201
     replace_file(policy, '"pg_creator": "role:admin"\n')
     assert member_create(glance, "x_pol_a") == 403
@@ -167,21 +172,12 @@ def test_policy_file_change_is_reloaded(glance_factory, tmp_path, caplog) -> Non
 def test_policy_d_is_read_and_watched(glance_factory, tmp_path, caplog) -> None:
     """glance-api's policy.d next to policy.yaml overrides it; a new file there is reloaded."""
     caplog.set_level(logging.INFO)
-    path = tmp_path / "rules.conf"
-    path.write_text(POLICIES_RULES)
     policy = tmp_path / "policy.yaml"
     policy.write_text('"pg_creator": "role:admin"\n')
     policy_d = tmp_path / "policy.d"
     policy_d.mkdir()
     (policy_d / "10-members.yaml").write_text('"pg_creator": "role:member or role:admin"\n')
-    glance = start(
-        glance_factory,
-        path,
-        rule_format="policies",
-        policy_file=str(policy),
-        reload_interval="0",
-        reload_on_sighup="false",
-    )
+    glance = start_policies(glance_factory, tmp_path, policy)
     assert member_create(glance, "x_pol_a") == 201
     (policy_d / "20-admins-only.yaml").write_text('"pg_creator": "role:admin"\n')
     assert member_create(glance, "x_pol_a") == 403
