@@ -123,6 +123,7 @@ PATCH_MEDIA_TYPES = {
     "application/openstack-images-v2.1-json-patch": 10,
     "application/openstack-images-v2.0-json-patch": 4,
 }
+DRAFT4_PATCH_MEDIA_TYPE = "application/openstack-images-v2.0-json-patch"
 PATCH_OPERATIONS = ("add", "remove", "replace")
 #: Only ``locations`` takes a two-part path (``/locations/N``); Glance 400s the rest.
 _PATH_DEPTH = {"locations": {"add": 2, "remove": 2, "replace": 1}}
@@ -184,6 +185,9 @@ class PatchOp:
     path: tuple[str, ...]
     value: Any = None
     has_value: bool = False
+    #: An ``add`` allowed only as a create (no update right): it must not land
+    #: on a property that appeared since propguard read the image.
+    absent_only: bool = False
 
     @property
     def root(self) -> str:

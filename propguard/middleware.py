@@ -38,10 +38,12 @@ from propguard import opts
 from propguard.bodies import method_override, read_json, replace_json
 from propguard.errors import ApiError, error_response
 from propguard.glance import (
+    DRAFT4_PATCH_MEDIA_TYPE,
     GLANCE_DOWNLOAD,
     PATCH_MEDIA_TYPES,
     ListFilter,
     PatchError,
+    PatchOp,
     classify_list_key,
     match_route,
     parse_patch,
@@ -413,6 +415,13 @@ class PropertyProtectionFilter:
             if isinstance(current, webob.Response):
                 return current
             ops = self.protection.check_patch(ops, current, creds, engine, draft)
+            if draft == 10 and _only_creating_adds(ops):
+                # Glance's draft 4 refuses an add over a present property (409
+                # "already present") where draft 10 would overwrite it: so a
+                # property created by someone else since the GET above is not
+                # overwritten by a caller who may create it but not update it.
+                draft = 4
+                request.content_type = DRAFT4_PATCH_MEDIA_TYPE
         replace_json(request.environ, [op.to_json(draft) for op in ops])
         return self._filtered_json(self._forward_write(request), creds, engine, listing=False)
 
@@ -459,3 +468,13 @@ def _is_count(value: str) -> bool:
         return int(value) >= 0
     except ValueError:
         return False
+
+
+def _only_creating_adds(ops: list[PatchOp]) -> bool:
+    """Does the patch create something it may not update, with no add that must overwrite?
+
+    Then it can go to Glance as draft 4 unchanged in meaning, except that an
+    add over a property that appeared meanwhile fails instead of overwriting.
+    """
+    adds = [op for op in ops if op.op == "add" and op.root != "locations"]
+    return any(op.absent_only for op in adds) and all(op.absent_only for op in adds)

@@ -112,6 +112,8 @@ class ImageProtection:
                     self.require(engine, name, "update", creds)
                 elif readable:
                     self.require(engine, name, "create", creds)
+                    if not engine.allowed(name, "update", creds):
+                        op = PatchOp(op.op, op.path, op.value, op.has_value, absent_only=True)
                 else:
                     self.require(engine, name, "create", creds)
                     self.require(engine, name, "update", creds)

@@ -30,7 +30,9 @@ from functional_rules import ADMIN_CATCH_ALL, REFERENCE_2_4_SECTIONS
 from glance.common import config as glance_config
 from oslo_config import cfg
 
+from propguard import opts
 from propguard.inprocess import InProcessGlance
+from propguard.middleware import PropertyProtectionFilter
 
 pytestmark = pytest.mark.glance
 
@@ -1163,3 +1165,94 @@ def test_glance_download_passes_when_allowed(glance_factory, tmp_path, logs) -> 
     res = env.send("POST", f"{env.path}/import", token=env.admin, json_body=body)
     assert res.status_int != 403 or "glance-download" not in res.text
     assert [r["path"] for r in env.glance.seen[before:]] == [f"{env.path}/import"]
+
+
+class _RaceBelow:
+    """Below propguard: once armed, an admin adds ``img_signature`` just before
+    the next PATCH reaches Glance (someone else's write between propguard's
+    read of the image and the caller's PATCH)."""
+
+    def __init__(self, glance: InProcessGlance, admin_token: str) -> None:
+        self.glance = glance
+        self.admin_token = admin_token
+        self.armed = False
+
+    def __call__(self, environ: dict, start_response: Any) -> Any:
+        if self.armed and environ["REQUEST_METHOD"] == "PATCH":
+            self.armed = False
+            raced = webob.Request.blank(
+                environ["PATH_INFO"],
+                method="PATCH",
+                headers={
+                    **self.glance.headers(self.admin_token),
+                    "Content-Type": "application/openstack-images-v2.1-json-patch",
+                },
+            )
+            raced.body = b'[{"op": "add", "path": "/img_signature", "value": "RACED"}]'
+            assert raced.get_response(self.glance.app).status_int == 200
+        return self.glance.app(environ, start_response)
+
+
+def test_create_only_add_does_not_overwrite_a_property_created_meanwhile(
+    glance_factory, logs
+) -> None:
+    """production.conf: members may set img_signature once, never update it. If it
+    appears between propguard's GET of the image and the PATCH, the member's add
+    must fail (Glance's draft-4 "already present"), not overwrite it."""
+    glance = glance_factory()
+    admin = glance.user_token(["admin", "member", "reader"], user_id="root")
+    member = glance.user_token(["member", "reader"])
+    race = _RaceBelow(glance, admin)
+    options = opts.resolve(
+        {
+            "rules_file": str(Path(__file__).parents[2] / "policies" / "production.conf"),
+            "trust_identity_headers": "true",  # the real auth_token runs below, in Glance's pipeline
+            "reload_on_sighup": "false",
+        },
+        cfg.ConfigOpts(),
+    )
+    guarded = PropertyProtectionFilter(race, options)
+    identity = {
+        "X-Identity-Status": "Confirmed",
+        "X-Roles": "member,reader",
+        "X-User-Id": "u",
+        "X-Project-Id": "p",
+    }
+
+    def member_patch(image_id: str, ops: bytes) -> webob.Response:
+        req = webob.Request.blank(
+            f"/v2/images/{image_id}",
+            method="PATCH",
+            headers={
+                **glance.headers(member),
+                **identity,
+                "Content-Type": "application/openstack-images-v2.1-json-patch",
+            },
+        )
+        req.body = ops
+        return req.get_response(guarded)
+
+    def new_image() -> str:
+        res = glance.request("POST", "/v2/images", headers=glance.headers(member), json=IMAGE)
+        assert res.status_int == 201, res.body
+        return res.json["id"]
+
+    add = b'[{"op": "add", "path": "/img_signature", "value": "MINE"}]'
+    # No race: the add is a create and succeeds (sent to Glance as draft 4).
+    calm = new_image()
+    res = member_patch(calm, add)
+    assert res.status_int == 200, res.body
+    assert res.json["img_signature"] == "MINE"
+    # Race: the property appears after propguard's GET; Glance refuses the add.
+    raced = new_image()
+    race.armed = True
+    res = member_patch(raced, add)
+    assert res.status_int == 409, res.body
+    assert b"already present" in res.body
+    stored = glance.request("GET", f"/v2/images/{raced}", headers=glance.headers(admin)).json
+    assert stored["img_signature"] == "RACED"
+    # A patch that also needs draft 10's add-overwrites (a core attribute) keeps draft 10.
+    mixed = b'[{"op": "add", "path": "/name", "value": "n2"}, ' + add[1:]
+    res = member_patch(new_image(), mixed)
+    assert res.status_int == 200, res.body
+    assert (res.json["name"], res.json["img_signature"]) == ("n2", "MINE")

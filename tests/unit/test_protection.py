@@ -187,3 +187,23 @@ def test_matches_filters_needs_exact_name_and_value():
     assert not matches_filters(image, {"SECRET_key": ["abc"]})
     assert not matches_filters(image, {"colour": ["Blue", "Red"]})
     assert not matches_filters(["not", "an", "image"], {"colour": ["Blue"]})
+
+
+def test_readable_add_that_may_also_update_is_not_marked(engine):
+    absent = STORED - {"x_owner_a", "x_nodel"}
+    ops = ImageProtection().check_patch(
+        [op("add", "x_owner_a"), op("add", "x_nodel")], absent, MEMBER, engine, 10
+    )
+    assert [o.absent_only for o in ops] == [False, False]
+
+
+def test_create_only_add_is_marked_absent_only():
+    rules = compile_rules(
+        parse_rules_text(
+            "r.conf",
+            "[^img_signature$]\ncreate = member\nread = member\nupdate = !\ndelete = !\n",
+            "roles",
+        )
+    )
+    ops = ImageProtection().check_patch([op("add", "img_signature")], set(), MEMBER, rules, 10)
+    assert [(o.op, o.absent_only) for o in ops] == [("add", True)]
