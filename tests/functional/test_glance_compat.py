@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from functional_rules import ADMIN_CATCH_ALL, REFERENCE_2_4_SECTIONS
+from functional_rules import ADMIN_CATCH_ALL, IMAGE_ATTRIBUTES, REFERENCE_2_4_SECTIONS
 
 from propguard.inprocess import InProcessGlance
 
@@ -66,38 +66,6 @@ SPL = ("reader", "member", "spl_role")
 SPL_ADMIN = ("reader", "member", "spl_role", "admin")
 JOE = ("reader", "member", "joe_soap")
 RANDOM = ("reader", "random_role")
-
-#: Attributes of Glance 33's image schema: everything else in an image body is
-#: an extra property, i.e. subject to the rules.
-IMAGE_ATTRIBUTES = frozenset(
-    {
-        "checksum",
-        "container_format",
-        "created_at",
-        "direct_url",
-        "disk_format",
-        "file",
-        "id",
-        "locations",
-        "min_disk",
-        "min_ram",
-        "name",
-        "os_hash_algo",
-        "os_hash_value",
-        "os_hidden",
-        "owner",
-        "protected",
-        "schema",
-        "self",
-        "size",
-        "status",
-        "stores",
-        "tags",
-        "updated_at",
-        "virtual_size",
-        "visibility",
-    }
-)
 
 # Body of the images in reference §3.5 (current functional tests) ...
 RAW = {"disk_format": "raw", "container_format": "bare"}
