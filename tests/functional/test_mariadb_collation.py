@@ -75,6 +75,13 @@ def _start_guarded(tmp_path: Path, url: str) -> InProcessGlance:
     )
 
 
+def _create(glance: InProcessGlance, headers: dict, **props: str) -> str:
+    body = {"disk_format": "raw", "container_format": "bare", **props}
+    res = glance.request("POST", "/v2/images", headers=headers, json=body)
+    assert res.status_int == 201, res.body
+    return res.json["id"]
+
+
 def _names(response) -> list[str]:
     assert response.status_int == 200, response.body
     return [image["name"] for image in response.json["images"]]
@@ -85,18 +92,8 @@ def test_case_variant_filter_is_no_oracle_on_mariadb(tmp_path: Path, mariadb_url
     try:
         admin = glance.headers(glance.user_token(["admin", "member", "reader"]))
         member = glance.headers(glance.user_token(["member", "reader"]))
-        base = {"disk_format": "raw", "container_format": "bare"}
-        created = glance.request(
-            "POST",
-            "/v2/images",
-            headers=admin,
-            json={**base, "name": "licensed", "secret_key": "abc"},
-        )
-        assert created.status_int == 201, created.body
-        visible = glance.request(
-            "POST", "/v2/images", headers=member, json={**base, "name": "tagged", "colour": "Blue"}
-        )
-        assert visible.status_int == 201, visible.body
+        _create(glance, admin, name="licensed", secret_key="abc")
+        _create(glance, member, name="tagged", colour="Blue")
 
         # Even for the admin, a variant spelling is not the property: MariaDB
         # matches it (see the native test below), propguard drops the image.
@@ -129,14 +126,7 @@ def test_native_glance_on_mariadb_answers_case_variant_filters(
     try:
         admin = glance.headers(glance.user_token(["admin", "member", "reader"]))
         member = glance.headers(glance.user_token(["member", "reader"]))
-        base = {"disk_format": "raw", "container_format": "bare"}
-        created = glance.request(
-            "POST",
-            "/v2/images",
-            headers=admin,
-            json={**base, "name": "licensed", "secret_key": "abc"},
-        )
-        assert created.status_int == 201, created.body
+        _create(glance, admin, name="licensed", secret_key="abc")
         assert _names(glance.request("GET", "/v2/images?SECRET_key=abc", headers=member)) == [
             "licensed"
         ]
@@ -159,18 +149,11 @@ def test_paging_does_not_reveal_dropped_images_on_mariadb(tmp_path: Path, mariad
     try:
         admin = glance.headers(glance.user_token(["admin", "member", "reader"]))
         member = glance.headers(glance.user_token(["member", "reader"]))
-        base = {"disk_format": "raw", "container_format": "bare"}
-
-        def create(headers: dict, **props: str) -> str:
-            res = glance.request("POST", "/v2/images", headers=headers, json={**base, **props})
-            assert res.status_int == 201, res.body
-            return res.json["id"]
-
         # Two images the member may find by ``SECRET_key`` (its own, exact
         # spelling), and the hidden match, first in name order.
-        first = create(member, name="b-decoy", SECRET_key="abc")
-        second = create(member, name="c-decoy", SECRET_key="abc")
-        victim = create(admin, name="a-licensed", secret_key="abc")
+        first = _create(glance, member, name="b-decoy", SECRET_key="abc")
+        second = _create(glance, member, name="c-decoy", SECRET_key="abc")
+        victim = _create(glance, admin, name="a-licensed", secret_key="abc")
         query = "/v2/images?SECRET_key=abc&limit=1&sort=name%3Aasc"
 
         def walk() -> list[tuple[list[str], str | None]]:
