@@ -95,11 +95,20 @@ LIST_PARAMETERS = IMAGE_COLUMNS | {
 }
 
 
+#: Parameters Glance's ``index`` takes only once (``params.pop``): a second
+#: copy would reach the database as a filter on a *property* of that name.
+SINGLE_LIST_PARAMETERS = ("limit", "marker", "member_status", "sort")
+
+
 class ListFilter(enum.Enum):
     """What Glance's database layer makes of a ``GET /v2/images`` query key."""
 
     PARAMETER = "parameter"  # paging, sorting, a column or a column range
     PROPERTY = "property"  # compared with image properties of that name
+    #: A property filter on a name no property may have (an image-schema
+    #: attribute that is not a column: ``file``, ``self`` ...). Glance still
+    #: runs it, and a case-insensitive collation matches e.g. ``File``.
+    NO_PROPERTY = "no_property"
     INVALID = "invalid"  # Glance would answer 500
 
 
@@ -116,6 +125,8 @@ def classify_list_key(key: str) -> ListFilter:
         return ListFilter.INVALID
     if key.endswith(("_min", "_max")):
         return ListFilter.PARAMETER if key[:-4] in IMAGE_COLUMNS else ListFilter.INVALID
+    if key in CORE_ATTRIBUTES:
+        return ListFilter.NO_PROPERTY
     return ListFilter.PROPERTY
 
 

@@ -41,6 +41,7 @@ from propguard.glance import (
     DRAFT4_PATCH_MEDIA_TYPE,
     GLANCE_DOWNLOAD,
     PATCH_MEDIA_TYPES,
+    SINGLE_LIST_PARAMETERS,
     ListFilter,
     PatchError,
     PatchOp,
@@ -204,15 +205,20 @@ class PropertyProtectionFilter:
         engine: RuleEngine,
         listing: bool,
     ) -> webob.Response:
-        """Remove what the caller cannot read from an image (or list) response."""
+        """Remove what the caller cannot read from an image (or list) response.
+
+        The body is re-serialised even when nothing was removed: Glance's
+        ``json.dumps`` spacing differs from orjson's, so re-writing only
+        changed bodies would tell the caller that something was hidden.
+        """
         if not 200 <= response.status_code < 300 or response.status_code == 204:
             return response
         decoded = self._image_document(response, listing)
         if isinstance(decoded, webob.Response):
             return decoded
         document, images = decoded
-        if self.protection.hide_unreadable(images, creds, engine):
-            response.body = orjson.dumps(document)
+        self.protection.hide_unreadable(images, creds, engine)
+        response.body = orjson.dumps(document)
         return response
 
     # -- routes -------------------------------------------------------------
@@ -221,14 +227,21 @@ class PropertyProtectionFilter:
         return self._filtered_json(self._forward(request), creds, engine, listing=False)
 
     def _list_images(self, request, creds, engine, image_id):
+        for key in SINGLE_LIST_PARAMETERS:
+            if len(request.GET.getall(key)) > 1:
+                # Glance takes the first; the others would be property filters.
+                raise ApiError(400, f"Parameter {key} may be given only once.")
         property_keys = []
-        for key in request.GET:
+        never = []
+        for key in dict.fromkeys(request.GET):
             kind = classify_list_key(key)
             if kind is ListFilter.INVALID:
                 raise ApiError(400, f"Unsupported filter: {key}")
-            if kind is ListFilter.PROPERTY and self.protection.is_rule_key(key):
+            if kind is ListFilter.NO_PROPERTY:
+                never.append(key)
+            elif kind is ListFilter.PROPERTY:
                 property_keys.append(key)
-        hidden_filters = [k for k in property_keys if not engine.allowed(k, "read", creds)]
+        hidden_filters = never + [k for k in property_keys if not engine.allowed(k, "read", creds)]
         if hidden_filters:
             return self._empty_listing(request, hidden_filters)
         if not property_keys:
@@ -236,7 +249,8 @@ class PropertyProtectionFilter:
         # Glance's router rewrites SCRIPT_NAME/PATH_INFO of the request it
         # serves: later pages are asked with a copy taken before.
         pristine = request.copy_get()
-        filters = {key: request.GET.getall(key) for key in property_keys}
+        # Glance's database layer keeps the last value of a repeated filter.
+        filters = {key: request.GET.getall(key)[-1:] for key in property_keys}
         response = self._forward(request)
         return self._property_filtered_listing(pristine, response, creds, engine, filters)
 
@@ -261,8 +275,8 @@ class PropertyProtectionFilter:
             return matches_filters(image, filters)
 
         if all(keep(image) for image in images):
-            if self.protection.hide_unreadable(images, creds, engine):
-                response.body = orjson.dumps(document)
+            self.protection.hide_unreadable(images, creds, engine)
+            response.body = orjson.dumps(document)
             return response
         page, marker = refill_page(
             images,
@@ -366,8 +380,9 @@ class PropertyProtectionFilter:
         document = decoded[0]
         task_input = document.get("input") if isinstance(document, dict) else None
         props = task_input.get("image_properties") if isinstance(task_input, dict) else None
-        if isinstance(props, dict) and self.protection.hide_unreadable([props], creds, engine):
-            response.body = orjson.dumps(document)
+        if isinstance(props, dict):
+            self.protection.hide_unreadable([props], creds, engine)
+        response.body = orjson.dumps(document)
         return response
 
     def _import_image(self, request, creds, engine, image_id):
