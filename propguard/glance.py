@@ -51,36 +51,19 @@ CORE_ATTRIBUTES = frozenset(
 #: Core attributes an operator may put under the rules.
 PROTECTABLE_CORE_ATTRIBUTES = frozenset({"locations", "direct_url"})
 
+#: Relationships of Glance's Image model: as a list filter Glance compares the
+#: relationship itself with a string and answers 500.
+IMAGE_RELATIONSHIPS = frozenset({"locations", "members", "properties", "tags"})
+#: Image-schema attributes with no column: Glance runs a list filter on one as
+#: a filter on a property of that name, which no property may have.
+SCHEMA_ONLY_ATTRIBUTES = frozenset({"direct_url", "file", "schema", "self", "stores"})
 #: Columns of Glance's ``images`` table (``glance.db.sqlalchemy.models.Image``):
 #: a list filter of that name, or ``<column>_min`` / ``<column>_max``, compares
 #: the column in SQL, never a property.
-IMAGE_COLUMNS = frozenset(
-    {
-        "checksum",
-        "container_format",
-        "created_at",
-        "deleted",
-        "deleted_at",
-        "disk_format",
-        "id",
-        "min_disk",
-        "min_ram",
-        "name",
-        "os_hash_algo",
-        "os_hash_value",
-        "os_hidden",
-        "owner",
-        "protected",
-        "size",
-        "status",
-        "updated_at",
-        "virtual_size",
-        "visibility",
-    }
-)
-#: Relationships of that model: as a list filter Glance compares the
-#: relationship itself with a string and answers 500.
-IMAGE_RELATIONSHIPS = frozenset({"locations", "members", "properties", "tags"})
+IMAGE_COLUMNS = (CORE_ATTRIBUTES - SCHEMA_ONLY_ATTRIBUTES - IMAGE_RELATIONSHIPS) | {
+    "deleted",
+    "deleted_at",
+}
 
 #: Query parameters of ``GET /v2/images`` that are not property filters.
 LIST_PARAMETERS = IMAGE_COLUMNS | {
@@ -125,7 +108,7 @@ def classify_list_key(key: str) -> ListFilter:
         return ListFilter.INVALID
     if key.endswith(("_min", "_max")):
         return ListFilter.PARAMETER if key[:-4] in IMAGE_COLUMNS else ListFilter.INVALID
-    if key in CORE_ATTRIBUTES:
+    if key in SCHEMA_ONLY_ATTRIBUTES:
         return ListFilter.NO_PROPERTY
     return ListFilter.PROPERTY
 

@@ -114,3 +114,17 @@ def test_glance_limits_come_from_glance_options_when_registered():
     conf([], default_config_files=[], default_config_dirs=[])
     assert glance_limits(conf) == (10, 50)
     assert glance_limits(cfg.ConfigOpts()) == (25, 1000)
+
+
+def test_list_key_tables_match_glances_image_model():
+    """propguard.glance's column/relationship tables are Glance 33's, written out
+    so that the filter does not import Glance; checked here where Glance is installed."""
+    from glance.db.sqlalchemy import models  # a test dependency: never skipped
+    from sqlalchemy import inspect
+
+    from propguard.glance import CORE_ATTRIBUTES, IMAGE_COLUMNS, IMAGE_RELATIONSHIPS
+
+    mapper = inspect(models.Image)
+    assert {c.key for c in mapper.column_attrs} == IMAGE_COLUMNS
+    assert {r.key for r in mapper.relationships} == IMAGE_RELATIONSHIPS
+    assert IMAGE_RELATIONSHIPS - {"members", "properties"} <= CORE_ATTRIBUTES
