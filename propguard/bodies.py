@@ -12,11 +12,8 @@ import io
 from typing import Any
 
 import orjson
-import webob
 
 from propguard.errors import ApiError
-
-_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
 def read_json(environ: dict[str, Any], limit: int) -> Any:
@@ -71,26 +68,3 @@ def read_up_to(stream: Any, limit: int) -> bytes:
         chunks.append(chunk)
         remaining -= len(chunk)
     return b"".join(chunks)
-
-
-def method_override(environ: dict[str, Any]) -> bool:
-    """Could Glance's router see another method than ``REQUEST_METHOD``?
-
-    Glance's ``wsgi.Router`` uses ``routes.RoutesMiddleware`` with
-    ``use_method_override``: a ``_method`` query parameter (any method), or a
-    ``_method`` field of a POSTed form, replaces the method used to pick the
-    route. No Glance client uses it; on the routes propguard checks it is
-    refused. Superset of Routes' test: any ``_method`` key in the query (or
-    an undecodable query naming it), any form POST (Glance's image and task
-    routes never take form bodies).
-    """
-    query = environ.get("QUERY_STRING") or ""
-    if "_method" in query:
-        try:
-            return "_method" in webob.Request(environ).GET
-        except UnicodeDecodeError:
-            return True
-    if environ.get("REQUEST_METHOD") == "POST":
-        content_type = (environ.get("CONTENT_TYPE") or "").lower().split(";", 1)[0].strip()
-        return content_type in _FORM_TYPES
-    return False

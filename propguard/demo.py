@@ -103,7 +103,7 @@ def _error_message(response: Any) -> str:
 
 
 def run_tour(rules: str, workdir: str, out=sys.stdout) -> int:
-    from propguard.identity import Credentials
+    from propguard.credentials import Credentials
     from propguard.inprocess import InProcessGlance
 
     filt_options = {

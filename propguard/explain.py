@@ -13,7 +13,7 @@ import html
 import json
 from dataclasses import dataclass
 
-from propguard.identity import Credentials
+from propguard.credentials import Credentials
 from propguard.lint.rules import LintOptions, detect_format
 from propguard.lint.sections import analyse_sections
 from propguard.rules.engine import OS_GLANCE_SECTION, RuleEngine, compile_rules

@@ -35,25 +35,23 @@ import webob
 from oslo_log import log
 
 from propguard import opts
-from propguard.bodies import method_override, read_json, replace_json
+from propguard.bodies import read_json, replace_json
+from propguard.credentials import Credentials
 from propguard.errors import ApiError, error_response
-from propguard.glance import (
+from propguard.glance.attributes import SINGLE_LIST_PARAMETERS, ListFilter, classify_list_key
+from propguard.glance.listing import next_link, refill_page, requested_page_size
+from propguard.glance.patch import (
     DRAFT4_PATCH_MEDIA_TYPE,
-    GLANCE_DOWNLOAD,
     PATCH_MEDIA_TYPES,
-    SINGLE_LIST_PARAMETERS,
-    ListFilter,
     PatchError,
     PatchOp,
-    classify_list_key,
-    match_route,
     parse_patch,
 )
-from propguard.identity import Credentials, credentials_from_environ
-from propguard.listing import next_link, refill_page, requested_page_size
+from propguard.glance.routes import GLANCE_DOWNLOAD, match_route, method_override
+from propguard.identity import credentials_from_environ
 from propguard.protection import ImageProtection, matches_filters
 from propguard.rules import RuleEngine, RulesHolder, load_rules
-from propguard.rules.policy import policy_dir_paths
+from propguard.rules.policy_set import policy_dir_paths
 
 LOG = log.getLogger(__name__)
 

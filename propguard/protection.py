@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from propguard.credentials import Credentials
 from propguard.errors import ApiError, forbidden_property, missing_property
-from propguard.glance import CORE_ATTRIBUTES, PROTECTABLE_CORE_ATTRIBUTES, PatchOp
-from propguard.identity import Credentials
+from propguard.glance.attributes import CORE_ATTRIBUTES, PROTECTABLE_CORE_ATTRIBUTES
+from propguard.glance.patch import PatchOp
 from propguard.rules import RuleEngine
 
 #: Glance refuses longer property names with 400 before any protection check.

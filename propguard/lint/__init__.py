@@ -12,7 +12,7 @@ import os
 
 from propguard.lint import suppress
 from propguard.lint.codes import CODES
-from propguard.lint.policyfile import POLICY_SUFFIXES, lint_policy_files
+from propguard.lint.policy_file import POLICY_SUFFIXES, lint_policy_files
 from propguard.lint.rules import LintOptions, lint_rules_file
 from propguard.rules.model import Problem, Severity
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from oslo_policy import _checks
 
-from propguard.identity import Credentials
+from propguard.credentials import Credentials
 from propguard.lint.sections import SectionReport, analyse_sections
 from propguard.rules.engine import RuleEngine, compile_rules
 from propguard.rules.model import (
@@ -33,7 +33,7 @@ from propguard.rules.model import (
     Severity,
 )
 from propguard.rules.parser import parse_rules_file, parse_rules_text
-from propguard.rules.policy import PolicyLoadError, PolicySet, load_policy_set
+from propguard.rules.policy_set import PolicyLoadError, PolicySet, load_policy_set
 
 #: Role names that usually belong to service users (checked in union mode).
 SERVICE_LIKE_ROLES = frozenset(

@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from propguard.identity import Credentials
+from propguard.credentials import Credentials
 from propguard.rules.model import (
     OPERATIONS,
     OpValue,
@@ -27,7 +27,7 @@ from propguard.rules.model import (
     Section,
     Severity,
 )
-from propguard.rules.policy import (
+from propguard.rules.policy_set import (
     DEFAULT_POLICY_DIRS,
     PolicyLoadError,
     PolicySet,

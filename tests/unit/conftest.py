@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from propguard.identity import Credentials
+from propguard.credentials import Credentials
 from propguard.rules import RuleEngine, load_rules
 
 DATA = Path(__file__).parent / "data"

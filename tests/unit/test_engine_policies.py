@@ -433,8 +433,8 @@ def test_registered_default_with_service_roles_is_case_insensitive_and_left_inta
     uses its own copy; the shared object and oslo.policy's global registry stay as they are."""
     from oslo_policy import _checks, _parser
 
-    from propguard import policies
-    from propguard.rules.policy import RoleListCheck
+    from propguard import policy_defaults as policies
+    from propguard.rules.policy_set import RoleListCheck
 
     shared = {rule.name: rule.check for rule in policies.list_rules()}
     engine = compile_text(
@@ -459,7 +459,7 @@ def test_registered_default_with_service_roles_is_case_insensitive_and_left_inta
 def test_case_insensitive_rewrite_is_copy_on_write():
     from oslo_policy import _checks, _parser
 
-    from propguard.rules.policy import RoleListCheck, case_insensitive_role_checks
+    from propguard.rules.policy_set import RoleListCheck, case_insensitive_role_checks
 
     tree = _parser.parse_rule("role:admin or (not service_roles:Nova and roles:Member)")
     before = str(tree)

@@ -7,7 +7,7 @@ import webob
 from oslo_config import cfg
 
 from propguard.errors import ApiError
-from propguard.listing import glance_limits, next_link, refill_page, requested_page_size
+from propguard.glance.listing import glance_limits, next_link, refill_page, requested_page_size
 
 
 def images(*names: str) -> list[dict]:
@@ -122,7 +122,7 @@ def test_list_key_tables_match_glances_image_model():
     from glance.db.sqlalchemy import models  # a test dependency: never skipped
     from sqlalchemy import inspect
 
-    from propguard.glance import CORE_ATTRIBUTES, IMAGE_COLUMNS, IMAGE_RELATIONSHIPS
+    from propguard.glance.attributes import CORE_ATTRIBUTES, IMAGE_COLUMNS, IMAGE_RELATIONSHIPS
 
     mapper = inspect(models.Image)
     assert {c.key for c in mapper.column_attrs} == IMAGE_COLUMNS

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from propguard.credentials import Credentials
 from propguard.errors import ApiError
-from propguard.glance import PatchOp
-from propguard.identity import Credentials
+from propguard.glance.patch import PatchOp
 from propguard.protection import ImageProtection, matches_filters
 from propguard.rules import parse_rules_text
 from propguard.rules.engine import compile_rules

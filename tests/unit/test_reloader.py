@@ -14,7 +14,7 @@ import threading
 
 import pytest
 
-from propguard.identity import Credentials
+from propguard.credentials import Credentials
 from propguard.rules import OPERATIONS, RulesError, RulesHolder, load_rules
 
 ADMIN = Credentials(authenticated=True, roles=frozenset({"admin"}))

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from oslo_policy import policy
 
-from propguard.identity import Credentials
-from propguard.policies import list_rules
-from propguard.rules.policy import load_policy_set
+from propguard.credentials import Credentials
+from propguard.policy_defaults import list_rules
+from propguard.rules.policy_set import load_policy_set
 
 
 def test_entry_point_registered():

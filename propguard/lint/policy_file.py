@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 import yaml
 from oslo_policy import _checks, _parser
 
-from propguard.identity import Credentials
+from propguard.credentials import Credentials
 from propguard.lint.rules import LintOptions, always_true
 from propguard.rules.model import Position, Problem, Severity
-from propguard.rules.policy import namespace_defaults
+from propguard.rules.policy_set import namespace_defaults
 
 POLICY_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -317,7 +317,7 @@ def _generic(entry: PolicyEntry, c: _checks.GenericCheck) -> list[Problem]:
             )
         ]
     # roles:/service_roles: compare case-insensitively in propguard, like role:
-    # (propguard.rules.policy.RoleListCheck), so 'service_roles:Service' matches.
+    # (propguard.rules.policy_set.RoleListCheck), so 'service_roles:Service' matches.
     return []
 
 
