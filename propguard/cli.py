@@ -11,6 +11,7 @@ import json
 import sys
 from collections.abc import Sequence
 
+from propguard.rules.loading import RulesOptions
 from propguard.rules.model import OPERATIONS, RulesError, Severity
 
 FAIL_LEVELS = {"error": 2, "warning": 1, "info": 0, "never": 99}
@@ -45,18 +46,23 @@ def _add_rules_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _options(args: argparse.Namespace):
+def _rules_options(args: argparse.Namespace) -> RulesOptions:
+    return RulesOptions(
+        rule_format=args.rules_format,
+        policy_file=args.policy_file,
+        policy_namespaces=tuple(args.policy_namespaces or ("glance",)),
+        service_role_mode=args.service_role_mode,
+        os_glance_section=args.os_glance_section,
+    )
+
+
+def _lint_options(args: argparse.Namespace):
     from propguard.lint.rules import SERVICE_LIKE_ROLES, LintOptions
 
     return LintOptions(
-        rules_format=args.rules_format,
-        policy_file=args.policy_file,
-        policy_namespaces=tuple(args.policy_namespaces or ("glance",)),
-        known_roles=getattr(args, "known_roles", None),
-        service_role_mode=args.service_role_mode,
-        service_like_roles=SERVICE_LIKE_ROLES
-        | (getattr(args, "service_like_roles", None) or frozenset()),
-        os_glance_section=args.os_glance_section,
+        rules=_rules_options(args),
+        known_roles=args.known_roles,
+        service_like_roles=SERVICE_LIKE_ROLES | (args.service_like_roles or frozenset()),
     )
 
 
@@ -145,7 +151,7 @@ def _lint(args: argparse.Namespace) -> int:
     from propguard.lint.report import RENDERERS
 
     problems = lint_paths(
-        args.files, _options(args), ignore=frozenset(c.upper() for c in args.ignore)
+        args.files, _lint_options(args), ignore=frozenset(c.upper() for c in args.ignore)
     )
     _write(RENDERERS[args.format](problems), args.output)
     threshold = FAIL_LEVELS[args.fail_on]
@@ -155,12 +161,9 @@ def _lint(args: argparse.Namespace) -> int:
 def _load(args: argparse.Namespace):
     from propguard.explain import load
 
-    options = _options(args)
+    options = _rules_options(args)
     try:
         doc, engine = load(args.rules, options)
-    except OSError as exc:
-        print(f"propguard: cannot read rules file {args.rules}: {exc.strerror}", file=sys.stderr)
-        return None
     except RulesError as exc:
         print(f"propguard: the rules do not load ({args.rules}):", file=sys.stderr)
         for p in exc.problems:
@@ -186,13 +189,18 @@ def _explain(args: argparse.Namespace) -> int:
 
 
 def _matrix(args: argparse.Namespace) -> int:
-    from propguard.explain import MATRIX_RENDERERS, matrix, parse_role_sets
+    from propguard.matrix import MATRIX_RENDERERS, matrix, parse_role_sets
 
+    try:
+        role_sets = parse_role_sets(args.roles_sets)
+    except ValueError as exc:
+        print(f"propguard: --roles-sets: {exc}", file=sys.stderr)
+        return 2
     loaded = _load(args)
     if loaded is None:
         return 1
     doc, engine, options = loaded
-    result = matrix(doc, engine, parse_role_sets(args.roles_sets), options)
+    result = matrix(doc, engine, role_sets, options.os_glance_section)
     _write(MATRIX_RENDERERS[args.format](result), args.output)
     return 0
 

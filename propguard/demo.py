@@ -105,6 +105,7 @@ def _error_message(response: Any) -> str:
 def run_tour(rules: str, workdir: str, out=sys.stdout) -> int:
     from propguard.credentials import Credentials
     from propguard.inprocess import InProcessGlance
+    from propguard.rules.loading import RulesOptions, open_rules
 
     filt_options = {
         "rules_file": rules,
@@ -130,13 +131,11 @@ def run_tour(rules: str, workdir: str, out=sys.stdout) -> int:
             glance.user_token(["member", "reader"], user_id="alice"),
             glance.user_token(["member"], user_id="alice", project_id=project),
         )
-        member_creds = Credentials(authenticated=True, roles=frozenset({"member", "reader"}))
-        relayed_creds = Credentials(
-            authenticated=True,
-            roles=frozenset({"member", "reader"}),
-            service_roles=frozenset({"service"}),
-        )
-        tour = Tour(glance, lambda: _engine(glance), out)
+        member_creds = Credentials.for_roles(["member", "reader"])
+        relayed_creds = Credentials.for_roles(["member", "reader"], ["service"])
+        # The filter's own options, loaded the one way every adapter loads them.
+        rules_holder = open_rules(RulesOptions.from_options(filt_options))
+        tour = Tour(glance, rules_holder.current, out)
         say = tour.say
         say(f"propguard demo: Glance v2 in-process at {workdir}")
         say(f"pipeline: authtoken propguard context rootapp; rules: {rules}")
@@ -295,24 +294,6 @@ def run_tour(rules: str, workdir: str, out=sys.stdout) -> int:
             return 1
         say(f"all {tour.step} steps behaved as expected")
         return 0
-
-
-def _engine(glance: Any):
-    """The rules engine of the propguard filter inside the running pipeline."""
-    from propguard.middleware import PropertyProtectionFilter
-
-    app = glance.app
-    seen = set()
-    while app is not None and id(app) not in seen:
-        seen.add(id(app))
-        if isinstance(app, PropertyProtectionFilter):
-            return app.rules.current()
-        app = (
-            getattr(app, "_app", None)
-            or getattr(app, "app", None)
-            or getattr(app, "application", None)
-        )
-    raise RuntimeError("propguard filter not found in the pipeline")
 
 
 def _quiet_libraries() -> None:

@@ -26,15 +26,51 @@ Trust model (see README, "What propguard trusts"):
 
 ``trust_identity_headers`` is an explicit opt-in for a gateway that validates
 tokens itself and sets the same headers; it must also strip them from clients.
+
+The ``propguard.identity`` contract (for propguard's own token filters, e.g.
+a JWT filter): a filter that validated the caller's tokens sets
+``environ['propguard.identity']`` to a mapping with the keys of
+:class:`IdentityClaims`. Its presence marks the request as authenticated by a
+trusted layer; each key it carries is read from it, and only a key it leaves
+out is read from the keystonemiddleware header of the same meaning
+(``user_id`` <- ``X-User-Id``, ``service_roles`` <- ``X-Service-Roles``...), so
+a filter may set the claims alone or the headers alone. ``system_scope`` is
+never read from a header there. The same rules apply as to headers: the user
+counts only with ``identity_status == "Confirmed"``, service claims only with
+``service_identity_status == "Confirmed"`` and one of ``service_token_roles``
+among ``service_roles``. Such a filter must still set keystonemiddleware's
+headers for Glance (its ``context`` filter reads those) and strip the
+client's.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, TypedDict
 
 from propguard.credentials import ANONYMOUS, Credentials
+
+
+class IdentityClaims(TypedDict, total=False):
+    """What a trusted token filter puts in ``environ['propguard.identity']``."""
+
+    identity_status: str  # "Confirmed" for a validated user token
+    user_id: str
+    project_id: str
+    domain_id: str
+    user_domain_id: str
+    project_domain_id: str
+    roles: Iterable[str] | str  # names, or a comma list as in X-Roles
+    is_admin_project: bool | str
+    system_scope: str  # e.g. "all" for a system-scoped token
+    service_identity_status: str  # "Confirmed" for a validated service token
+    service_user_id: str
+    service_project_id: str
+    service_user_domain_id: str
+    service_project_domain_id: str
+    service_roles: Iterable[str] | str
+
 
 KEYSTONE_TOKEN_AUTH = "keystone.token_auth"
 PROPGUARD_IDENTITY = "propguard.identity"
@@ -72,37 +108,59 @@ def credentials_from_environ(
     """Build :class:`Credentials` from what a trusted auth layer validated."""
     if not (trusted_auth_ran(environ) or trust_identity_headers):
         return ANONYMOUS
-    if _header(environ, "HTTP_X_IDENTITY_STATUS") != CONFIRMED:
+    read = _reader(environ)
+    if read("identity_status") != CONFIRMED:
         return ANONYMOUS
-    roles = parse_roles(_header(environ, "HTTP_X_ROLES"))
+    roles = _roles(read("roles"))
     service_roles: frozenset[str] = frozenset()
     service_user_id = service_project_id = None
     service_user_domain_id = service_project_domain_id = None
-    if _header(environ, "HTTP_X_SERVICE_IDENTITY_STATUS") == CONFIRMED:
-        offered = parse_roles(_header(environ, "HTTP_X_SERVICE_ROLES"))
+    if read("service_identity_status") == CONFIRMED:
+        offered = _roles(read("service_roles"))
         required = {r.strip().lower() for r in service_token_roles if r.strip()}
         if offered & required:
             service_roles = offered
-            service_user_id = _header(environ, "HTTP_X_SERVICE_USER_ID")
-            service_project_id = _header(environ, "HTTP_X_SERVICE_PROJECT_ID")
-            service_user_domain_id = _header(environ, "HTTP_X_SERVICE_USER_DOMAIN_ID")
-            service_project_domain_id = _header(environ, "HTTP_X_SERVICE_PROJECT_DOMAIN_ID")
+            service_user_id = read("service_user_id")
+            service_project_id = read("service_project_id")
+            service_user_domain_id = read("service_user_domain_id")
+            service_project_domain_id = read("service_project_domain_id")
     return _interned(
         True,
-        _header(environ, "HTTP_X_USER_ID"),
-        _header(environ, "HTTP_X_PROJECT_ID") or _header(environ, "HTTP_X_TENANT_ID"),
-        _header(environ, "HTTP_X_DOMAIN_ID"),
+        read("user_id"),
+        read("project_id") or _header(environ, "HTTP_X_TENANT_ID"),
+        read("domain_id"),
         roles,
         service_roles,
         service_user_id,
         service_project_id,
         _system_scope(environ, trust_identity_headers),
-        (_header(environ, "HTTP_X_IS_ADMIN_PROJECT") or "").lower() == "true",
-        _header(environ, "HTTP_X_USER_DOMAIN_ID"),
-        _header(environ, "HTTP_X_PROJECT_DOMAIN_ID"),
+        str(read("is_admin_project") or "").lower() == "true",
+        read("user_domain_id"),
+        read("project_domain_id"),
         service_user_domain_id,
         service_project_domain_id,
     )
+
+
+def _reader(environ: Mapping[str, Any]):
+    """``key -> value``: the ``propguard.identity`` claim, else the header of that meaning."""
+    claims = environ.get(PROPGUARD_IDENTITY)
+    if not isinstance(claims, Mapping):
+        claims = {}
+
+    def read(key: str) -> Any:
+        if key in claims:
+            value = claims[key]
+            return None if value is None else value
+        return _header(environ, "HTTP_X_" + key.upper())
+
+    return read
+
+
+def _roles(value: Any) -> frozenset[str]:
+    if value is None or isinstance(value, str):
+        return parse_roles(value)
+    return frozenset(str(r).strip().lower() for r in value if str(r).strip())
 
 
 @functools.lru_cache(maxsize=4096)

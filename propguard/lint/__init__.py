@@ -41,10 +41,11 @@ def lint_paths(
     problems: list[Problem] = []
     policy_paths = [p for p in paths if is_policy_path(p)]
     policy_files = [p for p in policy_paths if not os.path.isdir(p)]
-    if options.policy_file is None and len(policy_files) == 1:
+    if options.rules.policy_file is None and len(policy_files) == 1:
         # `propguard lint rules.conf policy.yaml`: names in the rules file
         # resolve in the policy file linted next to it.
-        options = dataclasses.replace(options, policy_file=policy_files[0])
+        rules = dataclasses.replace(options.rules, policy_file=policy_files[0])
+        options = dataclasses.replace(options, rules=rules)
     for path in paths:
         if path not in policy_paths:
             problems.extend(lint_rules_file(path, options).problems)

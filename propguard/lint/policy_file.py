@@ -170,7 +170,7 @@ def lint_policy_files(paths: list[str], options: LintOptions) -> list[Problem]:
     files = [read_policy_file(p) for p in policy_set_files(paths)]
     problems: list[Problem] = [p for f in files for p in f.problems]
     defaults: dict[str, _checks.BaseCheck] = {}
-    for namespace in options.policy_namespaces:
+    for namespace in options.rules.policy_namespaces:
         try:
             for rule in namespace_defaults(namespace):
                 defaults[rule.name] = _parser.parse_rule(rule.check_str)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import os
 import re
 from dataclasses import dataclass, field
 
@@ -20,7 +19,8 @@ from oslo_policy import _checks
 
 from propguard.credentials import Credentials
 from propguard.lint.sections import SectionReport, analyse_sections
-from propguard.rules.engine import RuleEngine, compile_rules
+from propguard.rules.engine import RuleEngine
+from propguard.rules.loading import AUTO, RulesOptions
 from propguard.rules.model import (
     SERVICE_PREFIX,
     OpValue,
@@ -31,8 +31,8 @@ from propguard.rules.model import (
     RulesError,
     Section,
     Severity,
+    role_atom,
 )
-from propguard.rules.parser import parse_rules_file, parse_rules_text
 from propguard.rules.policy_set import PolicyLoadError, PolicySet, load_policy_set
 
 #: Role names that usually belong to service users (checked in union mode).
@@ -59,13 +59,11 @@ WRITE_OPS = ("create", "update", "delete")
 
 @dataclass
 class LintOptions:
-    rules_format: str = "auto"  # auto | roles | policies
-    policy_file: str | None = None
-    policy_namespaces: tuple[str, ...] = ("glance",)
+    """What the linter checks for; ``rules`` are the filter's own rules options."""
+
+    rules: RulesOptions = field(default_factory=lambda: RulesOptions(rule_format=AUTO))
     known_roles: frozenset[str] | None = None
-    service_role_mode: str = "strict"
     service_like_roles: frozenset[str] = field(default_factory=lambda: SERVICE_LIKE_ROLES)
-    os_glance_section: bool = True
     overlap: bool = True
 
 
@@ -78,45 +76,8 @@ class RulesLint:
     policies: PolicySet | None = None
 
 
-def detect_format(path: str, text: str, options: LintOptions) -> RuleFormat:
-    """Roles unless the values look like single policy names."""
-    if options.rules_format != "auto":
-        return RuleFormat(options.rules_format)
-    doc = parse_rules_text(path, text, RuleFormat.ROLES)
-    names: set[str] = set()
-    for raw in doc.raw_sections:
-        for option in raw.options.values():
-            value = option.value.strip()
-            if value in ("", "@", "!"):
-                continue
-            if "," in value or "+" in value or value.lower().startswith(SERVICE_PREFIX):
-                return RuleFormat.ROLES
-            names.add(value)
-    if not names:
-        return RuleFormat.ROLES
-    try:
-        policies = load_policy_set(options.policy_file, options.policy_namespaces)
-    except PolicyLoadError:
-        policies = None
-    if policies is not None and any(policies.check_for(n) is not None for n in names):
-        return RuleFormat.POLICIES
-    if "polic" in os.path.basename(path).lower():
-        return RuleFormat.POLICIES
-    return RuleFormat.ROLES
-
-
 def lint_rules_file(path: str, options: LintOptions) -> RulesLint:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
-    except (OSError, UnicodeDecodeError):
-        fmt = (
-            RuleFormat.ROLES if options.rules_format == "auto" else RuleFormat(options.rules_format)
-        )
-        doc = parse_rules_file(path, fmt)  # reports PG101 itself
-        return RulesLint(doc, list(doc.problems))
-    doc = parse_rules_text(path, text, detect_format(path, text, options))
-    return lint_rules_document(doc, options)
+    return lint_rules_document(options.rules.with_file(path).parse(), options)
 
 
 def lint_rules_document(doc: RulesDocument, options: LintOptions) -> RulesLint:
@@ -126,23 +87,19 @@ def lint_rules_document(doc: RulesDocument, options: LintOptions) -> RulesLint:
         doc, problems=[]
     )  # the valid sections, compiled as the filter would
     try:
-        result.engine = compile_rules(
-            clean,
-            mode=options.service_role_mode,
-            policy_file=options.policy_file,
-            policy_namespaces=options.policy_namespaces,
-            os_glance_section=options.os_glance_section,
-        )
+        result.engine = options.rules.compile(clean)
     except RulesError as exc:
         seen = {(p.code, p.position, p.message) for p in problems}
         problems.extend(p for p in exc.problems if (p.code, p.position, p.message) not in seen)
     if doc.format is RuleFormat.POLICIES:
         try:
-            result.policies = load_policy_set(options.policy_file, options.policy_namespaces)
+            result.policies = load_policy_set(
+                options.rules.policy_file, options.rules.policy_namespaces
+            )
         except PolicyLoadError:
             result.policies = None
     result.sections = analyse_sections(
-        doc, os_glance_section=options.os_glance_section, overlap=options.overlap
+        doc, os_glance_section=options.rules.os_glance_section, overlap=options.overlap
     )
     problems.extend(result.sections.problems)
     problems.extend(_role_names(doc, options))
@@ -166,8 +123,7 @@ def _atoms(value: OpValue):
         if not stripped or stripped in ("@", "!"):
             continue
         col = pos.column + match.start() + (len(atom) - len(atom.lstrip()))
-        service = stripped.lower().startswith(SERVICE_PREFIX)
-        name = stripped[len(SERVICE_PREFIX) :].strip() if service else stripped
+        name, service = role_atom(stripped)
         yield name, service, Position(pos.file, pos.line, col)
 
 
@@ -184,7 +140,7 @@ def _role_names(doc: RulesDocument, options: LintOptions) -> list[Problem]:
                 spellings.setdefault(name.lower(), {}).setdefault(name, where)
     known = options.known_roles
     known_by_lower = {k.lower(): k for k in known} if known is not None else {}
-    union = options.service_role_mode == "union"
+    union = options.rules.service_role_mode == "union"
     reported: set[tuple] = set()
 
     def report(problem: Problem, name: str, section: Section) -> None:

@@ -56,6 +56,17 @@ class Problem:
         return f"{self.position}: {self.code} {self.severity} {self.message}"
 
 
+def role_atom(atom: str) -> tuple[str, bool]:
+    """``' service:Nova'`` -> ``('Nova', True)``, ``'member'`` -> ``('member', False)``.
+
+    The spelling is kept (the linter reports role names as written).
+    """
+    stripped = atom.strip()
+    if stripped.lower().startswith(SERVICE_PREFIX):
+        return stripped[len(SERVICE_PREFIX) :].strip(), True
+    return stripped, False
+
+
 @dataclass(frozen=True, slots=True)
 class Conjunction:
     """One role entry: every user role and every service role listed must be held.
@@ -65,6 +76,23 @@ class Conjunction:
 
     user_roles: frozenset[str]
     service_roles: frozenset[str]
+
+    @classmethod
+    def parse(cls, entry: str) -> Conjunction:
+        """``'member+service:nova'`` -> ``Conjunction({'member'}, {'nova'})``, lower-cased.
+
+        The one reader of propguard's role syntax (rules files, ``explain``,
+        ``matrix``, ``lint``). Raises ``ValueError`` on an empty atom, ``@`` or
+        ``!`` inside a conjunction, or a role name with white space.
+        """
+        users: set[str] = set()
+        services: set[str] = set()
+        for atom in entry.split("+"):
+            name, service = role_atom(atom)
+            if not name or name in ("@", "!") or any(ch.isspace() for ch in name):
+                raise ValueError(f"malformed role entry {entry!r}")
+            (services if service else users).add(name.lower())
+        return cls(frozenset(users), frozenset(services))
 
     def __str__(self) -> str:
         parts = sorted(self.user_roles) + [SERVICE_PREFIX + r for r in sorted(self.service_roles)]

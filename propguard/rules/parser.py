@@ -23,7 +23,6 @@ from propguard.rules.model import (
     EVERYONE,
     NOBODY,
     OPERATIONS,
-    SERVICE_PREFIX,
     Conjunction,
     OpValue,
     Position,
@@ -290,23 +289,16 @@ def _parse_roles_value(option: RawOption, doc: RulesDocument, base: dict) -> OpV
 def _parse_conjunction(
     entry: str, where: Position, op: str, doc: RulesDocument
 ) -> Conjunction | None:
-    users: set[str] = set()
-    services: set[str] = set()
-    for atom in (a.strip() for a in entry.split("+")):
-        target = users
-        if atom.lower().startswith(SERVICE_PREFIX):
-            atom = atom[len(SERVICE_PREFIX) :].strip()
-            target = services
-        if not atom or atom in (EVERYONE, NOBODY) or any(ch.isspace() for ch in atom):
-            doc.problems.append(
-                Problem(
-                    "PG115",
-                    Severity.ERROR,
-                    where,
-                    f"malformed role entry {entry!r} in '{op}'",
-                    "write role, service:role, or roles joined with '+'",
-                )
+    try:
+        return Conjunction.parse(entry)
+    except ValueError:
+        doc.problems.append(
+            Problem(
+                "PG115",
+                Severity.ERROR,
+                where,
+                f"malformed role entry {entry!r} in '{op}'",
+                "write role, service:role, or roles joined with '+'",
             )
-            return None
-        target.add(atom.lower())
-    return Conjunction(frozenset(users), frozenset(services))
+        )
+        return None

@@ -486,6 +486,7 @@ def test_lint_still_sees_service_roles_atoms(tmp_path, policy_file):
     relayed-only create without read is still found as a blind write, and the upper-case
     spelling is no longer reported as never matching (PG306)."""
     from propguard.lint import LintOptions, lint_paths
+    from propguard.rules.loading import RulesOptions
 
     path = policy_file('"svc_title": "service_roles:Service"\n"admin_only": "role:admin"\n')
     rules = tmp_path / "rules.conf"
@@ -494,7 +495,9 @@ def test_lint_still_sees_service_roles_atoms(tmp_path, policy_file):
         + "\n"
         + section(".*", create="admin_only", read="admin_only", update="admin_only")
     )
-    options = LintOptions(rules_format="policies", policy_file=path, policy_namespaces=("glance",))
+    options = LintOptions(
+        rules=RulesOptions(rule_format="policies", policy_file=path, policy_namespaces=("glance",))
+    )
     problems = lint_paths([str(rules), path], options)
     assert [p.code for p in problems] == ["PG206"], [str(p) for p in problems]
     assert "service:service may create" in problems[0].message

@@ -459,3 +459,49 @@ def test_policy_values_are_oslo_context_to_policy_values():
     }
     system = credentials_from_environ(user_environ(system_scoped=True)).policy_values()
     assert system["system"] == system["system_scope"] == "all"
+
+
+# --- the propguard.identity contract (a JWT filter's claims) ------------------------
+
+
+def test_claims_alone_give_the_whole_identity():
+    """A token filter may hand over every claim in ``propguard.identity``, no header."""
+    claims = {
+        "identity_status": "Confirmed",
+        "user_id": "u1",
+        "project_id": "p1",
+        "user_domain_id": "d1",
+        "project_domain_id": "d2",
+        "roles": ["Member", "reader"],
+        "is_admin_project": True,
+        "system_scope": None,
+        "service_identity_status": "Confirmed",
+        "service_user_id": "nova",
+        "service_project_id": "service",
+        "service_roles": "service,admin",
+    }
+    c = credentials_from_environ({"propguard.identity": claims})
+    assert c.authenticated and c.user_id == "u1" and c.project_id == "p1"
+    assert c.roles == frozenset({"member", "reader"})
+    assert c.user_domain_id == "d1" and c.project_domain_id == "d2"
+    assert c.is_admin_project
+    assert c.service_roles == frozenset({"service", "admin"}) and c.service_user_id == "nova"
+
+
+def test_claims_win_over_headers_and_follow_the_same_rules():
+    environ = {
+        "propguard.identity": {
+            "identity_status": "Confirmed",
+            "roles": ["reader"],
+            "service_identity_status": "Confirmed",
+            "service_roles": ["nova"],  # no service_token_roles role: not a service
+        },
+        "HTTP_X_IDENTITY_STATUS": "Confirmed",
+        "HTTP_X_ROLES": "admin",
+        "HTTP_X_SERVICE_ROLES": "service",
+    }
+    c = credentials_from_environ(environ)
+    assert c.roles == frozenset({"reader"})
+    assert c.service_roles == frozenset()
+    unconfirmed = {"propguard.identity": {"identity_status": "Invalid", "roles": ["admin"]}}
+    assert credentials_from_environ(unconfirmed) is ANONYMOUS

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from propguard.lint import LintOptions
+from propguard.rules.loading import RulesOptions
 
 ROOT = Path(__file__).resolve().parents[3]
 FIXTURES = ROOT / "tests" / "lint_fixtures"
@@ -22,9 +23,9 @@ def fixture_options(path: Path) -> LintOptions:
     """
     kw: dict = {}
     if ".policies." in path.name:
-        kw["rules_format"] = "policies"
+        kw["rule_format"] = "policies"
     elif path.suffix == ".conf":
-        kw["rules_format"] = "roles"
+        kw["rule_format"] = "roles"
     try:
         first = path.read_text(encoding="utf-8").splitlines()[0]
     except (UnicodeDecodeError, IndexError):
@@ -38,4 +39,12 @@ def fixture_options(path: Path) -> LintOptions:
                 kw[key] = frozenset(value.split(","))
             else:
                 kw[key] = value
-    return LintOptions(**kw)
+    return lint_options(**kw)
+
+
+def lint_options(**kw) -> LintOptions:
+    """LintOptions from flat keywords: rules options (``rule_format``, ``policy_file``...)
+    go to its ``rules``, the rest are the linter's own."""
+    rules_keys = set(RulesOptions.__dataclass_fields__)
+    rules = {k: kw.pop(k) for k in list(kw) if k in rules_keys}
+    return LintOptions(rules=RulesOptions(**{"rule_format": "auto", **rules}), **kw)

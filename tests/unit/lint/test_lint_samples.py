@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lint_helpers import GLANCE, ROOT
+from lint_helpers import GLANCE, ROOT, lint_options
 
 from propguard.lint import LintOptions, lint_paths
 
 
 def _codes(path: Path, **kw) -> list[str]:
-    return [p.code for p in lint_paths([str(path)], LintOptions(**kw))]
+    return [p.code for p in lint_paths([str(path)], lint_options(**kw))]
 
 
 def test_glance_roles_sample_is_clean():
@@ -47,7 +47,7 @@ def test_all_files_in_policies_lint_clean():
     for path in files:
         problems = lint_paths(
             [str(path)],
-            LintOptions(
+            lint_options(
                 policy_file=str(policy) if policy.exists() else None,
                 policy_namespaces=("glance", "propguard"),
             ),
