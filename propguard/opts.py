@@ -135,6 +135,19 @@ OPTS: list[cfg.Opt] = [
         "images per request.",
     ),
     cfg.IntOpt(
+        "limit_param_default",
+        default=25,
+        min=1,
+        help="Glance's page size when a list request gives no limit. Must equal glance-api's "
+        "[DEFAULT] limit_param_default: propguard refills list pages to this size.",
+    ),
+    cfg.IntOpt(
+        "api_limit_max",
+        default=1000,
+        min=1,
+        help="Glance's largest page. Must equal glance-api's [DEFAULT] api_limit_max.",
+    ),
+    cfg.IntOpt(
         "name_cache_size",
         default=10000,
         min=0,

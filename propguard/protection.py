@@ -7,17 +7,33 @@ filter (:mod:`propguard.middleware`) feeds them requests and responses.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from propguard.credentials import Credentials
 from propguard.errors import ApiError, forbidden_property, missing_property
 from propguard.glance.attributes import CORE_ATTRIBUTES, PROTECTABLE_CORE_ATTRIBUTES
-from propguard.glance.patch import PatchOp
+from propguard.glance.patch import DRAFT4_PATCH_MEDIA_TYPE, PATCH_MEDIA_TYPES, PatchOp
 from propguard.rules import RuleEngine
 
 #: Glance refuses longer property names with 400 before any protection check.
 MAX_PROPERTY_NAME = 255
 _CORE_OP = {"add": "create", "replace": "update", "remove": "delete"}
+
+
+@dataclass(frozen=True)
+class PatchPlan:
+    """The checked patch to send to Glance, and in which JSON-patch draft."""
+
+    ops: list[PatchOp]
+    draft: int
+
+    @property
+    def media_type(self) -> str:
+        return next(t for t, d in PATCH_MEDIA_TYPES.items() if d == self.draft)
+
+    def body(self) -> list[dict[str, Any]]:
+        return [op.to_json(self.draft) for op in self.ops]
 
 
 class ImageProtection:
@@ -69,6 +85,51 @@ class ImageProtection:
                 del image[key]
             changed = changed or bool(hidden)
         return changed
+
+    def needs_stored_image(self, ops: list[PatchOp]) -> bool:
+        """Does deciding this patch need the image's stored property names?"""
+        return any(self.is_rule_key(op.root) for op in ops)
+
+    def plan_patch(
+        self,
+        ops: list[PatchOp],
+        existing: set[str] | None,
+        creds: Credentials,
+        engine: RuleEngine,
+        draft: int,
+    ) -> PatchPlan:
+        """Check ``ops`` (see :meth:`check_patch`) and choose the draft to send them in.
+
+        ``existing`` may be None only when :meth:`needs_stored_image` is False.
+        A draft-10 patch whose adds may only create (no update right) is sent
+        as draft 4, unchanged in meaning except that Glance refuses an add over
+        a property that appeared since ``existing`` was read (409 "already
+        present") where draft 10 would overwrite it.
+        """
+        if existing is None:
+            return PatchPlan(ops, draft)
+        ops = self.check_patch(ops, existing, creds, engine, draft)
+        if draft == 10 and _only_creating_adds(ops):
+            draft = PATCH_MEDIA_TYPES[DRAFT4_PATCH_MEDIA_TYPE]
+        return PatchPlan(ops, draft)
+
+    def check_task_input(
+        self, document: Any, creds: Credentials, engine: RuleEngine
+    ) -> None:
+        """``create`` for the ``input.image_properties`` of a ``POST /v2/tasks`` body."""
+        task_input = document.get("input") if isinstance(document, dict) else None
+        props = task_input.get("image_properties") if isinstance(task_input, dict) else None
+        if isinstance(props, dict):
+            self.check_create(props, creds, engine)
+        elif props is not None:
+            raise ApiError(400, "'image_properties' must be a JSON object.")
+
+    def hide_in_task(self, document: Any, creds: Credentials, engine: RuleEngine) -> None:
+        """Remove unreadable ``input.image_properties`` from a task document, in place."""
+        task_input = document.get("input") if isinstance(document, dict) else None
+        props = task_input.get("image_properties") if isinstance(task_input, dict) else None
+        if isinstance(props, dict):
+            self.hide_unreadable([props], creds, engine)
 
     def check_patch(
         self,
@@ -152,3 +213,9 @@ def matches_filters(image: Any, filters: dict[str, list[str]]) -> bool:
         if not isinstance(actual, str) or any(actual.casefold() != v.casefold() for v in values):
             return False
     return True
+
+
+def _only_creating_adds(ops: list[PatchOp]) -> bool:
+    """Does the patch create something it may not update, with no add that must overwrite?"""
+    adds = [op for op in ops if op.op == "add" and op.root != "locations"]
+    return any(op.absent_only for op in adds) and all(op.absent_only for op in adds)

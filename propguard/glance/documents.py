@@ -1,0 +1,80 @@
+"""Image and task JSON in Glance's responses: read it whole and bounded, write it back.
+
+A response propguard must filter and cannot read (another media type, an
+encoding, too large, not JSON, not the expected shape) is refused with a
+502, never passed on unfiltered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+import webob
+from oslo_log import log
+
+from propguard.errors import UNCHECKABLE, ApiError
+
+LOG = log.getLogger(__name__)
+
+
+def read_document(response: webob.Response, max_size: int) -> Any:
+    """Glance's JSON document of ``response``; :class:`ApiError` 502 if it cannot be checked."""
+    if (response.content_type or "") != "application/json" or response.content_encoding:
+        LOG.error(
+            "propguard: upstream sent %s (encoding %s) where image JSON was expected; "
+            "refusing to pass it on unfiltered",
+            response.content_type,
+            response.content_encoding,
+        )
+        raise ApiError(502, UNCHECKABLE)
+    if response.content_length is not None and response.content_length > max_size:
+        raise ApiError(502, "The image service response is too large to check.")
+    try:
+        return orjson.loads(response.body)
+    except orjson.JSONDecodeError:
+        LOG.error("propguard: upstream image JSON did not parse; refusing to pass it on")
+        raise ApiError(502, UNCHECKABLE) from None
+
+
+def images_of(document: Any, listing: bool) -> list[Any]:
+    """The images of an image document (itself) or of a list page (``images``)."""
+    images = document.get("images") if listing and isinstance(document, dict) else [document]
+    if not isinstance(images, list):
+        raise ApiError(502, UNCHECKABLE)
+    return images
+
+
+def write_document(response: webob.Response, document: Any) -> webob.Response:
+    """Re-serialise ``document`` into ``response``.
+
+    Always, even when nothing was removed: Glance's ``json.dumps`` spacing
+    differs from orjson's, so re-writing only changed bodies would tell the
+    caller that something was hidden.
+    """
+    response.body = orjson.dumps(document)
+    return response
+
+
+def filter_images(
+    response: webob.Response,
+    max_size: int,
+    listing: bool,
+    hide: Callable[[list[Any]], object],
+) -> webob.Response:
+    """Apply ``hide`` to the images of a successful image (or list) response.
+
+    Error answers carry no image and pass unchanged; so does a 204.
+    """
+    if not 200 <= response.status_code < 300 or response.status_code == 204:
+        return response
+    document = read_document(response, max_size)
+    hide(images_of(document, listing))
+    return write_document(response, document)
+
+
+def json_response(document: Any, status: int = 200) -> webob.Response:
+    return webob.Response(
+        body=orjson.dumps(document), status=status, content_type="application/json", charset=None
+    )
