@@ -179,7 +179,8 @@ def resolve(local_conf: Mapping[str, Any], conf: cfg.ConfigOpts | None = None) -
     place raises :class:`ValueError` naming the option and the value: the
     filter then does not start (fail closed), it never falls back to a default.
     """
-    conf = cfg.CONF if conf is None else conf
+    if conf is None:
+        conf = _paste_project_conf(local_conf) or cfg.CONF
     register_opts(conf)  # idempotent for the same Opt objects
     unknown = set(local_conf) - {opt.dest for opt in OPTS} - _PASTE_KEYS
     if unknown:
@@ -199,6 +200,18 @@ def resolve(local_conf: Mapping[str, Any], conf: cfg.ConfigOpts | None = None) -
     for key in ("rules_file", "policy_file"):
         values[key] = locate(values[key], conf)
     return values
+
+
+def _paste_project_conf(local_conf: Mapping[str, Any]) -> cfg.ConfigOpts | None:
+    """A private ConfigOpts for ``oslo_config_project`` (and ``oslo_config_file``), as
+    oslo.middleware's ``ConfigurableMiddleware`` builds one; None without it."""
+    project = local_conf.get("oslo_config_project")
+    if not project:
+        return None
+    files = [local_conf["oslo_config_file"]] if local_conf.get("oslo_config_file") else None
+    conf = cfg.ConfigOpts()
+    conf([], project=project, default_config_files=files, validate_default_values=True)
+    return conf
 
 
 def _from_oslo_config(conf: cfg.ConfigOpts, opt: cfg.Opt) -> Any:
@@ -300,4 +313,10 @@ def locate(path: str | None, conf: cfg.ConfigOpts | None = None) -> str | None:
 
 
 #: Keys paste.deploy may pass that are not ours (globals, oslo.middleware style hooks).
-_PASTE_KEYS = {"paste.filter_factory", "__file__", "here", "oslo_config_project"}
+_PASTE_KEYS = {
+    "paste.filter_factory",
+    "__file__",
+    "here",
+    "oslo_config_project",
+    "oslo_config_file",
+}

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import yaml
 from oslo_policy import _checks, _parser
+from oslo_policy import policy as oslo_policy
 
 from propguard.credentials import Credentials
 from propguard.lint.rules import LintOptions, always_true
@@ -260,7 +261,7 @@ def _check_entry(entry: PolicyEntry, resolver: _Resolver, options: LintOptions) 
     known = options.known_roles
     known_lower = {k.lower(): k for k in known} if known is not None else {}
     for c in _walk(entry.check):
-        if isinstance(c, _checks.RuleCheck) and resolver.check_for(c.match) is None:
+        if isinstance(c, oslo_policy.RuleCheck) and resolver.check_for(c.match) is None:
             problems.append(
                 Problem(
                     "PG304",
@@ -324,7 +325,7 @@ def _generic(entry: PolicyEntry, c: _checks.GenericCheck) -> list[Problem]:
 def _cycles(files: list[PolicyFile], checks: dict) -> list[Problem]:
     entries = {e.name: e for f in files for e in f.entries.values()}
     graph = {
-        name: [c.match for c in _walk(check) if isinstance(c, _checks.RuleCheck)]
+        name: [c.match for c in _walk(check) if isinstance(c, oslo_policy.RuleCheck)]
         for name, check in checks.items()
     }
     problems: list[Problem] = []

@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass, field
 
 from oslo_policy import _checks
+from oslo_policy import policy as oslo_policy
 
 from propguard.credentials import Credentials
 from propguard.lint.sections import SectionReport, analyse_sections
@@ -220,13 +221,13 @@ def always_true(check, policies: PolicySet | None, seen: frozenset[str] = frozen
     """Is an oslo.policy check true for every caller (whatever the credentials)?"""
     if isinstance(check, _checks.TrueCheck):
         return True
-    if isinstance(check, _checks.OrCheck):
+    if isinstance(check, oslo_policy.OrCheck):
         return any(always_true(r, policies, seen) for r in check.rules)
-    if isinstance(check, _checks.AndCheck):
+    if isinstance(check, oslo_policy.AndCheck):
         return all(always_true(r, policies, seen) for r in check.rules)
-    if isinstance(check, _checks.NotCheck):
+    if isinstance(check, oslo_policy.NotCheck):
         return never_true(check.rule, policies, seen)
-    if isinstance(check, _checks.RuleCheck) and policies is not None and check.match not in seen:
+    if isinstance(check, oslo_policy.RuleCheck) and policies is not None and check.match not in seen:
         target = policies.check_for(check.match)
         return target is not None and always_true(target, policies, seen | {check.match})
     return False
@@ -235,13 +236,13 @@ def always_true(check, policies: PolicySet | None, seen: frozenset[str] = frozen
 def never_true(check, policies: PolicySet | None, seen: frozenset[str] = frozenset()) -> bool:
     if isinstance(check, _checks.FalseCheck):
         return True
-    if isinstance(check, _checks.AndCheck):
+    if isinstance(check, oslo_policy.AndCheck):
         return any(never_true(r, policies, seen) for r in check.rules)
-    if isinstance(check, _checks.OrCheck):
+    if isinstance(check, oslo_policy.OrCheck):
         return all(never_true(r, policies, seen) for r in check.rules)
-    if isinstance(check, _checks.NotCheck):
+    if isinstance(check, oslo_policy.NotCheck):
         return always_true(check.rule, policies, seen)
-    if isinstance(check, _checks.RuleCheck) and policies is not None and check.match not in seen:
+    if isinstance(check, oslo_policy.RuleCheck) and policies is not None and check.match not in seen:
         target = policies.check_for(check.match)
         return target is None or never_true(target, policies, seen | {check.match})
     return False

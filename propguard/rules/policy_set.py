@@ -62,7 +62,7 @@ class PolicySet:
             while stack:
                 check = stack.pop()
                 yield current, check
-                if isinstance(check, _checks.RuleCheck):
+                if isinstance(check, oslo_policy.RuleCheck):
                     pending.append(check.match)
                 stack.extend(getattr(check, "rules", ()) or ())
                 inner = getattr(check, "rule", None)
@@ -74,7 +74,7 @@ class PolicySet:
         return [
             (rule, check.match)
             for rule, check in self.reachable_checks(name)
-            if isinstance(check, _checks.RuleCheck) and self.check_for(check.match) is None
+            if isinstance(check, oslo_policy.RuleCheck) and self.check_for(check.match) is None
         ]
 
     def evaluate(self, name: str, creds: dict) -> bool:
@@ -227,14 +227,14 @@ def case_insensitive_role_checks(check: _checks.BaseCheck) -> _checks.BaseCheck:
     """
     if type(check) is _checks.GenericCheck and check.kind in ROLE_LIST_KINDS:
         return RoleListCheck(check.kind, check.match)
-    if isinstance(check, (_checks.AndCheck, _checks.OrCheck)):
+    if isinstance(check, (oslo_policy.AndCheck, oslo_policy.OrCheck)):
         rules = [case_insensitive_role_checks(rule) for rule in check.rules]
         if all(new is old for new, old in zip(rules, check.rules, strict=True)):
             return check
         return type(check)(rules)
-    if isinstance(check, _checks.NotCheck):
+    if isinstance(check, oslo_policy.NotCheck):
         rule = case_insensitive_role_checks(check.rule)
-        return check if rule is check.rule else _checks.NotCheck(rule)
+        return check if rule is check.rule else oslo_policy.NotCheck(rule)
     return check
 
 

@@ -322,3 +322,16 @@ def test_filter_does_not_start_on_a_bad_config_file_value(tmp_path, monkeypatch)
     monkeypatch.setattr(cfg, "CONF", c)
     with pytest.raises(ValueError, match=r"\[propguard\] service_role_mode = 'Union'"):
         middleware.filter_factory({})(lambda environ, start_response: [])
+
+
+def test_oslo_config_project_reads_that_projects_files(tmp_path: Path):
+    """As oslo.middleware's ConfigurableMiddleware: ``oslo_config_project`` (with an
+    optional ``oslo_config_file``) in the paste section means a private ConfigOpts
+    over that project's files, not the process-wide cfg.CONF."""
+    conf_file = tmp_path / "propguard.conf"
+    conf_file.write_text("[propguard]\nrules_file = /etc/pg/rules.conf\nrule_format = policies\n")
+    values = opts.resolve(
+        {"oslo_config_project": "propguard-test", "oslo_config_file": str(conf_file)}
+    )
+    assert values["rules_file"] == "/etc/pg/rules.conf"
+    assert values["rule_format"] == "policies"
