@@ -36,7 +36,7 @@ import re
 import threading
 import uuid
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import glance.async_
@@ -142,6 +142,256 @@ def _paste_value(value: str) -> str:
     return value.replace("\n", "\n    ")
 
 
+# -- configuration and setup (used by InProcessGlance.start) ---------------
+
+#: ``CONF.set_override``-like callable that also remembers what to undo.
+_SetOverride = Callable[..., None]
+
+
+def _checked_extra_filters(
+    extra_filters: Iterable[tuple[str, str, Mapping[str, str]]],
+) -> list[tuple[str, str, dict[str, str]]]:
+    """``extra_filters`` as a list of ``(name, factory, dict)``; rejects bad or reserved names."""
+    filters = [(n, f, dict(c or {})) for n, f, c in extra_filters]
+    for name, factory, _conf in filters:
+        if not _NAME_RE.match(name) or name in _RESERVED_SECTIONS:
+            raise ValueError(f"invalid or reserved paste filter name: {name!r}")
+        if ":" not in factory:
+            raise ValueError(f"filter factory must be 'module:callable', got {factory!r}")
+    if len({n for n, _, _ in filters}) != len(filters):
+        raise ValueError("duplicate extra filter names")
+    return filters
+
+
+def _abspath_or_none(path: str | os.PathLike[str] | None) -> str | None:
+    return os.path.abspath(os.fspath(path)) if path else None
+
+
+def _parse_glance_conf() -> None:
+    """Fresh Glance CONF: no config files, Glance's defaults, [oslo_policy]/[database] registered."""
+    # Rules read by an earlier Glance app stay in this module-global parser
+    # and would be *merged* with ours.
+    property_utils.CONFIG.clear()
+    _drop_oslo_log_fallback_handler()
+    # No config files/dirs: don't pick up /etc/glance/glance.conf & co.
+    glance_config.parse_args(args=[], default_config_files=[], default_config_dirs=[])
+    glance_config.set_config_defaults()
+    # Register [oslo_policy] and [database] before overriding them (normally
+    # done lazily by the Enforcer / Glance's db loading).
+    policy_opts.set_defaults(CONF)
+    db_options.set_defaults(CONF)
+
+
+def _override_glance_options(
+    set_override: _SetOverride,
+    *,
+    workdir: str,
+    database_url: str,
+    policy_file: str | None,
+    staging_dir: str,
+    base_url: str,
+    property_protection_file: str | None,
+    property_protection_rule_format: str,
+) -> None:
+    """The CONF overrides an in-process Glance needs (DB, policy, staging, taskflow, protections)."""
+    set_override("connection", database_url, "database")
+    set_override("enforce_new_defaults", True, "oslo_policy")
+    set_override("policy_file", policy_file or _write_empty_policy(workdir), "oslo_policy")
+    set_override("policy_dirs", [], "oslo_policy")
+    set_override("node_staging_uri", f"file://{staging_dir}")
+    set_override("worker_self_reference_url", base_url)
+    set_override("engine_mode", "serial", "taskflow_executor")
+    if property_protection_file:
+        set_override("property_protection_file", property_protection_file)
+        set_override("property_protection_rule_format", property_protection_rule_format)
+
+
+def _write_empty_policy(workdir: str) -> str:
+    """An explicit empty policy file: Glance's in-code defaults only, nothing from /etc."""
+    path = os.path.join(workdir, "etc", "policy.yaml")
+    with open(path, "w") as f:
+        f.write("{}\n")
+    return path
+
+
+def _fresh_database_engine(db_file: str, database_url: str | None) -> Any:
+    """Glance's DB engine over a fresh sqlite file (or the given ``database_url``)."""
+    if database_url is None and os.path.exists(db_file):
+        os.unlink(db_file)
+    db_api.clear_db_env()
+    return db_api.get_engine()
+
+
+def _migrate_database(engine: Any) -> None:
+    """Migrate to alembic heads with Glance's own migrations.
+
+    Glance's alembic ``env.py`` takes its engine from oslo.db's *global*
+    enginefacade, which binds to the first connection URL ever used in the
+    process.  Instead of mocking it (as Glance's tests do) we temporarily
+    point the global facade at Glance's own, freshly reset, context manager
+    via oslo.db's supported ``patch_factory`` test hook.
+    """
+    restore = enginefacade._context_manager.patch_factory(db_api._get_main_context_manager())
+    try:
+        # get_alembic_config() sets configure_logger=False, so alembic
+        # doesn't run fileConfig() over the process's (pytest's) logging.
+        with warnings.catch_warnings():
+            # Glance's own batch migrations trip this alembic warning; harmless noise.
+            warnings.filterwarnings("ignore", "Unnamed CHECK constraint", UserWarning)
+            alembic_command.upgrade(alembic_migrations.get_alembic_config(engine=engine), "heads")
+    finally:
+        restore()
+
+
+def _setup_store(set_override: _SetOverride, store_dir: str) -> None:
+    """Single ``file`` store in ``store_dir`` (Glance's setup_single_store)."""
+    glance_store.register_opts(CONF)
+    set_override("stores", ["file"], "glance_store")
+    set_override("default_store", "file", "glance_store")
+    set_override("filesystem_store_datadir", store_dir, "glance_store")
+    glance_store.create_stores(CONF)
+    glance_store.verify_default_store()
+
+
+def _write_paste_ini(
+    path: str,
+    *,
+    workdir: str,
+    authtoken_options: Mapping[str, str],
+    extra_filters: Iterable[tuple[str, str, Mapping[str, str]]],
+    recorder_sink: str | None,
+) -> None:
+    """The paste ini of pipeline ``authtoken <extra filters> [recorder] context rootapp``."""
+    extra_filters = list(extra_filters)
+    names = [n for n, _, _ in extra_filters]
+    if recorder_sink is not None:
+        names.append(_RECORDER)
+    lines = [
+        f"[pipeline:{_PIPELINE}]",
+        "pipeline = " + " ".join(["authtoken", *names, "context", "rootapp"]),
+        "",
+        "[filter:authtoken]",
+        "paste.filter_factory = keystonemiddleware.auth_token:filter_factory",
+        *(f"{k} = {_paste_value(v)}" for k, v in authtoken_options.items()),
+        "",
+    ]
+    for name, factory, conf in extra_filters:
+        lines += [f"[filter:{name}]", f"paste.filter_factory = {factory}"]
+        lines += [f"{k} = {_paste_value(v)}" for k, v in conf.items()]
+        lines.append("")
+    if recorder_sink is not None:
+        lines += [
+            f"[filter:{_RECORDER}]",
+            "paste.filter_factory = propguard.inprocess:recording_filter_factory",
+            f"sink = {recorder_sink}",
+            "",
+        ]
+    lines += [
+        "[filter:context]",
+        "paste.filter_factory = glance.api.middleware.context:ContextMiddleware.factory",
+        "",
+        "[composite:rootapp]",
+        "paste.composite_factory = glance.api:root_app_factory",
+        "/: apiversions",
+        "/v2: apiv2app",
+        "/healthcheck: healthcheck",
+        "",
+        "[app:apiversions]",
+        "paste.app_factory = glance.api.versions:create_resource",
+        "",
+        "[app:apiv2app]",
+        "paste.app_factory = glance.api.v2.router:API.factory",
+        "",
+        "[app:healthcheck]",
+        "paste.app_factory = oslo_middleware:Healthcheck.app_factory",
+        "backends = disable_by_file",
+        f"disable_by_file_path = {_paste_value(os.path.join(workdir, 'healthcheck_disable'))}",
+        "",
+    ]
+    with open(path, "w") as f:
+        f.write("\n".join(lines))
+
+
+def _reset_glance_globals(attempt: Callable[..., None]) -> None:
+    """Forget Glance's process-global DB env, protection rules, store schemes and enforcer."""
+    attempt(db_api.clear_db_env)
+    attempt(property_utils.CONFIG.clear)
+    attempt(store_location.SCHEME_TO_CLS_MAP.clear)
+    glance_policy._ENFORCER = None
+
+
+class _Attempts:
+    """Calls teardown steps one after another, keeping their errors to re-raise the first."""
+
+    def __init__(self) -> None:
+        self.errors: list[BaseException] = []
+
+    def __call__(self, fn: Callable[..., Any], *args: Any) -> None:
+        try:
+            fn(*args)
+        except Exception as exc:  # keep tearing down; report the first error
+            self.errors.append(exc)
+
+
+# -- tokens and requests (used by InProcessGlance) --------------------------
+
+
+def _project_token(
+    roles: Iterable[str],
+    *,
+    project_id: str,
+    user_id: str,
+    user_name: str | None,
+    project_name: str | None,
+) -> ks_fixture.V3Token:
+    """A project-scoped V3 token body with exactly these roles (domains: ``default``)."""
+    token = ks_fixture.V3Token(
+        user_id=user_id,
+        user_name=user_name or user_id,
+        user_domain_id="default",
+        project_id=project_id,
+        project_name=project_name or project_id,
+        project_domain_id="default",
+    )
+    for role in roles:
+        token.add_role(name=role)
+    return token
+
+
+def _server_environ(base_url: str) -> dict[str, str]:
+    """Server-like WSGI environ bits for requests addressed to ``base_url``."""
+    url = webob.Request.blank("/", base_url=base_url)
+    env = {
+        k: url.environ[k] for k in ("HTTP_HOST", "SERVER_NAME", "SERVER_PORT", "wsgi.url_scheme")
+    }
+    env.update({"SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1"})
+    return env
+
+
+def _blank_request(
+    base_url: str,
+    method: str,
+    path: str,
+    headers: Mapping[str, str] | None,
+    json: Any,
+    body: bytes | None,
+    content_type: str | None,
+) -> webob.Request:
+    """The webob request :meth:`InProcessGlance.request` sends (``json`` wins over ``body``)."""
+    req = webob.Request.blank(
+        path, base_url=base_url, method=method.upper(), headers=dict(headers or {})
+    )
+    req.environ.update({"SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1"})
+    if json is not None:
+        body = _json.dumps(json).encode()
+        content_type = content_type or "application/json"
+    if body is not None:
+        req.body = body
+    if content_type:
+        req.content_type = content_type
+    return req
+
+
 class InProcessGlance:
     """Glance v2 API + ``auth_token`` (+ optional extra filters) as one WSGI app.
 
@@ -172,23 +422,10 @@ class InProcessGlance:
         database_url: str | None = None,
     ) -> None:
         self.workdir = os.path.abspath(os.fspath(workdir))
-        self.extra_filters = [(n, f, dict(c or {})) for n, f, c in extra_filters]
-        for name, factory, _conf in self.extra_filters:
-            if not _NAME_RE.match(name) or name in _RESERVED_SECTIONS:
-                raise ValueError(f"invalid or reserved paste filter name: {name!r}")
-            if ":" not in factory:
-                raise ValueError(f"filter factory must be 'module:callable', got {factory!r}")
-        if len({n for n, _, _ in self.extra_filters}) != len(self.extra_filters):
-            raise ValueError("duplicate extra filter names")
-        self.glance_property_protection_file = (
-            os.path.abspath(os.fspath(glance_property_protection_file))
-            if glance_property_protection_file
-            else None
-        )
+        self.extra_filters = _checked_extra_filters(extra_filters)
+        self.glance_property_protection_file = _abspath_or_none(glance_property_protection_file)
         self.glance_property_protection_rule_format = glance_property_protection_rule_format
-        self.glance_policy_file = (
-            os.path.abspath(os.fspath(glance_policy_file)) if glance_policy_file else None
-        )
+        self.glance_policy_file = _abspath_or_none(glance_policy_file)
         self.authtoken_options = {**authtoken_defaults(), **dict(authtoken_options or {})}
         self.base_url = base_url.rstrip("/")
         self.record_requests = record_requests
@@ -236,38 +473,29 @@ class InProcessGlance:
             os.path.join(self.workdir, "etc"),
         ):
             os.makedirs(d, exist_ok=True)
-        # Rules read by an earlier Glance app stay in this module-global parser
-        # and would be *merged* with ours.
-        property_utils.CONFIG.clear()
-        _drop_oslo_log_fallback_handler()
-        # No config files/dirs: don't pick up /etc/glance/glance.conf & co.
-        glance_config.parse_args(args=[], default_config_files=[], default_config_dirs=[])
-        glance_config.set_config_defaults()
-        # Register [oslo_policy] and [database] before overriding them (normally
-        # done lazily by the Enforcer / Glance's db loading).
-        policy_opts.set_defaults(CONF)
-        db_options.set_defaults(CONF)
-
-        self._set("connection", self.database_url or f"sqlite:///{self.db_file}", "database")
-        self._set("enforce_new_defaults", True, "oslo_policy")
-        self._set(
-            "policy_file", self.glance_policy_file or self._write_empty_policy(), "oslo_policy"
+        _parse_glance_conf()
+        _override_glance_options(
+            self._set,
+            workdir=self.workdir,
+            database_url=self.database_url or f"sqlite:///{self.db_file}",
+            policy_file=self.glance_policy_file,
+            staging_dir=self.staging_dir,
+            base_url=self.base_url,
+            property_protection_file=self.glance_property_protection_file,
+            property_protection_rule_format=self.glance_property_protection_rule_format,
         )
-        self._set("policy_dirs", [], "oslo_policy")
-        self._set("node_staging_uri", f"file://{self.staging_dir}")
-        self._set("worker_self_reference_url", self.base_url)
-        self._set("engine_mode", "serial", "taskflow_executor")
-        if self.glance_property_protection_file:
-            self._set("property_protection_file", self.glance_property_protection_file)
-            self._set(
-                "property_protection_rule_format", self.glance_property_protection_rule_format
-            )
-
-        self._setup_database()
-        self._setup_store()
+        # Kept on self before migrating, so stop() disposes it if the migration fails.
+        self._engine = _fresh_database_engine(self.db_file, self.database_url)
+        _migrate_database(self._engine)
+        _setup_store(self._set, self.store_dir)
         _SINKS[self._sink] = []  # kept after stop() so tests can inspect it
-        self._write_paste()
-
+        _write_paste_ini(
+            self.paste_file,
+            workdir=self.workdir,
+            authtoken_options=self.authtoken_options,
+            extra_filters=self.extra_filters,
+            recorder_sink=self._sink if self.record_requests else None,
+        )
         self._auth_fixture = ksm_fixture.AuthTokenFixture()
         self._auth_fixture.setUp()
         self.app = glance_config.load_paste_app(_PIPELINE, conf_file=self.paste_file)
@@ -277,14 +505,7 @@ class InProcessGlance:
         global _ACTIVE
         if not self._started:
             return
-        errors: list[BaseException] = []
-
-        def attempt(fn, *args):
-            try:
-                fn(*args)
-            except Exception as exc:  # keep tearing down; report the first error
-                errors.append(exc)
-
+        attempt = _Attempts()
         self.app = None
         if self._auth_fixture is not None:
             attempt(self._auth_fixture.cleanUp)
@@ -293,10 +514,7 @@ class InProcessGlance:
         if self._engine is not None:
             attempt(self._engine.dispose)
             self._engine = None
-        attempt(db_api.clear_db_env)
-        attempt(property_utils.CONFIG.clear)
-        attempt(store_location.SCHEME_TO_CLS_MAP.clear)
-        glance_policy._ENFORCER = None
+        _reset_glance_globals(attempt)
         for name, group in reversed(self._overrides):
             attempt(CONF.clear_override, name, group)
         self._overrides.clear()
@@ -306,8 +524,8 @@ class InProcessGlance:
             self._started = False
             if _ACTIVE is self:
                 _ACTIVE = None
-        if errors:
-            raise errors[0]
+        if attempt.errors:
+            raise attempt.errors[0]
 
     def __enter__(self) -> InProcessGlance:
         self.start()
@@ -331,102 +549,9 @@ class InProcessGlance:
             raise RuntimeError("construct InProcessGlance(record_requests=True) to record requests")
         return recorded_requests(self._sink)
 
-    # -- setup helpers -----------------------------------------------------
-
     def _set(self, name: str, value: Any, group: str | None = None) -> None:
         CONF.set_override(name, value, group)
         self._overrides.append((name, group))
-
-    def _write_empty_policy(self) -> str:
-        """An explicit empty policy file: Glance's in-code defaults only, nothing from /etc."""
-        path = os.path.join(self.workdir, "etc", "policy.yaml")
-        with open(path, "w") as f:
-            f.write("{}\n")
-        return path
-
-    def _setup_database(self) -> None:
-        """Fresh sqlite file, migrated to alembic heads with Glance's own migrations.
-
-        Glance's alembic ``env.py`` takes its engine from oslo.db's *global*
-        enginefacade, which binds to the first connection URL ever used in the
-        process.  Instead of mocking it (as Glance's tests do) we temporarily
-        point the global facade at Glance's own, freshly reset, context manager
-        via oslo.db's supported ``patch_factory`` test hook.
-        """
-        if self.database_url is None and os.path.exists(self.db_file):
-            os.unlink(self.db_file)
-        db_api.clear_db_env()
-        self._engine = db_api.get_engine()
-        restore = enginefacade._context_manager.patch_factory(db_api._get_main_context_manager())
-        try:
-            # get_alembic_config() sets configure_logger=False, so alembic
-            # doesn't run fileConfig() over the process's (pytest's) logging.
-            with warnings.catch_warnings():
-                # Glance's own batch migrations trip this alembic warning; harmless noise.
-                warnings.filterwarnings("ignore", "Unnamed CHECK constraint", UserWarning)
-                alembic_command.upgrade(
-                    alembic_migrations.get_alembic_config(engine=self._engine), "heads"
-                )
-        finally:
-            restore()
-
-    def _setup_store(self) -> None:
-        """Single ``file`` store in ``workdir/images`` (Glance's setup_single_store)."""
-        glance_store.register_opts(CONF)
-        self._set("stores", ["file"], "glance_store")
-        self._set("default_store", "file", "glance_store")
-        self._set("filesystem_store_datadir", self.store_dir, "glance_store")
-        glance_store.create_stores(CONF)
-        glance_store.verify_default_store()
-
-    def _write_paste(self) -> None:
-        names = [n for n, _, _ in self.extra_filters]
-        if self.record_requests:
-            names.append(_RECORDER)
-        lines = [
-            f"[pipeline:{_PIPELINE}]",
-            "pipeline = " + " ".join(["authtoken", *names, "context", "rootapp"]),
-            "",
-            "[filter:authtoken]",
-            "paste.filter_factory = keystonemiddleware.auth_token:filter_factory",
-            *(f"{k} = {_paste_value(v)}" for k, v in self.authtoken_options.items()),
-            "",
-        ]
-        for name, factory, conf in self.extra_filters:
-            lines += [f"[filter:{name}]", f"paste.filter_factory = {factory}"]
-            lines += [f"{k} = {_paste_value(v)}" for k, v in conf.items()]
-            lines.append("")
-        if self.record_requests:
-            lines += [
-                f"[filter:{_RECORDER}]",
-                "paste.filter_factory = propguard.inprocess:recording_filter_factory",
-                f"sink = {self._sink}",
-                "",
-            ]
-        lines += [
-            "[filter:context]",
-            "paste.filter_factory = glance.api.middleware.context:ContextMiddleware.factory",
-            "",
-            "[composite:rootapp]",
-            "paste.composite_factory = glance.api:root_app_factory",
-            "/: apiversions",
-            "/v2: apiv2app",
-            "/healthcheck: healthcheck",
-            "",
-            "[app:apiversions]",
-            "paste.app_factory = glance.api.versions:create_resource",
-            "",
-            "[app:apiv2app]",
-            "paste.app_factory = glance.api.v2.router:API.factory",
-            "",
-            "[app:healthcheck]",
-            "paste.app_factory = oslo_middleware:Healthcheck.app_factory",
-            "backends = disable_by_file",
-            f"disable_by_file_path = {_paste_value(os.path.join(self.workdir, 'healthcheck_disable'))}",
-            "",
-        ]
-        with open(self.paste_file, "w") as f:
-            f.write("\n".join(lines))
 
     # -- tokens ------------------------------------------------------------
 
@@ -450,16 +575,13 @@ class InProcessGlance:
         token_id: str | None = None,
     ) -> str:
         """A valid project-scoped user token with exactly these roles (no implied roles)."""
-        token = ks_fixture.V3Token(
-            user_id=user_id,
-            user_name=user_name or user_id,
-            user_domain_id="default",
+        token = _project_token(
+            roles,
             project_id=project_id,
-            project_name=project_name or project_id,
-            project_domain_id="default",
+            user_id=user_id,
+            user_name=user_name,
+            project_name=project_name,
         )
-        for role in roles:
-            token.add_role(name=role)
         return self.add_token(token, token_id)
 
     def service_token(
@@ -489,13 +611,7 @@ class InProcessGlance:
 
     def environ(self) -> dict[str, str]:
         """Server-like WSGI environ bits, so Glance builds correct absolute links."""
-        url = webob.Request.blank("/", base_url=self.base_url)
-        env = {
-            k: url.environ[k]
-            for k in ("HTTP_HOST", "SERVER_NAME", "SERVER_PORT", "wsgi.url_scheme")
-        }
-        env.update({"SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1"})
-        return env
+        return _server_environ(self.base_url)
 
     def request(
         self,
@@ -510,17 +626,7 @@ class InProcessGlance:
         """Call the pipeline directly (low overhead, for benchmarks); returns a webob Response."""
         if self.app is None:
             raise RuntimeError("InProcessGlance is not started")
-        req = webob.Request.blank(
-            path, base_url=self.base_url, method=method.upper(), headers=dict(headers or {})
-        )
-        req.environ.update({"SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1"})
-        if json is not None:
-            body = _json.dumps(json).encode()
-            content_type = content_type or "application/json"
-        if body is not None:
-            req.body = body
-        if content_type:
-            req.content_type = content_type
+        req = _blank_request(self.base_url, method, path, headers, json, body, content_type)
         return req.get_response(self.app)
 
     def webtest_app(self, **kwargs: Any) -> Any:

@@ -199,9 +199,10 @@ class PropertyProtectionFilter:
         try:
             ops = parse_patch(read_json(request.environ, self.max_request_body), draft)
         except PatchError as exc:
-            raise ApiError(400, str(exc)) from None
-        stored = self._stored_names(request) if self.protection.needs_stored_image(ops) else None
-        plan = self.protection.plan_patch(ops, stored, creds, engine, draft)
+            raise ApiError(exc.status, str(exc)) from None
+        plan = self.protection.plan_patch(
+            ops, lambda: self._stored_names(request), creds, engine, draft
+        )
         if plan.draft != draft:
             request.content_type = plan.media_type
         replace_json(request.environ, plan.body())

@@ -7,17 +7,24 @@ filter (:mod:`propguard.middleware`) feeds them requests and responses.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from propguard.credentials import Credentials
 from propguard.errors import ApiError, forbidden_property, missing_property
-from propguard.glance.attributes import CORE_ATTRIBUTES, PROTECTABLE_CORE_ATTRIBUTES
+from propguard.glance.attributes import (
+    CORE_ATTRIBUTES,
+    PROTECTABLE_CORE_ATTRIBUTES,
+    is_object_attribute,
+)
 from propguard.glance.patch import DRAFT4_PATCH_MEDIA_TYPE, PATCH_MEDIA_TYPES, PatchOp
 from propguard.rules import RuleEngine
 
 #: Glance refuses longer property names with 400 before any protection check.
 MAX_PROPERTY_NAME = 255
+_FOUR_BYTE = re.compile("[\U00010000-\U0010ffff]")
 _CORE_OP = {"add": "create", "replace": "update", "remove": "delete"}
 
 
@@ -61,9 +68,16 @@ class ImageProtection:
     def check_create(
         self, properties: dict[str, Any], creds: Credentials, engine: RuleEngine
     ) -> None:
-        """``create`` for every extra property; the first denial is Glance's 403."""
+        """``create`` for every extra property; the first denial is Glance's 403.
+
+        Names of Glance's image objects that are no image attribute are refused
+        for everyone: stored, they would be properties no PATCH could change.
+        """
+        check_tags(properties.get("tags"))
         for key in properties:
             check_name_length(key)
+            if is_object_attribute(key):
+                raise forbidden_property(key)
             if self.is_rule_key(key):
                 self.require(engine, key, "create", creds)
 
@@ -86,29 +100,29 @@ class ImageProtection:
             changed = changed or bool(hidden)
         return changed
 
-    def needs_stored_image(self, ops: list[PatchOp]) -> bool:
-        """Does deciding this patch need the image's stored property names?"""
-        return any(self.is_rule_key(op.root) for op in ops)
-
     def plan_patch(
         self,
         ops: list[PatchOp],
-        existing: set[str] | None,
+        stored: Callable[[], set[str]],
         creds: Credentials,
         engine: RuleEngine,
         draft: int,
     ) -> PatchPlan:
-        """Check ``ops`` (see :meth:`check_patch`) and choose the draft to send them in.
+        """Screen and check ``ops`` and choose the draft to send them in.
 
-        ``existing`` may be None only when :meth:`needs_stored_image` is False.
-        A draft-10 patch whose adds may only create (no update right) is sent
-        as draft 4, unchanged in meaning except that Glance refuses an add over
-        a property that appeared since ``existing`` was read (409 "already
-        present") where draft 10 would overwrite it.
+        ``stored()`` reads the image's stored property names (hidden ones
+        included); it is called only when a rule must be checked. First the
+        whole patch is screened for what Glance's handlers get wrong whatever
+        the rules say (:func:`screen_patch`), then each op is checked
+        (:meth:`check_patch`). A draft-10 patch whose adds may only create (no
+        update right) is sent as draft 4, unchanged in meaning except that
+        Glance refuses an add over a property that appeared since ``stored()``
+        was read (409 "already present") where draft 10 would overwrite it.
         """
-        if existing is None:
+        ops = screen_patch(ops, draft)
+        if not any(self.is_rule_key(op.root) for op in ops):
             return PatchPlan(ops, draft)
-        ops = self.check_patch(ops, existing, creds, engine, draft)
+        ops = self.check_patch(ops, stored(), creds, engine, draft)
         if draft == 10 and _only_creating_adds(ops):
             draft = PATCH_MEDIA_TYPES[DRAFT4_PATCH_MEDIA_TYPE]
         return PatchPlan(ops, draft)
@@ -193,6 +207,44 @@ class ImageProtection:
                 exists.discard(name)
             checked.append(op)
         return checked
+
+
+def screen_patch(ops: list[PatchOp], draft: int) -> list[PatchOp]:
+    """Refuse or rewrite, for every caller and whatever the rules, what Glance's
+    PATCH handlers would get wrong (``glance/api/v2/images.py``, Glance 33):
+
+    * a name of Glance's image objects that is no image attribute
+      (``image_id``, ``extra_properties``, ``__class__``...): ``_do_add`` and
+      ``_do_replace`` would ``setattr`` it (``image_id`` saves the caller's
+      image over another one; others are dropped or crash Glance): 403;
+    * ``stores``: Glance refuses it on create (read-only) but stores it as a
+      plain property on PATCH, where it would escape the rules: 403, as on create;
+    * ``add /owner`` (draft 10): ``_do_add`` lacks ``_do_replace``'s "Owner
+      can't be updated by non admin." check, and Glance commits the new owner
+      before answering 403: sent as ``replace``, which refuses before writing;
+    * tags with 4-byte characters: Glance commits the other changes, then
+      refuses the tags (400): refused first.
+    """
+    screened: list[PatchOp] = []
+    for op in ops:
+        name = op.root
+        if is_object_attribute(name):
+            raise forbidden_property(name)
+        if name == "stores":
+            raise ApiError(403, "Attribute 'stores' is read-only.")
+        if name == "tags" and op.has_value:
+            check_tags(op.value)
+        if name == "owner" and op.op == "add" and draft == 10:
+            op = PatchOp("replace", op.path, op.value, op.has_value)
+        screened.append(op)
+    return screened
+
+
+def check_tags(tags: Any) -> None:
+    """Glance refuses 4-byte characters in tags only after it saved the rest."""
+    values = tags if isinstance(tags, list) else [tags]
+    if any(isinstance(t, str) and _FOUR_BYTE.search(t) for t in values):
+        raise ApiError(400, "Param values can't contain 4 byte unicode.")
 
 
 def check_name_length(name: str) -> None:

@@ -8,6 +8,7 @@ own model where Glance is installed.
 from __future__ import annotations
 
 import enum
+import re
 
 #: Attributes of the image resource that are not "extra properties" (never
 #: subject to property protections, except ``locations`` and ``direct_url``
@@ -105,3 +106,78 @@ def classify_list_key(key: str) -> ListFilter:
     if key in SCHEMA_ONLY_ATTRIBUTES:
         return ListFilter.NO_PROPERTY
     return ListFilter.PROPERTY
+
+
+#: ``RequestDeserializer._readonly_properties``: a PATCH of one is Glance's 403
+#: "Attribute 'x' is read-only.", before any change is applied.
+READ_ONLY_ATTRIBUTES = frozenset(
+    {
+        "created_at",
+        "updated_at",
+        "status",
+        "checksum",
+        "size",
+        "virtual_size",
+        "direct_url",
+        "self",
+        "file",
+        "schema",
+        "id",
+        "os_hash_algo",
+        "os_hash_value",
+    }
+)
+#: ``_reserved_properties`` and ``_reserved_namespaces``: 403 "Attribute 'x' is reserved."
+RESERVED_ATTRIBUTES = frozenset({"location", "deleted", "deleted_at"})
+RESERVED_NAMESPACES = ("os_glance",)
+
+#: Attributes of the image object Glance's PATCH handlers change (``_do_add`` and
+#: ``_do_replace`` call ``setattr`` whenever ``hasattr(image, name)``) that are
+#: not image attributes: methods and internals of ``glance.domain.Image`` and of
+#: the proxies wrapped around it (notifier, quota, location, db; ``image`` and
+#: ``property_rules`` with Glance's own protections on). ``image_id`` makes the
+#: save overwrite *another* image; others are silently dropped, or crash Glance
+#: (500). On create the same names would be stored as properties that no PATCH
+#: can ever change or remove. ``tests/unit/glance/test_attributes.py`` derives
+#: the set from Glance's classes.
+OBJECT_ATTRIBUTES = frozenset(
+    {
+        "_abc_impl",
+        "_format_image_send",
+        "_format_import_properties",
+        "_get_chunk_data_iterator",
+        "base",
+        "context",
+        "deactivate",
+        "delete",
+        "extra_properties",
+        "get_data",
+        "get_payload",
+        "get_super_class",
+        "helper",
+        "image",
+        "image_id",
+        "member",
+        "notifier",
+        "property_rules",
+        "reactivate",
+        "repo",
+        "send_notification",
+        "set_data",
+    }
+)
+_DUNDER = re.compile(r"^__\w+__$")
+
+
+def is_object_attribute(name: str) -> bool:
+    """Is ``name`` an attribute of Glance's image objects that is no image attribute?"""
+    return name in OBJECT_ATTRIBUTES or _DUNDER.match(name) is not None
+
+
+def glance_refusal(name: str) -> str | None:
+    """Glance's own 403 message for a PATCH path root its deserializer refuses, else None."""
+    if name in READ_ONLY_ATTRIBUTES:
+        return f"Attribute '{name}' is read-only."
+    if name in RESERVED_ATTRIBUTES or name.startswith(RESERVED_NAMESPACES):
+        return f"Attribute '{name}' is reserved."
+    return None

@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from propguard.glance.attributes import glance_refusal
+
 PATCH_MEDIA_TYPES = {
     "application/openstack-images-v2.1-json-patch": 10,
     "application/openstack-images-v2.0-json-patch": 4,
@@ -24,7 +26,12 @@ PATCH_OPERATIONS = ("add", "remove", "replace")
 _PATH_DEPTH = {"locations": {"add": 2, "remove": 2, "replace": 1}}
 
 class PatchError(ValueError):
-    """A JSON-patch document Glance would reject with 400."""
+    """A JSON-patch document Glance's deserializer would reject (400, or 403 for its
+    read-only and reserved names), before any change is applied."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,5 +109,8 @@ def parse_patch(document: Any, draft: int) -> list[PatchOp]:
         has_value = op != "remove"
         if has_value and "value" not in raw:
             raise PatchError(f'Operation "{op}" requires a member named "value".')
+        refusal = glance_refusal(path[0])
+        if refusal is not None:
+            raise PatchError(refusal, 403)
         ops.append(PatchOp(op, path, raw.get("value"), has_value))
     return ops
