@@ -90,6 +90,7 @@ class PropertyProtectionFilter:
             ("image_locations", "POST"): self._locations_add,
             ("tasks", "POST"): self._create_task,
             ("task", "GET"): self._show_task,
+            ("image_tasks", "GET"): self._image_tasks,
             ("image_import", "POST"): self._import_image,
         }
         LOG.info(
@@ -233,6 +234,16 @@ class PropertyProtectionFilter:
 
     def _show_task(self, request, creds, engine):
         return self._task_json(self._forward(request), creds, engine)
+
+    def _image_tasks(self, request, creds, engine):
+        """``GET /v2/images/{id}/tasks``: every task of the image, to any reader of the image."""
+
+        def hide(documents: list[Any]) -> None:
+            for task in documents:
+                self.protection.hide_in_task(task, creds, engine)
+
+        response = self._forward(request)
+        return filter_images(response, self.max_response_body, True, hide, key="tasks")
 
     def _import_image(self, request, creds, engine):
         """Refuse ``glance-download`` unless allowed: it sets properties nobody checks."""

@@ -17,9 +17,11 @@ from propguard.errors import ApiError, forbidden_property, missing_property
 from propguard.glance.attributes import (
     CORE_ATTRIBUTES,
     PROTECTABLE_CORE_ATTRIBUTES,
+    RESERVED_NAMESPACES,
     is_object_attribute,
 )
 from propguard.glance.patch import DRAFT4_PATCH_MEDIA_TYPE, PATCH_MEDIA_TYPES, PatchOp
+from propguard.glance.routes import PUBLIC_TASK_TYPE
 from propguard.rules import RuleEngine
 
 #: Glance refuses longer property names with 400 before any protection check.
@@ -76,7 +78,10 @@ class ImageProtection:
         check_tags(properties.get("tags"))
         for key in properties:
             check_name_length(key)
-            if is_object_attribute(key):
+            if is_object_attribute(key) or key.startswith(RESERVED_NAMESPACES):
+                # Glance refuses os_glance_* on image create but not in an
+                # import task's image_properties (e.g. os_glance_stage_host,
+                # which a later DELETE follows with the deleter's token).
                 raise forbidden_property(key)
             if self.is_rule_key(key):
                 self.require(engine, key, "create", creds)
@@ -130,7 +135,19 @@ class ImageProtection:
     def check_task_input(
         self, document: Any, creds: Credentials, engine: RuleEngine
     ) -> None:
-        """``create`` for the ``input.image_properties`` of a ``POST /v2/tasks`` body."""
+        """``POST /v2/tasks``: only ``import`` tasks, ``create`` for their ``image_properties``.
+
+        Glance creates ``api_image_import`` and ``location_import`` tasks itself
+        after the checks of the import and locations routes (method, image
+        state, ``glance-download``); through the tasks API they would skip them.
+        """
+        task_type = document.get("type") if isinstance(document, dict) else None
+        if task_type is not None and task_type != PUBLIC_TASK_TYPE:
+            raise ApiError(
+                403,
+                f"Tasks of type '{task_type}' are created by the image service itself; "
+                "use the image import API.",
+            )
         task_input = document.get("input") if isinstance(document, dict) else None
         props = task_input.get("image_properties") if isinstance(task_input, dict) else None
         if isinstance(props, dict):
@@ -139,11 +156,24 @@ class ImageProtection:
             raise ApiError(400, "'image_properties' must be a JSON object.")
 
     def hide_in_task(self, document: Any, creds: Credentials, engine: RuleEngine) -> None:
-        """Remove unreadable ``input.image_properties`` from a task document, in place."""
+        """Remove what the caller cannot read from a task's input, in place.
+
+        ``input.image_properties`` are image properties; ``input.loc_url`` (a
+        ``location_import`` task) is a location, under the rules when
+        ``locations`` is a protected core attribute.
+        """
         task_input = document.get("input") if isinstance(document, dict) else None
-        props = task_input.get("image_properties") if isinstance(task_input, dict) else None
+        if not isinstance(task_input, dict):
+            return
+        props = task_input.get("image_properties")
         if isinstance(props, dict):
             self.hide_unreadable([props], creds, engine)
+        if (
+            "loc_url" in task_input
+            and "locations" in self.protected_core
+            and not engine.allowed("locations", "read", creds)
+        ):
+            del task_input["loc_url"]
 
     def check_patch(
         self,

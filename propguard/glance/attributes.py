@@ -8,6 +8,7 @@ own model where Glance is installed.
 from __future__ import annotations
 
 import enum
+import functools
 import re
 
 #: Attributes of the image resource that are not "extra properties" (never
@@ -61,16 +62,29 @@ IMAGE_COLUMNS = (CORE_ATTRIBUTES - SCHEMA_ONLY_ATTRIBUTES - IMAGE_RELATIONSHIPS)
 }
 
 #: Query parameters of ``GET /v2/images`` that are not property filters.
-LIST_PARAMETERS = IMAGE_COLUMNS | {
-    "limit",
-    "marker",
-    "member_status",
-    "tag",
-    "sort",
-    "sort_key",
-    "sort_dir",
-    "changes-since",
-}
+#: Query parameters of ``GET /v2/images`` that Glance consumes (``images.py``
+#: ``RequestDeserializer.index``, ``db/sqlalchemy/api.py``): paging and sorting,
+#: validated filters, and the columns it compares (``deleted``/``deleted_at``
+#: and ``changes-since``, which Glance v2 ignores or answers 500 for, are not).
+LIST_PARAMETERS = frozenset(
+    {"limit", "marker", "member_status", "tag", "sort", "sort_key", "sort_dir"}
+    | {"visibility", "os_hidden", "protected"}
+    | {"name", "id", "status", "container_format", "disk_format"}  # also in:/eq:
+    | {"created_at", "updated_at"}  # gt:/gte:/lt:/lte:/eq:/neq:
+    | {"owner", "checksum", "os_hash_algo", "os_hash_value"}
+    | {"size", "virtual_size", "min_disk", "min_ram"}
+    | {
+        f"{c}_{end}"
+        for c in ("size", "virtual_size", "min_disk", "min_ram")
+        for end in ("min", "max")
+    }
+)
+#: Without Glance to ask: names of its ``Image`` model class that are no column
+#: (with every ``_`` name, a superset of what ``hasattr(models.Image, key)`` sees).
+_MODEL_ATTRIBUTES_FALLBACK = frozenset(
+    {"delete", "get", "items", "iteritems", "keys", "metadata", "mro", "registry", "save"}
+    | {"to_dict", "update", "values"}
+)
 
 
 #: Parameters Glance's ``index`` takes only once (``params.pop``): a second
@@ -91,21 +105,50 @@ class ListFilter(enum.Enum):
 
 
 def classify_list_key(key: str) -> ListFilter:
-    """Classify as ``glance.db.sqlalchemy.api._make_conditions_from_filters`` does.
+    """Classify as Glance's ``index`` and ``_make_conditions_from_filters`` treat ``key``.
 
-    Any key ending in ``_min``/``_max`` is a range on the column named by the
-    rest (``getattr(models.Image, ...)``: a 500 when there is no such column),
-    so no property of such a name can be filtered on.
+    Only the parameters Glance documents and consumes pass. Glance compares
+    any other key that is an attribute of its ``Image`` model class
+    (``hasattr(models.Image, key)``: columns, relationships, but also
+    ``__tablename__``, ``metadata``, ``keys``...) as that attribute, not as a
+    property: constant true or false, or a 500; and any key ending in
+    ``_min``/``_max`` as a range on a column. Those are refused (400) rather
+    than forwarded: an always-true one would make propguard's exact-name
+    post-filter drop every image and scan ``list_scan_limit`` more.
     """
     if key in LIST_PARAMETERS:
         return ListFilter.PARAMETER
-    if key in IMAGE_RELATIONSHIPS:
+    if (
+        key.endswith(("_min", "_max"))
+        or key == "changes-since"
+        or key in IMAGE_COLUMNS
+        or key in IMAGE_RELATIONSHIPS
+        or is_model_attribute(key)
+    ):
         return ListFilter.INVALID
-    if key.endswith(("_min", "_max")):
-        return ListFilter.PARAMETER if key[:-4] in IMAGE_COLUMNS else ListFilter.INVALID
     if key in SCHEMA_ONLY_ATTRIBUTES:
         return ListFilter.NO_PROPERTY
     return ListFilter.PROPERTY
+
+
+@functools.cache
+def _model_attributes() -> frozenset[str] | None:
+    """Every name ``hasattr(glance.db.sqlalchemy.models.Image, name)`` is true for, when
+    Glance is importable (inside glance-api); it varies with Python and SQLAlchemy."""
+    try:
+        from glance.db.sqlalchemy import models
+    except ImportError:
+        return None
+    image = models.Image
+    return frozenset(dir(image)) | frozenset(dir(type(image)))
+
+
+def is_model_attribute(key: str) -> bool:
+    """Would Glance's database layer compare ``key`` as an ``Image`` model attribute?"""
+    names = _model_attributes()
+    if names is None:
+        return key.startswith("_") or key in _MODEL_ATTRIBUTES_FALLBACK
+    return key in names
 
 
 #: ``RequestDeserializer._readonly_properties``: a PATCH of one is Glance's 403

@@ -38,9 +38,9 @@ def read_document(response: webob.Response, max_size: int) -> Any:
         raise ApiError(502, UNCHECKABLE) from None
 
 
-def images_of(document: Any, listing: bool) -> list[Any]:
-    """The images of an image document (itself) or of a list page (``images``)."""
-    images = document.get("images") if listing and isinstance(document, dict) else [document]
+def images_of(document: Any, listing: bool, key: str = "images") -> list[Any]:
+    """The images of an image document (itself) or of a list page (``images``, or ``key``)."""
+    images = document.get(key) if listing and isinstance(document, dict) else [document]
     if not isinstance(images, list):
         raise ApiError(502, UNCHECKABLE)
     return images
@@ -62,6 +62,7 @@ def filter_images(
     max_size: int,
     listing: bool,
     hide: Callable[[list[Any]], object],
+    key: str = "images",
 ) -> webob.Response:
     """Apply ``hide`` to the images of a successful image (or list) response.
 
@@ -70,7 +71,7 @@ def filter_images(
     if not 200 <= response.status_code < 300 or response.status_code == 204:
         return response
     document = read_document(response, max_size)
-    hide(images_of(document, listing))
+    hide(images_of(document, listing, key))
     return write_document(response, document)
 
 

@@ -14,6 +14,7 @@ ROUTES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("image", re.compile(rf"^{_VERSION}/images/{_IMAGE_ID}/?$")),
     ("image_locations", re.compile(rf"^{_VERSION}/images/{_IMAGE_ID}/locations/?$")),
     ("image_import", re.compile(rf"^{_VERSION}/images/{_IMAGE_ID}/import/?$")),
+    ("image_tasks", re.compile(rf"^{_VERSION}/images/{_IMAGE_ID}/tasks/?$")),
     ("tasks", re.compile(rf"^{_VERSION}/tasks/?$")),
     ("task", re.compile(rf"^{_VERSION}/tasks/[^/]+/?$")),
 )
@@ -22,6 +23,10 @@ ROUTES: tuple[tuple[str, re.Pattern[str]], ...] = (
 #: region's image (``[glance_download_properties] extra_properties``), through
 #: the caller's repository but past any filter in front of Glance.
 GLANCE_DOWNLOAD = "glance-download"
+#: The one task type the tasks API is for; Glance creates the others
+#: (``api_image_import``, ``location_import``) itself, after the checks of
+#: ``POST /v2/images/{id}/import`` and ``/locations`` that a task skips.
+PUBLIC_TASK_TYPE = "import"
 
 
 _DOMAIN_PREFIX = re.compile(r"^(http|https)://")
