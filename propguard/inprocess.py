@@ -167,6 +167,11 @@ def _abspath_or_none(path: str | os.PathLike[str] | None) -> str | None:
     return os.path.abspath(os.fspath(path)) if path else None
 
 
+def _make_dirs(*paths: str) -> None:
+    for d in paths:
+        os.makedirs(d, exist_ok=True)
+
+
 def _parse_glance_conf() -> None:
     """Fresh Glance CONF: no config files, Glance's defaults, [oslo_policy]/[database] registered."""
     # Rules read by an earlier Glance app stay in this module-global parser
@@ -320,6 +325,22 @@ def _reset_glance_globals(attempt: Callable[..., None]) -> None:
     glance_policy._ENFORCER = None
 
 
+class _ConfOverrides:
+    """Overrides set on the process-global CONF, undone in reverse order by :meth:`undo`."""
+
+    def __init__(self) -> None:
+        self._names: list[tuple[str, str | None]] = []
+
+    def set(self, name: str, value: Any, group: str | None = None) -> None:
+        CONF.set_override(name, value, group)
+        self._names.append((name, group))
+
+    def undo(self, attempt: Callable[..., Any]) -> None:
+        for name, group in reversed(self._names):
+            attempt(CONF.clear_override, name, group)
+        self._names.clear()
+
+
 class _Attempts:
     """Calls teardown steps one after another, keeping their errors to re-raise the first."""
 
@@ -338,7 +359,6 @@ class _Attempts:
 
 def _project_token(
     roles: Iterable[str],
-    *,
     project_id: str,
     user_id: str,
     user_name: str | None,
@@ -356,6 +376,15 @@ def _project_token(
     for role in roles:
         token.add_role(name=role)
     return token
+
+
+def _auth_headers(token: str | None, service_token: str | None) -> dict[str, str]:
+    h: dict[str, str] = {}
+    if token is not None:
+        h["X-Auth-Token"] = token
+    if service_token is not None:
+        h["X-Service-Token"] = service_token
+    return h
 
 
 def _server_environ(base_url: str) -> dict[str, str]:
@@ -439,7 +468,7 @@ class InProcessGlance:
         self.database_url = database_url
         self.store_dir = os.path.join(self.workdir, "images")
         self.staging_dir = os.path.join(self.workdir, "staging")
-        self._overrides: list[tuple[str, str | None]] = []
+        self._overrides = _ConfOverrides()
         self._auth_fixture: ksm_fixture.AuthTokenFixture | None = None
         self._engine: Any = None
         self._started = False
@@ -466,16 +495,12 @@ class InProcessGlance:
             raise
 
     def _start(self) -> None:
-        for d in (
-            self.workdir,
-            self.store_dir,
-            self.staging_dir,
-            os.path.join(self.workdir, "etc"),
-        ):
-            os.makedirs(d, exist_ok=True)
+        _make_dirs(
+            self.workdir, self.store_dir, self.staging_dir, os.path.join(self.workdir, "etc")
+        )
         _parse_glance_conf()
         _override_glance_options(
-            self._set,
+            self._overrides.set,
             workdir=self.workdir,
             database_url=self.database_url or f"sqlite:///{self.db_file}",
             policy_file=self.glance_policy_file,
@@ -487,7 +512,7 @@ class InProcessGlance:
         # Kept on self before migrating, so stop() disposes it if the migration fails.
         self._engine = _fresh_database_engine(self.db_file, self.database_url)
         _migrate_database(self._engine)
-        _setup_store(self._set, self.store_dir)
+        _setup_store(self._overrides.set, self.store_dir)
         _SINKS[self._sink] = []  # kept after stop() so tests can inspect it
         _write_paste_ini(
             self.paste_file,
@@ -515,9 +540,7 @@ class InProcessGlance:
             attempt(self._engine.dispose)
             self._engine = None
         _reset_glance_globals(attempt)
-        for name, group in reversed(self._overrides):
-            attempt(CONF.clear_override, name, group)
-        self._overrides.clear()
+        self._overrides.undo(attempt)
         # Drops parsed state and the value cache; the next start() parses again.
         attempt(CONF.reset)
         with _LOCK:
@@ -549,10 +572,6 @@ class InProcessGlance:
             raise RuntimeError("construct InProcessGlance(record_requests=True) to record requests")
         return recorded_requests(self._sink)
 
-    def _set(self, name: str, value: Any, group: str | None = None) -> None:
-        CONF.set_override(name, value, group)
-        self._overrides.append((name, group))
-
     # -- tokens ------------------------------------------------------------
 
     def _fixture(self) -> ksm_fixture.AuthTokenFixture:
@@ -575,13 +594,7 @@ class InProcessGlance:
         token_id: str | None = None,
     ) -> str:
         """A valid project-scoped user token with exactly these roles (no implied roles)."""
-        token = _project_token(
-            roles,
-            project_id=project_id,
-            user_id=user_id,
-            user_name=user_name,
-            project_name=project_name,
-        )
+        token = _project_token(roles, project_id, user_id, user_name, project_name)
         return self.add_token(token, token_id)
 
     def service_token(
@@ -600,12 +613,7 @@ class InProcessGlance:
     @staticmethod
     def headers(token: str | None, service_token: str | None = None) -> dict[str, str]:
         """Auth headers for a request; ``None`` token means anonymous."""
-        h: dict[str, str] = {}
-        if token is not None:
-            h["X-Auth-Token"] = token
-        if service_token is not None:
-            h["X-Service-Token"] = service_token
-        return h
+        return _auth_headers(token, service_token)
 
     # -- requests ----------------------------------------------------------
 
