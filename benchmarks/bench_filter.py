@@ -38,10 +38,11 @@ from collections.abc import Callable
 import orjson
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-DATA = os.path.join(HERE, "data")
-ROLES_FILE = os.path.join(DATA, "glance-property-protections.conf")
-POLICIES_FILE = os.path.join(DATA, "glance-property-protections-policies.conf")
-POLICY_YAML = os.path.join(DATA, "glance-policy.yaml")
+#: Glance's own test rule files, kept once in the repository.
+DATA = os.path.join(HERE, os.pardir, "tests", "lint_fixtures", "glance")
+ROLES_FILE = os.path.join(DATA, "property-protections.conf")
+POLICIES_FILE = os.path.join(DATA, "property-protections-policies.conf")
+POLICY_YAML = os.path.join(DATA, "policy.yaml")
 
 #: Property names spread over the sections of Glance's test rules (first,
 #: middle, last section, catch-all), as a real page would be.

@@ -31,7 +31,9 @@ import time
 import warnings
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-RULES = os.path.join(HERE, "data", "glance-property-protections.conf")
+RULES = os.path.join(
+    HERE, os.pardir, "tests", "lint_fixtures", "glance", "property-protections.conf"
+)
 PROPERTIES = {
     **{f"x_owner_p{i}": f"owner value {i}" for i in range(8)},
     **{f"x_all_permitted_{i}": f"public value {i}" for i in range(6)},

@@ -4,126 +4,32 @@ Why: every functional test needs Glance + keystonemiddleware ``auth_token``
 exactly as deployed, but isolated (own sqlite DB / file store in ``tmp_path``)
 and without network.  Glance's configuration is process-global, so instances
 run one at a time; ``glance_factory`` stops whatever it started at teardown.
+
+The starters: ``glance_factory`` (any InProcessGlance), ``guarded_glance``
+(propguard in the pipeline, Glance's own protections off) and
+``native_glance`` (Glance enforcing the rules itself). Constants and request
+helpers are in ``glance_api``, rule texts in ``functional_rules``, Glance's
+own rule files in ``tests/lint_fixtures/glance/`` (``data_paths``).
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
+from data_paths import GLANCE_ROLES_FILE
+from glance_api import propguard_filter
 
 from propguard.inprocess import InProcessGlance
 
-# Verbatim copy of glance/tests/etc/property-protections.conf (glance 33.0.0):
-# Glance's own roles-format rules used by its property-protection tests.  Kept
-# inline so the tests depend neither on glance.tests nor on other test data.
-GLANCE_TEST_PROPERTY_PROTECTIONS = """\
-[^x_owner_.*]
-create = admin,member
-read = admin,member
-update = admin,member
-delete = admin,member
-
-[spl_create_prop]
-create = admin,spl_role
-read = admin,spl_role
-update = admin
-delete = admin
-
-[spl_read_prop]
-create = admin,spl_role
-read = admin,spl_role
-update = admin
-delete = admin
-
-[spl_read_only_prop]
-create = admin
-read = admin,spl_role
-update = admin
-delete = admin
-
-[spl_update_prop]
-create = admin,spl_role
-read = admin,spl_role
-update = admin,spl_role
-delete = admin
-
-[spl_update_only_prop]
-create = admin
-read = admin
-update = admin,spl_role
-delete = admin
-
-[spl_delete_prop]
-create = admin,spl_role
-read = admin,spl_role
-update = admin
-delete = admin,spl_role
-
-[spl_delete_empty_prop]
-create = admin,spl_role
-read = admin,spl_role
-update = admin
-delete = admin,spl_role
-
-[^x_all_permitted.*]
-create = @
-read = @
-update = @
-delete = @
-
-[^x_none_permitted.*]
-create = !
-read = !
-update = !
-delete = !
-
-[x_none_read]
-create = admin,member
-read = !
-update = !
-delete = !
-
-[x_none_update]
-create = admin,member
-read = admin,member
-update = !
-delete = admin,member
-
-[x_none_delete]
-create = admin,member
-read = admin,member
-update = admin,member
-delete = !
-
-[x_case_insensitive]
-create = admin,Member
-read = admin,Member
-update = admin,Member
-delete = admin,Member
-
-[x_foo_matcher]
-create = admin
-read = admin
-update = admin
-delete = admin
-
-[x_foo_*]
-create = @
-read = @
-update = @
-delete = @
-
-[.*]
-create = admin
-read = admin
-update = admin
-delete = admin
-"""
-
 GlanceFactory = Callable[..., InProcessGlance]
+RulesPath = Callable[[str | os.PathLike[str]], Path]
+GuardedGlance = Callable[..., InProcessGlance]
+NativeGlance = Callable[..., InProcessGlance]
 
 
 #: The machine's own database/broker services that tests may use on purpose.
@@ -195,8 +101,80 @@ def glance(glance_factory: GlanceFactory) -> InProcessGlance:
 
 
 @pytest.fixture
+def rules_path(tmp_path: Path) -> RulesPath:
+    """Return ``path(rules) -> Path``: a path is kept, rule TEXT is written to a new file.
+
+    Only ``os.PathLike`` counts as a path; a ``str`` is always the rules' text
+    (written to ``tmp_path/rules-N.conf``).
+    """
+    written = 0
+
+    def path(rules: str | os.PathLike[str]) -> Path:
+        nonlocal written
+        if not isinstance(rules, str):
+            return Path(rules)
+        target = tmp_path / f"rules-{written}.conf"
+        written += 1
+        target.write_text(rules)
+        return target
+
+    return path
+
+
+@pytest.fixture
+def guarded_glance(glance_factory: GlanceFactory, rules_path: RulesPath) -> GuardedGlance:
+    """Return ``start(rules, **options) -> started Glance`` with propguard in its pipeline.
+
+    Glance's own property protections are off; propguard (right after
+    auth_token, before Glance's context filter) enforces ``rules`` (a path,
+    or the rules' text) with the paste ``options`` (``reload_on_sighup``
+    defaults to ``"false"``, see :func:`glance_api.propguard_filter`).
+    ``filters_after``: more paste filters right after propguard. The other
+    keyword arguments are ``InProcessGlance``'s.
+    """
+
+    def start(
+        rules: str | os.PathLike[str],
+        *,
+        filters_after: Iterable[tuple[str, str, Mapping[str, str]]] = (),
+        record_requests: bool = False,
+        glance_policy_file: str | None = None,
+        authtoken_options: Mapping[str, str] | None = None,
+        database_url: str | None = None,
+        **options: str,
+    ) -> InProcessGlance:
+        return glance_factory(
+            extra_filters=[propguard_filter(rules_path(rules), **options), *filters_after],
+            record_requests=record_requests,
+            glance_policy_file=glance_policy_file,
+            authtoken_options=authtoken_options,
+            database_url=database_url,
+        )
+
+    return start
+
+
+@pytest.fixture
+def native_glance(glance_factory: GlanceFactory, rules_path: RulesPath) -> NativeGlance:
+    """Return ``start(rules, **kwargs) -> started Glance`` enforcing ``rules`` itself (no propguard).
+
+    ``rules``: a path or the rules' text, as Glance's ``property_protection_file``;
+    ``kwargs``: ``InProcessGlance``'s (e.g. ``glance_property_protection_rule_format``).
+    """
+
+    def start(rules: str | os.PathLike[str], **kwargs) -> InProcessGlance:
+        return glance_factory(glance_property_protection_file=str(rules_path(rules)), **kwargs)
+
+    return start
+
+
+@pytest.fixture
 def glance_test_rules_file(tmp_path: Path) -> Path:
-    """Glance's own test property-protections file (roles format) in a temp file."""
+    """Glance's own test property-protections file (roles format) in a temp file.
+
+    A copy of ``tests/lint_fixtures/glance/property-protections.conf``
+    (verbatim ``glance/tests/etc/property-protections.conf``, glance 33.0.0).
+    """
     path = tmp_path / "property-protections.conf"
-    path.write_text(GLANCE_TEST_PROPERTY_PROTECTIONS)
+    shutil.copyfile(GLANCE_ROLES_FILE, path)
     return path

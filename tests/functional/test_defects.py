@@ -10,21 +10,17 @@ protections off) to show the fix.
 
 from __future__ import annotations
 
-import json
-import sqlite3
 from pathlib import Path
 
 import pytest
 from functional_rules import ADMIN_CATCH_ALL, REFERENCE_2_4_SECTIONS
+from glance_api import IMAGE, admin, member, patch, stored_properties
 
 from propguard.inprocess import InProcessGlance
 from propguard.middleware import filter_factory
 from propguard.rules import RulesError
 
 pytestmark = pytest.mark.glance
-
-JSON_PATCH = "application/openstack-images-v2.1-json-patch"
-IMAGE = {"name": "cirros", "disk_format": "raw", "container_format": "bare"}
 
 #: The rules of reference section 2.4 (+ [svc_only] of 2.9), propguard strict spelling.
 RULES = (
@@ -52,47 +48,6 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
     return path
 
 
-def with_propguard(glance_factory, rules_file: Path, **options: str) -> InProcessGlance:
-    """Glance (its protections off) behind auth_token + propguard with these options."""
-    conf = {"rules_file": str(rules_file), "reload_on_sighup": "false", **options}
-    return glance_factory(
-        extra_filters=[("propguard", "propguard.middleware:filter_factory", conf)]
-    )
-
-
-def with_native(glance_factory, rules_file: Path, **kwargs) -> InProcessGlance:
-    """Glance enforcing its own property protections (no propguard)."""
-    return glance_factory(glance_property_protection_file=str(rules_file), **kwargs)
-
-
-def member(glance: InProcessGlance) -> str:
-    return glance.user_token(["member", "reader"])
-
-
-def admin(glance: InProcessGlance) -> str:
-    # Same project as the member, so both see and may change the same images.
-    return glance.user_token(["admin", "member", "reader"], user_id="root")
-
-
-def patch(app, glance, image_id: str, ops: list, token: str, service: str | None = None, **kw):
-    return app.patch(
-        f"/v2/images/{image_id}",
-        json.dumps(ops),
-        headers={**glance.headers(token, service), "Content-Type": JSON_PATCH},
-        **kw,
-    )
-
-
-def stored_properties(glance: InProcessGlance, image_id: str) -> dict[str, str]:
-    """The image's (non-deleted) extra properties as in Glance's sqlite DB."""
-    with sqlite3.connect(glance.db_file) as db:
-        rows = db.execute(
-            "SELECT name, value FROM image_properties WHERE image_id = ? AND deleted = 0",
-            (image_id,),
-        ).fetchall()
-    return dict(rows)
-
-
 def admin_image(app, glance, **props: str) -> str:
     res = app.post_json(
         "/v2/images", {**IMAGE, **props}, headers=glance.headers(admin(glance)), status=201
@@ -103,19 +58,18 @@ def admin_image(app, glance, **props: str) -> str:
 # -- D1: a member's PATCH of /name deletes what the member cannot read --------
 
 
-def test_d1_patch_of_name_keeps_hidden_properties(glance_factory, tmp_path) -> None:
-    rules = write(tmp_path, "rules.conf", RULES_PLAIN_SVC)
+def test_d1_patch_of_name_keeps_hidden_properties(native_glance, guarded_glance) -> None:
     props = {"foo": "adminonly", "x_ro": "ro", "x_owner_a": "a"}
     name_patch = [{"op": "replace", "path": "/name", "value": "renamed"}]
 
-    native = with_native(glance_factory, rules)
+    native = native_glance(RULES_PLAIN_SVC)
     app = native.webtest_app()
     image_id = admin_image(app, native, **props)
     patch(app, native, image_id, name_patch, member(native), status=200)
     assert "foo" not in stored_properties(native, image_id)  # the defect: data loss
     native.stop()
 
-    guarded = with_propguard(glance_factory, write(tmp_path, "strict.conf", RULES))
+    guarded = guarded_glance(RULES)
     app = guarded.webtest_app()
     image_id = admin_image(app, guarded, **props)
     res = patch(app, guarded, image_id, name_patch, member(guarded), status=200)
@@ -133,10 +87,8 @@ def test_d1_patch_of_name_keeps_hidden_properties(glance_factory, tmp_path) -> N
 # -- D2: the list filter as a value oracle ------------------------------------
 
 
-def test_d2_list_filter_on_hidden_property_is_no_oracle(glance_factory, tmp_path) -> None:
-    rules = write(tmp_path, "rules.conf", RULES_PLAIN_SVC)
-
-    native = with_native(glance_factory, rules)
+def test_d2_list_filter_on_hidden_property_is_no_oracle(native_glance, guarded_glance) -> None:
+    native = native_glance(RULES_PLAIN_SVC)
     app = native.webtest_app()
     image_id = admin_image(app, native, foo="adminonly")
     hdrs = native.headers(member(native))
@@ -145,7 +97,7 @@ def test_d2_list_filter_on_hidden_property_is_no_oracle(glance_factory, tmp_path
     assert [i["id"] for i in right] == [image_id] and wrong == []  # the oracle
     native.stop()
 
-    guarded = with_propguard(glance_factory, write(tmp_path, "strict.conf", RULES))
+    guarded = guarded_glance(RULES)
     app = guarded.webtest_app()
     image_id = admin_image(app, guarded, foo="adminonly")
     hdrs = guarded.headers(member(guarded))
@@ -173,17 +125,16 @@ def test_d2_list_filter_on_hidden_property_is_no_oracle(glance_factory, tmp_path
 # -- D3: PATCH add of a create-but-unreadable property that exists: 500 --------
 
 
-def test_d3_add_of_existing_unreadable_property_is_not_500(glance_factory, tmp_path) -> None:
-    rules = write(tmp_path, "rules.conf", RULES_PLAIN_SVC)
+def test_d3_add_of_existing_unreadable_property_is_not_500(native_glance, guarded_glance) -> None:
     add = [{"op": "add", "path": "/x_blind", "value": "members-value"}]
 
-    native = with_native(glance_factory, rules)
+    native = native_glance(RULES_PLAIN_SVC)
     app = native.webtest_app()
     image_id = admin_image(app, native, x_blind="orig-secret")
     patch(app, native, image_id, add, member(native), status=500, expect_errors=True)
     native.stop()
 
-    guarded = with_propguard(glance_factory, write(tmp_path, "strict.conf", RULES))
+    guarded = guarded_glance(RULES)
     app = guarded.webtest_app()
     image_id = admin_image(app, guarded, x_blind="orig-secret")
     # x_blind: members may create it but neither read nor update it. An add
@@ -201,18 +152,17 @@ def test_d3_add_of_existing_unreadable_property_is_not_500(glance_factory, tmp_p
 # -- D4: POST of a create-but-unreadable property is silently dropped ---------
 
 
-def test_d4_create_of_unreadable_property_is_stored(glance_factory, tmp_path) -> None:
-    rules = write(tmp_path, "rules.conf", RULES_PLAIN_SVC)
+def test_d4_create_of_unreadable_property_is_stored(native_glance, guarded_glance) -> None:
     body = {**IMAGE, "x_none_read": "s"}
 
-    native = with_native(glance_factory, rules)
+    native = native_glance(RULES_PLAIN_SVC)
     res = native.webtest_app().post_json(
         "/v2/images", body, headers=native.headers(member(native)), status=201
     )
     assert stored_properties(native, res.json["id"]) == {}  # the defect: silently dropped
     native.stop()
 
-    guarded = with_propguard(glance_factory, write(tmp_path, "strict.conf", RULES))
+    guarded = guarded_glance(RULES)
     res = guarded.webtest_app().post_json(
         "/v2/images", body, headers=guarded.headers(member(guarded)), status=201
     )
@@ -223,11 +173,10 @@ def test_d4_create_of_unreadable_property_is_stored(glance_factory, tmp_path) ->
 # -- D5: the injected os_glance section matches by substring ------------------
 
 
-def test_d5_os_glance_section_is_anchored(glance_factory, tmp_path) -> None:
-    rules = write(tmp_path, "rules.conf", RULES_PLAIN_SVC)
+def test_d5_os_glance_section_is_anchored(native_glance, guarded_glance) -> None:
     add = [{"op": "add", "path": "/x_os_glance_y", "value": "v"}]
 
-    native = with_native(glance_factory, rules)
+    native = native_glance(RULES_PLAIN_SVC)
     app = native.webtest_app()
     tok = member(native)
     app.post_json(
@@ -239,7 +188,7 @@ def test_d5_os_glance_section_is_anchored(glance_factory, tmp_path) -> None:
     patch(app, native, image_id, add, tok, status=200)
     native.stop()
 
-    guarded = with_propguard(glance_factory, write(tmp_path, "strict.conf", RULES))
+    guarded = guarded_glance(RULES)
     app = guarded.webtest_app()
     tok = member(guarded)
     res = app.post_json(
@@ -266,7 +215,7 @@ def test_d5_os_glance_section_is_anchored(glance_factory, tmp_path) -> None:
 # -- D6: service roles count as user roles (Glance's union) -------------------
 
 
-def test_d6_strict_service_roles_count_only_where_named(glance_factory, tmp_path) -> None:
+def test_d6_strict_service_roles_count_only_where_named(native_glance, guarded_glance) -> None:
     body = {**IMAGE, "svc_only": "snap"}
 
     def post(glance: InProcessGlance, status: int):
@@ -275,12 +224,12 @@ def test_d6_strict_service_roles_count_only_where_named(glance_factory, tmp_path
             "/v2/images", body, headers=glance.headers(member(glance), svc), status=status
         )
 
-    native = with_native(glance_factory, write(tmp_path, "plain.conf", RULES_PLAIN_SVC))
+    native = native_glance(RULES_PLAIN_SVC)
     post(native, 201)  # Glance: a service-token role satisfies "create = admin,svc"
     native.stop()
 
     # strict (default): plain "svc" means the USER's role svc: the service token doesn't count.
-    guarded = with_propguard(glance_factory, write(tmp_path, "strict-plain.conf", RULES_PLAIN_SVC))
+    guarded = guarded_glance(RULES_PLAIN_SVC)
     assert post(guarded, 403).json["error"]["message"] == "Attribute 'svc_only' is reserved."
     # ... and without a service token, a member never could.
     guarded.webtest_app().post_json(
@@ -288,24 +237,21 @@ def test_d6_strict_service_roles_count_only_where_named(glance_factory, tmp_path
     )
     guarded.stop()
 
-    guarded = with_propguard(glance_factory, write(tmp_path, "strict.conf", RULES))
+    guarded = guarded_glance(RULES)
     assert post(guarded, 201).json["svc_only"] == "snap"
     guarded.webtest_app().post_json(
         "/v2/images", body, headers=guarded.headers(member(guarded)), status=403
     )
     guarded.stop()
 
-    guarded = with_propguard(
-        glance_factory, write(tmp_path, "union.conf", RULES_PLAIN_SVC), service_role_mode="union"
-    )
+    guarded = guarded_glance(RULES_PLAIN_SVC, service_role_mode="union")
     assert post(guarded, 201).json["svc_only"] == "snap"
 
 
-def test_d6_service_token_needs_a_configured_service_role(glance_factory, tmp_path) -> None:
+def test_d6_service_token_needs_a_configured_service_role(guarded_glance) -> None:
     """A token carrying only ``svc`` is a service token only where both layers say so."""
-    conf = write(tmp_path, "strict.conf", RULES)
     body = {**IMAGE, "svc_only": "snap"}
-    glance = with_propguard(glance_factory, conf, service_token_roles="service,svc")
+    glance = guarded_glance(RULES, service_token_roles="service,svc")
     # auth_token (service_token_roles = service, its default here) refuses the token:
     # delay_auth_decision marks it Invalid, propguard ignores it.
     svc = glance.service_token(["svc"])
@@ -314,18 +260,9 @@ def test_d6_service_token_needs_a_configured_service_role(glance_factory, tmp_pa
     )
     glance.stop()
 
-    glance = glance_factory(
-        extra_filters=[
-            (
-                "propguard",
-                "propguard.middleware:filter_factory",
-                {
-                    "rules_file": str(conf),
-                    "reload_on_sighup": "false",
-                    "service_token_roles": "service,svc",
-                },
-            )
-        ],
+    glance = guarded_glance(
+        RULES,
+        service_token_roles="service,svc",
         authtoken_options={"service_token_roles": "service,svc"},
     )
     svc = glance.service_token(["svc"])
@@ -336,16 +273,7 @@ def test_d6_service_token_needs_a_configured_service_role(glance_factory, tmp_pa
     glance.stop()
 
     # Confirmed by auth_token, but propguard's own service_token_roles (default "service") say no.
-    glance = glance_factory(
-        extra_filters=[
-            (
-                "propguard",
-                "propguard.middleware:filter_factory",
-                {"rules_file": str(conf), "reload_on_sighup": "false"},
-            )
-        ],
-        authtoken_options={"service_token_roles": "service,svc"},
-    )
+    glance = guarded_glance(RULES, authtoken_options={"service_token_roles": "service,svc"})
     svc = glance.service_token(["svc"])
     glance.webtest_app().post_json(
         "/v2/images", body, headers=glance.headers(member(glance), svc), status=403
@@ -355,8 +283,7 @@ def test_d6_service_token_needs_a_configured_service_role(glance_factory, tmp_pa
 # -- D7: service roles are not lower-cased ------------------------------------
 
 
-def test_d7_service_roles_are_case_insensitive(glance_factory, tmp_path) -> None:
-    rules = write(tmp_path, "plain.conf", RULES_PLAIN_SVC)
+def test_d7_service_roles_are_case_insensitive(native_glance, guarded_glance) -> None:
     body = {**IMAGE, "svc_only": "snap"}
 
     def post(glance: InProcessGlance, status: int):
@@ -365,25 +292,23 @@ def test_d7_service_roles_are_case_insensitive(glance_factory, tmp_path) -> None
             "/v2/images", body, headers=glance.headers(member(glance), svc), status=status
         )
 
-    native = with_native(glance_factory, rules)
+    native = native_glance(RULES_PLAIN_SVC)
     post(native, 403)  # the defect: "SVC" != "svc"
     native.stop()
 
-    guarded = with_propguard(glance_factory, rules, service_role_mode="union")
+    guarded = guarded_glance(RULES_PLAIN_SVC, service_role_mode="union")
     assert post(guarded, 201).json["svc_only"] == "snap"
     guarded.stop()
 
     # Strict spelling, upper-case role in the RULE and in the token.
-    guarded = with_propguard(
-        glance_factory, write(tmp_path, "strict.conf", RULES.replace("service:svc", "service:SvC"))
-    )
+    guarded = guarded_glance(RULES.replace("service:svc", "service:SvC"))
     assert post(guarded, 201).json["svc_only"] == "snap"
 
 
 # -- D8: the service roles leak into later policy checks (context mutation) ---
 
 
-def test_d8_service_roles_do_not_leak_into_glance_policy(glance_factory, tmp_path) -> None:
+def test_d8_service_roles_do_not_leak_into_glance_policy(native_glance, guarded_glance) -> None:
     public = [{"op": "replace", "path": "/visibility", "value": "public"}]
 
     def attempt(glance: InProcessGlance, status: int) -> str:
@@ -396,14 +321,12 @@ def test_d8_service_roles_do_not_leak_into_glance_policy(glance_factory, tmp_pat
         patch(app, glance, image_id, public, tok, svc, status=status)
         return image_id
 
-    native = with_native(glance_factory, write(tmp_path, "plain.conf", RULES_PLAIN_SVC))
+    native = native_glance(RULES_PLAIN_SVC)
     attempt(native, 200)  # the defect: publicize_image saw the service token's "admin"
     native.stop()
 
     for mode, text in (("strict", RULES), ("union", RULES_PLAIN_SVC)):
-        guarded = with_propguard(
-            glance_factory, write(tmp_path, f"{mode}.conf", text), service_role_mode=mode
-        )
+        guarded = guarded_glance(text, service_role_mode=mode)
         image_id = attempt(guarded, 403)
         got = guarded.webtest_app().get(
             f"/v2/images/{image_id}", headers=guarded.headers(admin(guarded)), status=200
@@ -415,10 +338,10 @@ def test_d8_service_roles_do_not_leak_into_glance_policy(glance_factory, tmp_pat
 # -- D9: a missing or incomplete rules file does not stop Glance --------------
 
 
-def test_d9_missing_rules_file_stops_the_filter(glance_factory, tmp_path) -> None:
+def test_d9_missing_rules_file_stops_the_filter(native_glance, guarded_glance, tmp_path) -> None:
     missing = tmp_path / "nowhere" / "rules.conf"
 
-    native = with_native(glance_factory, missing)
+    native = native_glance(missing)
     res = native.webtest_app().get("/v2/images", headers=native.headers(member(native)), status=400)
     assert res.status_int == 400  # the defect: Glance runs, every image call fails
     native.stop()
@@ -429,18 +352,16 @@ def test_d9_missing_rules_file_stops_the_filter(glance_factory, tmp_path) -> Non
     assert str(err.value).startswith(f"{missing}:1:1: PG101 cannot read rules file")
 
     with pytest.raises(RulesError, match="PG101"):
-        with_propguard(glance_factory, missing)
+        guarded_glance(missing)
 
 
-def test_d9_section_without_read_stops_the_filter(glance_factory, tmp_path) -> None:
+def test_d9_section_without_read_stops_the_filter(native_glance, guarded_glance, tmp_path) -> None:
     text = RULES.replace("read = admin,member\nupdate = admin\n", "update = admin\n", 1)
     assert "[x_ro]\ncreate = admin\nupdate" in text
     broken = write(tmp_path, "no-read.conf", text)
     line = text.splitlines().index("[x_ro]") + 1
 
-    native = with_native(
-        glance_factory, write(tmp_path, "no-read-plain.conf", text.replace("service:svc", "svc"))
-    )
+    native = native_glance(text.replace("service:svc", "svc"))
     native.webtest_app().get("/v2/images", headers=native.headers(member(native)), status=400)
     native.stop()
 
@@ -449,19 +370,17 @@ def test_d9_section_without_read_stops_the_filter(glance_factory, tmp_path) -> N
     message = str(err.value)
     assert message == f"{broken}:{line}:1: PG105 section [x_ro] has no 'read' operation"
     with pytest.raises(RulesError, match=rf"{broken}:{line}:"):
-        with_propguard(glance_factory, broken)
+        guarded_glance(broken)
 
 
 # -- D10: a "%" in a value --------------------------------------------------
 
 
-def test_d10_percent_in_value_is_a_load_error(glance_factory, tmp_path) -> None:
+def test_d10_percent_in_value_is_a_load_error(native_glance, tmp_path) -> None:
     text = RULES.replace("[x_ro]\ncreate = admin\n", "[x_ro]\ncreate = ad%min\n")
     line = text.splitlines().index("create = ad%min") + 1
 
-    native = with_native(
-        glance_factory, write(tmp_path, "plain.conf", text.replace("service:svc", "svc"))
-    )
+    native = native_glance(text.replace("service:svc", "svc"))
     native.webtest_app().get(
         "/v2/images", headers=native.headers(member(native)), status=500, expect_errors=True
     )
@@ -499,13 +418,12 @@ delete = context_is_admin
 POLICY_YAML = '"pg_member": "role:member or role:admin"\n'
 
 
-def test_d11_undefined_policy_name_is_a_load_error(glance_factory, tmp_path) -> None:
+def test_d11_undefined_policy_name_is_a_load_error(native_glance, guarded_glance, tmp_path) -> None:
     policy = write(tmp_path, "policy.yaml", POLICY_YAML)
     broken = write(tmp_path, "policies.conf", POLICIES_RULES.format(delete="nosuchrule"))
     line = POLICIES_RULES.splitlines().index("delete = {delete}") + 1
 
-    native = with_native(
-        glance_factory,
+    native = native_glance(
         broken,
         glance_property_protection_rule_format="policies",
         glance_policy_file=str(policy),
@@ -528,8 +446,7 @@ def test_d11_undefined_policy_name_is_a_load_error(glance_factory, tmp_path) -> 
     assert "nosuchrule" in str(err.value)
 
     # A defined name loads, and the member then may not delete.
-    good = write(tmp_path, "good.conf", POLICIES_RULES.format(delete="context_is_admin"))
-    glance = with_propguard(glance_factory, good, **options)
+    glance = guarded_glance(POLICIES_RULES.format(delete="context_is_admin"), **options)
     app = glance.webtest_app()
     tok = member(glance)
     image_id = app.post_json(

@@ -27,8 +27,6 @@ Speed: tests are grouped by setup and share one running Glance per rule set
 
 from __future__ import annotations
 
-import json
-import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -36,7 +34,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from data_paths import GLANCE_POLICIES_FILE, GLANCE_POLICY_YAML
 from functional_rules import ADMIN_CATCH_ALL, IMAGE_ATTRIBUTES, REFERENCE_2_4_SECTIONS
+from glance_api import (
+    JSON_PATCH,
+    JSON_PATCH_DRAFT4,
+    RAW,
+    patch,
+    propguard_filter,
+    stored_properties,
+)
 
 from propguard.inprocess import InProcessGlance
 
@@ -45,15 +52,6 @@ pytestmark = [
     # Glance's DELETE answers 204 with a Content-Type; webtest's lint warns.
     pytest.mark.filterwarnings("ignore:Content-Type header found in a 204:Warning"),
 ]
-
-DATA = Path(__file__).parent / "data"
-#: Verbatim glance/tests/etc/property-protections-policies.conf (reference §3.1).
-POLICIES_RULES = DATA / "property-protections-policies.conf"
-#: Verbatim glance/tests/etc/policy.yaml: ``"glance_creator": "role:admin or role:spl_role"``.
-POLICY_YAML = DATA / "policy.yaml"
-
-JSON_PATCH = "application/openstack-images-v2.1-json-patch"
-JSON_PATCH_DRAFT4 = "application/openstack-images-v2.0-json-patch"
 
 NATIVE = "glance-native"
 PROPGUARD = "propguard"
@@ -67,9 +65,8 @@ SPL_ADMIN = ("reader", "member", "spl_role", "admin")
 JOE = ("reader", "member", "joe_soap")
 RANDOM = ("reader", "random_role")
 
-# Body of the images in reference §3.5 (current functional tests) ...
-RAW = {"disk_format": "raw", "container_format": "bare"}
-# ... and in §3.6 (the removed TestImages tests).
+# Body of the images in reference §3.5 (current functional tests): glance_api.RAW;
+# in §3.6 (the removed TestImages tests):
 AKI = {"disk_format": "aki", "container_format": "aki"}
 
 
@@ -120,11 +117,14 @@ class Api:
     def native(self) -> bool:
         return self.setup == NATIVE
 
-    def headers(self, roles: tuple[str, ...], **extra: str) -> dict[str, str]:
+    def token(self, roles: tuple[str, ...]) -> str:
         token = self.tokens.get(roles)
         if token is None:
             token = self.tokens[roles] = self.glance.user_token(list(roles))
-        return {**self.glance.headers(token), **extra}
+        return token
+
+    def headers(self, roles: tuple[str, ...]) -> dict[str, str]:
+        return self.glance.headers(self.token(roles))
 
     def create(
         self,
@@ -153,10 +153,13 @@ class Api:
         status: int,
         media_type: str = JSON_PATCH,
     ):
-        return self.app.patch(
-            f"/v2/images/{image_id}",
-            json.dumps(ops),
-            headers=self.headers(roles, **{"Content-Type": media_type}),
+        return patch(
+            self.app,
+            self.glance,
+            image_id,
+            ops,
+            self.token(roles),
+            media_type=media_type,
             status=status,
         )
 
@@ -168,12 +171,7 @@ class Api:
 
     def stored_properties(self, image_id: str) -> dict[str, str]:
         """Extra properties as stored in Glance's DB (not deleted), bypassing every API check."""
-        with sqlite3.connect(self.glance.db_file) as db:
-            rows = db.execute(
-                "SELECT name, value FROM image_properties WHERE image_id = ? AND deleted = 0",
-                (image_id,),
-            ).fetchall()
-        return dict(rows)
+        return stored_properties(self.glance, image_id)
 
 
 def _glance_kwargs(setup: str, rule_format: str, rules_file: Path) -> dict[str, Any]:
@@ -190,17 +188,12 @@ def _glance_kwargs(setup: str, rule_format: str, rules_file: Path) -> dict[str, 
             "glance_property_protection_rule_format": rule_format,
         }
         if rule_format == "policies":
-            kwargs["glance_policy_file"] = str(POLICY_YAML)
+            kwargs["glance_policy_file"] = str(GLANCE_POLICY_YAML)
         return kwargs
-    conf = {
-        "rules_file": str(rules_file),
-        "rule_format": rule_format,
-        "service_role_mode": "strict",
-        "reload_on_sighup": "false",
-    }
+    options = {"rule_format": rule_format, "service_role_mode": "strict"}
     if rule_format == "policies":
-        conf.update(policy_file=str(POLICY_YAML), policy_namespaces="glance")
-    return {"extra_filters": [("propguard", "propguard.middleware:filter_factory", conf)]}
+        options.update(policy_file=str(GLANCE_POLICY_YAML), policy_namespaces="glance")
+    return {"extra_filters": [propguard_filter(rules_file, **options)]}
 
 
 class GlancePool:
@@ -272,7 +265,7 @@ def _api(pool: GlancePool, setup: str, rule_format: str, rules_text: str) -> Ite
 
 @pytest.fixture
 def roles_api(pool, setup, glance_test_rules_file) -> Iterator[Api]:
-    """Glance's roles test file (conftest's verbatim copy), enforced per ``setup``."""
+    """Glance's roles test file (``glance_test_rules_file``), enforced per ``setup``."""
     with _api(pool, setup, "roles", glance_test_rules_file.read_text()) as api:
         yield api
 
@@ -280,7 +273,7 @@ def roles_api(pool, setup, glance_test_rules_file) -> Iterator[Api]:
 @pytest.fixture
 def policies_api(pool, setup) -> Iterator[Api]:
     """Glance's policies test file + policy.yaml, enforced per ``setup``."""
-    with _api(pool, setup, "policies", POLICIES_RULES.read_text()) as api:
+    with _api(pool, setup, "policies", GLANCE_POLICIES_FILE.read_text()) as api:
         yield api
 
 

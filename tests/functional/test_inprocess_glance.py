@@ -12,14 +12,12 @@ import os
 import time
 
 import pytest
+from glance_api import IMAGE, admin, member, patch
 
 from propguard import inprocess
 from propguard.inprocess import DEFAULT_PROJECT, InProcessGlance
 
 pytestmark = pytest.mark.glance
-
-JSON_PATCH = "application/openstack-images-v2.1-json-patch"
-IMAGE = {"name": "cirros", "disk_format": "raw", "container_format": "bare"}
 
 
 def _is_keystonemiddleware_401(res) -> bool:
@@ -31,7 +29,7 @@ def _is_keystonemiddleware_401(res) -> bool:
 
 
 def test_member_create_get_patch_list(glance: InProcessGlance) -> None:
-    tok = glance.user_token(["member", "reader"])
+    tok = member(glance)
     app = glance.webtest_app()
 
     res = app.post_json(
@@ -50,16 +48,11 @@ def test_member_create_get_patch_list(glance: InProcessGlance) -> None:
     assert got["x_extra"] == "one"
     assert got["name"] == "cirros"
 
-    patch = [
+    ops = [
         {"op": "replace", "path": "/x_extra", "value": "two"},
         {"op": "add", "path": "/x_added", "value": "three"},
     ]
-    res = app.patch(
-        f"/v2/images/{image['id']}",
-        json.dumps(patch),
-        headers={**glance.headers(tok), "Content-Type": JSON_PATCH},
-        status=200,
-    )
+    res = patch(app, glance, image["id"], ops, tok, status=200)
     assert res.json["x_extra"] == "two"
     assert res.json["x_added"] == "three"
 
@@ -83,7 +76,7 @@ def test_member_create_get_patch_list(glance: InProcessGlance) -> None:
 
 
 def test_upload_and_download_image_data(glance: InProcessGlance) -> None:
-    tok = glance.user_token(["member", "reader"])
+    tok = member(glance)
     app = glance.webtest_app()
     image_id = app.post_json("/v2/images", IMAGE, headers=glance.headers(tok), status=201).json[
         "id"
@@ -138,7 +131,7 @@ def test_plain_user_token_as_service_token(glance_factory) -> None:
     with delay_auth_decision=false is it a 401.
     """
     glance = glance_factory(record_requests=True)
-    tok = glance.user_token(["member", "reader"])
+    tok = member(glance)
     plain = glance.user_token(["member"], user_id="mallory")
     app = glance.webtest_app()
     spoof = {"X-Service-Roles": "service", "X-Service-Identity-Status": "Confirmed"}
@@ -153,7 +146,7 @@ def test_plain_user_token_as_service_token(glance_factory) -> None:
     strict = glance_factory(
         authtoken_options={"delay_auth_decision": "false"}, record_requests=True
     )
-    tok = strict.user_token(["member", "reader"])
+    tok = member(strict)
     plain = strict.user_token(["member"], user_id="mallory")
     res = strict.webtest_app().get("/v2/images", headers=strict.headers(tok, plain), status=401)
     assert _is_keystonemiddleware_401(res)
@@ -163,7 +156,7 @@ def test_plain_user_token_as_service_token(glance_factory) -> None:
 
 
 def test_user_plus_service_token_reaches_glance(glance: InProcessGlance) -> None:
-    tok = glance.user_token(["member", "reader"])
+    tok = member(glance)
     svc = glance.service_token()
     app = glance.webtest_app()
     res = app.post_json(
@@ -181,9 +174,11 @@ def test_user_plus_service_token_reaches_glance(glance: InProcessGlance) -> None
     assert got["x_from_nova"] == "snap"
 
 
-def test_glance_native_property_protections(glance_factory, glance_test_rules_file) -> None:
-    protected = glance_factory(glance_property_protection_file=str(glance_test_rules_file))
-    tok = protected.user_token(["member", "reader"])
+def test_glance_native_property_protections(
+    glance_factory, native_glance, glance_test_rules_file
+) -> None:
+    protected = native_glance(glance_test_rules_file)
+    tok = member(protected)
     app = protected.webtest_app()
     res = app.post_json(
         "/v2/images", {**IMAGE, "foo": "bar"}, headers=protected.headers(tok), status=403
@@ -193,16 +188,16 @@ def test_glance_native_property_protections(glance_factory, glance_test_rules_fi
         "/v2/images", {**IMAGE, "x_owner_foo": "v"}, headers=protected.headers(tok), status=201
     )
     assert ok.json["x_owner_foo"] == "v"
-    admin = protected.user_token(["admin", "member", "reader"], user_id="root")
+    root = admin(protected)
     app.post_json(
-        "/v2/images", {**IMAGE, "foo": "bar"}, headers=protected.headers(admin), status=201
+        "/v2/images", {**IMAGE, "foo": "bar"}, headers=protected.headers(root), status=201
     )
     protected.stop()
     assert inprocess.property_utils.CONFIG.sections() == []
 
     # The next instance in the same process must not inherit the protections.
     plain = glance_factory()
-    tok = plain.user_token(["member", "reader"])
+    tok = member(plain)
     res = plain.webtest_app().post_json(
         "/v2/images", {**IMAGE, "foo": "bar"}, headers=plain.headers(tok), status=201
     )
@@ -227,7 +222,7 @@ def test_extra_filter_sits_between_authtoken_and_context(glance_factory) -> None
 
 def test_instances_are_isolated_and_restartable(glance_factory) -> None:
     first = glance_factory()
-    tok = first.user_token(["member", "reader"])
+    tok = member(first)
     first.request("POST", "/v2/images", headers=first.headers(tok), json=IMAGE)
     with pytest.raises(RuntimeError, match="another InProcessGlance"):
         InProcessGlance(first.workdir + "-other").start()
@@ -238,7 +233,7 @@ def test_instances_are_isolated_and_restartable(glance_factory) -> None:
     second = glance_factory()
     with pytest.raises(RuntimeError, match="not started"):
         first.user_token(["member"])
-    tok2 = second.user_token(["member", "reader"])
+    tok2 = member(second)
     res = second.request("GET", "/v2/images", headers=second.headers(tok2))
     assert res.status_int == 200
     assert res.json["images"] == []  # fresh DB
@@ -251,7 +246,7 @@ def test_instances_are_isolated_and_restartable(glance_factory) -> None:
     first.start()
     elapsed = time.perf_counter() - start
     try:
-        tok = first.user_token(["member", "reader"])
+        tok = member(first)
         assert first.request("GET", "/v2/images", headers=first.headers(tok)).json["images"] == []
     finally:
         first.stop()
@@ -263,12 +258,12 @@ def test_glance_policy_file_is_honoured(glance_factory, tmp_path) -> None:
     policy.write_text('"get_images": "role:admin"\n')
     glance = glance_factory(glance_policy_file=str(policy))
     app = glance.webtest_app()
-    member = glance.user_token(["member", "reader"])
-    app.get("/v2/images", headers=glance.headers(member), status=403)
+    tok = member(glance)
+    app.get("/v2/images", headers=glance.headers(tok), status=403)
     # everything else keeps Glance's (new) defaults
-    app.post_json("/v2/images", IMAGE, headers=glance.headers(member), status=201)
-    admin = glance.user_token(["admin", "member", "reader"], user_id="root")
-    assert len(app.get("/v2/images", headers=glance.headers(admin), status=200).json["images"]) == 1
+    app.post_json("/v2/images", IMAGE, headers=glance.headers(tok), status=201)
+    root = admin(glance)
+    assert len(app.get("/v2/images", headers=glance.headers(root), status=200).json["images"]) == 1
 
 
 def test_logging_goes_through_pytest_capture(glance_factory, caplog) -> None:

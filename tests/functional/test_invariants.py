@@ -38,11 +38,10 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 import string
 import uuid
 from collections.abc import Iterator
-from contextlib import closing, suppress
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -50,6 +49,15 @@ from urllib.parse import urlencode
 import pytest
 import webob
 from functional_rules import IMAGE_ATTRIBUTES
+from glance_api import (
+    IMAGE,
+    JSON_PATCH,
+    JSON_PATCH_DRAFT4,
+    admin,
+    member,
+    propguard_filter,
+    stored_properties,
+)
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 from oslo_config import cfg
@@ -57,10 +65,6 @@ from oslo_config import cfg
 from propguard.inprocess import InProcessGlance
 
 pytestmark = pytest.mark.glance
-
-D10 = "application/openstack-images-v2.1-json-patch"
-D4 = "application/openstack-images-v2.0-json-patch"
-IMAGE = {"name": "inv", "disk_format": "raw", "container_format": "bare"}
 
 #: One section per kind of protection; every pattern is anchored so that the
 #: test's own oracle (:func:`section`) is a plain prefix test.
@@ -448,10 +452,10 @@ class Env:
 
     def __init__(self, glance: InProcessGlance) -> None:
         self.glance = glance
-        self.member = glance.user_token(["member", "reader"])
+        self.member = member(glance)
         self.service = glance.service_token(["service"])
         self.not_a_service = glance.service_token(["reader"])
-        self.admin = glance.user_token(["admin", "member", "reader"], user_id="root")
+        self.admin = admin(glance)
 
     def request(
         self,
@@ -483,12 +487,7 @@ class Env:
 
     def stored(self, image_id: str) -> dict[str, str]:
         """The image's extra properties as in Glance's sqlite database."""
-        with closing(sqlite3.connect(self.glance.db_file)) as db:
-            rows = db.execute(
-                "SELECT name, value FROM image_properties WHERE image_id = ? AND deleted = 0",
-                (image_id,),
-            ).fetchall()
-        return dict(rows)
+        return stored_properties(self.glance, image_id)
 
 
 @pytest.fixture(scope="module")
@@ -498,14 +497,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     rules = workdir / "rules.conf"
     rules.write_text(RULES)
     glance = InProcessGlance(
-        workdir / "glance",
-        extra_filters=[
-            (
-                "propguard",
-                "propguard.middleware:filter_factory",
-                {"rules_file": str(rules), "reload_on_sighup": "false", "reload_interval": "-1"},
-            )
-        ],
+        workdir / "glance", extra_filters=[propguard_filter(rules, reload_interval="-1")]
     )
     glance.start()
     # Low enough that some sequences run into Glance's 413 (whose count
@@ -528,7 +520,7 @@ class World:
             "POST",
             "/v2/images",
             "admin",
-            json.dumps({**IMAGE, **self.original}).encode(),
+            json.dumps({**IMAGE, "name": "inv", **self.original}).encode(),
             "application/json",
         )
         assert res.status_int == 201, res.body
@@ -560,7 +552,7 @@ class World:
         """Best effort (never masks the example's own failure): unprotect and delete."""
         try:
             body = json.dumps([{"op": "replace", "path": "/protected", "value": False}])
-            self.env.request("PATCH", self.url, "admin", body.encode(), D10, check=False)
+            self.env.request("PATCH", self.url, "admin", body.encode(), JSON_PATCH, check=False)
             self.env.request("DELETE", self.url, "admin", check=False)
         except Exception:  # noqa: BLE001 - the example's result matters, not the cleanup's
             pass
@@ -664,7 +656,8 @@ class World:
             raw = json.dumps(body, ensure_ascii=False).encode()
         except UnicodeEncodeError:  # a lone surrogate: sent as a JSON escape
             raw = json.dumps(body).encode()
-        res = self.env.request("PATCH", path, step.caller, raw, D10 if step.draft == 10 else D4)
+        media_type = JSON_PATCH if step.draft == 10 else JSON_PATCH_DRAFT4
+        res = self.env.request("PATCH", path, step.caller, raw, media_type)
         after = self.doc = self.admin_view()
         event(f"PATCH by {step.caller}: {res.status_int}")
         sent = [path, raw.decode()]

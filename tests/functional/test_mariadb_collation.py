@@ -13,9 +13,9 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from glance_api import JSON_PATCH, RAW
 
 from propguard.inprocess import InProcessGlance
 
@@ -59,24 +59,8 @@ def mariadb_url() -> Iterator[str]:
         connection.close()
 
 
-def _start(tmp_path: Path, url: str, **kwargs) -> InProcessGlance:
-    glance = InProcessGlance(tmp_path / "glance", database_url=url, **kwargs)
-    glance.start()
-    return glance
-
-
-def _start_guarded(tmp_path: Path, url: str) -> InProcessGlance:
-    """Glance on MariaDB with propguard enforcing ``RULES``."""
-    rules = tmp_path / "rules.conf"
-    rules.write_text(RULES)
-    options = {"rules_file": str(rules), "reload_on_sighup": "false"}
-    return _start(
-        tmp_path, url, extra_filters=[("propguard", "propguard.middleware:filter_factory", options)]
-    )
-
-
 def _create(glance: InProcessGlance, headers: dict, **props: str) -> str:
-    body = {"disk_format": "raw", "container_format": "bare", **props}
+    body = {**RAW, **props}
     res = glance.request("POST", "/v2/images", headers=headers, json=body)
     assert res.status_int == 201, res.body
     return res.json["id"]
@@ -87,8 +71,8 @@ def _names(response) -> list[str]:
     return [image["name"] for image in response.json["images"]]
 
 
-def test_case_variant_filter_is_no_oracle_on_mariadb(tmp_path: Path, mariadb_url: str) -> None:
-    glance = _start_guarded(tmp_path, mariadb_url)
+def test_case_variant_filter_is_no_oracle_on_mariadb(mariadb_url: str, guarded_glance) -> None:
+    glance = guarded_glance(RULES, database_url=mariadb_url)
     try:
         admin = glance.headers(glance.user_token(["admin", "member", "reader"]))
         member = glance.headers(glance.user_token(["member", "reader"]))
@@ -123,11 +107,10 @@ def test_case_variant_filter_is_no_oracle_on_mariadb(tmp_path: Path, mariadb_url
 
 
 def test_native_glance_on_mariadb_answers_case_variant_filters(
-    tmp_path: Path, mariadb_url: str
+    mariadb_url: str, glance_factory
 ) -> None:
     """Glance alone: the case-variant filter is a value oracle on the hidden property."""
-    glance = InProcessGlance(tmp_path / "native", database_url=mariadb_url)
-    glance.start()
+    glance = glance_factory(database_url=mariadb_url)
     try:
         admin = glance.headers(glance.user_token(["admin", "member", "reader"]))
         member = glance.headers(glance.user_token(["member", "reader"]))
@@ -146,11 +129,11 @@ def _page(glance: InProcessGlance, url: str, headers: dict) -> dict:
     return response.json
 
 
-def test_paging_does_not_reveal_dropped_images_on_mariadb(tmp_path: Path, mariadb_url: str) -> None:
+def test_paging_does_not_reveal_dropped_images_on_mariadb(mariadb_url: str, guarded_glance) -> None:
     """Reviewer's reproducer: ``?SECRET_key=abc&limit=1`` used to answer an empty
     page whose ``next`` named the hidden match; now the pages are those Glance
     would give if the hidden match did not exist."""
-    glance = _start_guarded(tmp_path, mariadb_url)
+    glance = guarded_glance(RULES, database_url=mariadb_url)
     try:
         admin = glance.headers(glance.user_token(["admin", "member", "reader"]))
         member = glance.headers(glance.user_token(["member", "reader"]))
@@ -181,7 +164,7 @@ def test_paging_does_not_reveal_dropped_images_on_mariadb(tmp_path: Path, mariad
         res = glance.request(
             "PATCH",
             f"/v2/images/{victim}",
-            headers={**admin, "Content-Type": "application/openstack-images-v2.1-json-patch"},
+            headers={**admin, "Content-Type": JSON_PATCH},
             body=b'[{"op": "replace", "path": "/secret_key", "value": "xyz"}]',
         )
         assert res.status_int == 200, res.body

@@ -16,13 +16,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from glance_api import IMAGE, JSON_PATCH, admin, member
 
 from propguard.inprocess import InProcessGlance
 
 pytestmark = pytest.mark.glance
-
-IMAGE = {"name": "cirros", "disk_format": "raw", "container_format": "bare"}
-JSON_PATCH = "application/openstack-images-v2.1-json-patch"
 
 
 def rules(member_may_create: bool) -> str:
@@ -53,15 +51,8 @@ def replace_file(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def start(glance_factory, rules_file: Path, **options: str) -> InProcessGlance:
-    conf = {"rules_file": str(rules_file), **options}
-    return glance_factory(
-        extra_filters=[("propguard", "propguard.middleware:filter_factory", conf)]
-    )
-
-
 def member_create(glance: InProcessGlance, name: str = "x_owner_a") -> int:
-    tok = glance.user_token(["member", "reader"])
+    tok = member(glance)
     res = glance.request(
         "POST", "/v2/images", headers=glance.headers(tok), json={**IMAGE, name: "v"}
     )
@@ -77,11 +68,11 @@ def reload_records(caplog: pytest.LogCaptureFixture, level: int) -> list[str]:
     ]
 
 
-def test_changed_file_is_used_by_the_next_request(glance_factory, tmp_path, caplog) -> None:
+def test_changed_file_is_used_by_the_next_request(guarded_glance, tmp_path, caplog) -> None:
     caplog.set_level(logging.INFO)
     path = tmp_path / "rules.conf"
     path.write_text(rules(False))
-    glance = start(glance_factory, path, reload_interval="0", reload_on_sighup="false")
+    glance = guarded_glance(path, reload_interval="0", reload_on_sighup="false")
     assert member_create(glance) == 403
 
     replace_file(path, rules(True))
@@ -96,11 +87,11 @@ def test_changed_file_is_used_by_the_next_request(glance_factory, tmp_path, capl
     assert len(reload_records(caplog, logging.INFO)) == 2
 
 
-def test_broken_file_keeps_the_last_good_rules(glance_factory, tmp_path, caplog) -> None:
+def test_broken_file_keeps_the_last_good_rules(guarded_glance, tmp_path, caplog) -> None:
     caplog.set_level(logging.INFO)
     path = tmp_path / "rules.conf"
     path.write_text(rules(True))
-    glance = start(glance_factory, path, reload_interval="0", reload_on_sighup="false")
+    glance = guarded_glance(path, reload_interval="0", reload_on_sighup="false")
     assert member_create(glance) == 201
 
     replace_file(path, BROKEN)
@@ -140,13 +131,10 @@ delete = context_is_admin
 """
 
 
-def start_policies(glance_factory, tmp_path: Path, policy: Path) -> InProcessGlance:
+def start_policies(guarded_glance, policy: Path) -> InProcessGlance:
     """POLICIES_RULES with ``policy`` as policy_file, checked for changes on every request."""
-    path = tmp_path / "rules.conf"
-    path.write_text(POLICIES_RULES)
-    return start(
-        glance_factory,
-        path,
+    return guarded_glance(
+        POLICIES_RULES,
         rule_format="policies",
         policy_file=str(policy),
         reload_interval="0",
@@ -154,11 +142,11 @@ def start_policies(glance_factory, tmp_path: Path, policy: Path) -> InProcessGla
     )
 
 
-def test_policy_file_change_is_reloaded(glance_factory, tmp_path, caplog) -> None:
+def test_policy_file_change_is_reloaded(guarded_glance, tmp_path, caplog) -> None:
     caplog.set_level(logging.INFO)
     policy = tmp_path / "policy.yaml"
     policy.write_text('"pg_creator": "role:member or role:admin"\n')
-    glance = start_policies(glance_factory, tmp_path, policy)
+    glance = start_policies(guarded_glance, policy)
     assert member_create(glance, "x_pol_a") == 201
     replace_file(policy, '"pg_creator": "role:admin"\n')
     assert member_create(glance, "x_pol_a") == 403
@@ -169,7 +157,7 @@ def test_policy_file_change_is_reloaded(glance_factory, tmp_path, caplog) -> Non
     assert "PG111" in reload_records(caplog, logging.ERROR)[-1]
 
 
-def test_policy_d_is_read_and_watched(glance_factory, tmp_path, caplog) -> None:
+def test_policy_d_is_read_and_watched(guarded_glance, tmp_path, caplog) -> None:
     """glance-api's policy.d next to policy.yaml overrides it; a new file there is reloaded."""
     caplog.set_level(logging.INFO)
     policy = tmp_path / "policy.yaml"
@@ -177,7 +165,7 @@ def test_policy_d_is_read_and_watched(glance_factory, tmp_path, caplog) -> None:
     policy_d = tmp_path / "policy.d"
     policy_d.mkdir()
     (policy_d / "10-members.yaml").write_text('"pg_creator": "role:member or role:admin"\n')
-    glance = start_policies(glance_factory, tmp_path, policy)
+    glance = start_policies(guarded_glance, policy)
     assert member_create(glance, "x_pol_a") == 201
     (policy_d / "20-admins-only.yaml").write_text('"pg_creator": "role:admin"\n')
     assert member_create(glance, "x_pol_a") == 403
@@ -200,12 +188,12 @@ def sighup() -> Iterator[list[int]]:
         signal.signal(signal.SIGHUP, original)
 
 
-def test_sighup_reloads_when_polling_is_off(glance_factory, tmp_path, caplog, sighup) -> None:
+def test_sighup_reloads_when_polling_is_off(guarded_glance, tmp_path, caplog, sighup) -> None:
     caplog.set_level(logging.INFO)
     before = signal.getsignal(signal.SIGHUP)
     path = tmp_path / "rules.conf"
     path.write_text(rules(False))
-    glance = start(glance_factory, path, reload_interval="-1", reload_on_sighup="true")
+    glance = guarded_glance(path, reload_interval="-1", reload_on_sighup="true")
     handler = signal.getsignal(signal.SIGHUP)
     assert callable(handler) and handler is not before  # propguard's, chaining ours
 
@@ -233,17 +221,17 @@ def test_sighup_reloads_when_polling_is_off(glance_factory, tmp_path, caplog, si
     assert sighup == [signal.SIGHUP] * 4
 
 
-def test_reload_applies_to_reads_and_patches(glance_factory, tmp_path) -> None:
+def test_reload_applies_to_reads_and_patches(guarded_glance, tmp_path) -> None:
     """Not only creates: what a member may read and patch follows the new rules too."""
     path = tmp_path / "rules.conf"
     path.write_text(rules(True))
-    glance = start(glance_factory, path, reload_interval="0", reload_on_sighup="false")
-    admin = glance.user_token(["admin", "member", "reader"], user_id="root")
-    tok = glance.user_token(["member", "reader"])
+    glance = guarded_glance(path, reload_interval="0", reload_on_sighup="false")
+    root = admin(glance)
+    tok = member(glance)
     res = glance.request(
         "POST",
         "/v2/images",
-        headers=glance.headers(admin),
+        headers=glance.headers(root),
         json={**IMAGE, "x_owner_a": "a", "zz": "z"},
     )
     image = f"/v2/images/{res.json['id']}"
@@ -260,4 +248,4 @@ def test_reload_applies_to_reads_and_patches(glance_factory, tmp_path) -> None:
         content_type=JSON_PATCH,
     )
     assert res.status_int == 409  # unreadable now: "does not exist"
-    assert glance.request("GET", image, headers=glance.headers(admin)).json["x_owner_a"] == "a"
+    assert glance.request("GET", image, headers=glance.headers(root)).json["x_owner_a"] == "a"

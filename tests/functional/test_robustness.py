@@ -17,7 +17,6 @@ import io
 import json
 import logging
 import os
-import sqlite3
 import sys
 import types
 from collections.abc import Iterator
@@ -28,6 +27,15 @@ import pytest
 import webob
 from functional_rules import ADMIN_CATCH_ALL, REFERENCE_2_4_SECTIONS
 from glance.common import config as glance_config
+from glance_api import (
+    IMAGE,
+    JSON_PATCH,
+    JSON_PATCH_DRAFT4,
+    admin,
+    member,
+    propguard_conf,
+    stored_properties,
+)
 from oslo_config import cfg
 
 from propguard import opts
@@ -36,9 +44,6 @@ from propguard.middleware import PropertyProtectionFilter
 
 pytestmark = pytest.mark.glance
 
-JSON_PATCH = "application/openstack-images-v2.1-json-patch"
-JSON_PATCH_D4 = "application/openstack-images-v2.0-json-patch"
-IMAGE = {"name": "cirros", "disk_format": "raw", "container_format": "bare"}
 MAX_BODY = 2048
 
 #: The rules of reference section 2.4, plus: a section for names that start
@@ -93,8 +98,8 @@ class Env:
 
     def __init__(self, glance: InProcessGlance) -> None:
         self.glance = glance
-        self.member = glance.user_token(["member", "reader"])
-        self.admin = glance.user_token(["admin", "member", "reader"], user_id="root")
+        self.member = member(glance)
+        self.admin = admin(glance)
         res = self.send(
             "POST", "/v2/images", token=self.admin, json_body={**IMAGE, **HIDDEN, **VISIBLE}
         )
@@ -154,33 +159,20 @@ class Env:
         )
 
     def stored(self, image_id: str | None = None) -> dict[str, str]:
-        with sqlite3.connect(self.glance.db_file) as db:
-            rows = db.execute(
-                "SELECT name, value FROM image_properties WHERE image_id = ? AND deleted = 0",
-                (image_id or self.image_id,),
-            ).fetchall()
-        return dict(rows)
+        return stored_properties(self.glance, image_id or self.image_id)
 
 
-def start(glance_factory, tmp_path: Path, **options: str) -> Env:
-    rules = tmp_path / "rules.conf"
-    rules.write_text(RULES)
-    conf = {
-        "rules_file": str(rules),
-        "reload_on_sighup": "false",
-        "max_request_body_size": str(MAX_BODY),
-        **options,
-    }
-    glance = glance_factory(
-        extra_filters=[("propguard", "propguard.middleware:filter_factory", conf)],
-        record_requests=True,
+def start(guarded_glance, **options: str) -> Env:
+    """RULES, bodies limited to MAX_BODY, requests recorded; ``options``: propguard's."""
+    glance = guarded_glance(
+        RULES, record_requests=True, max_request_body_size=str(MAX_BODY), **options
     )
     return Env(glance)
 
 
 @pytest.fixture
-def env(glance_factory, tmp_path) -> Env:
-    return start(glance_factory, tmp_path)
+def env(guarded_glance) -> Env:
+    return start(guarded_glance)
 
 
 @pytest.fixture
@@ -291,13 +283,13 @@ def test_wrong_patch_media_type(env: Env, logs) -> None:
     for content_type in ("application/json", "application/json-patch+json", "text/plain", None):
         res = env.patch(ops, content_type=content_type)
         error = assert_api_error(res, 415)
-        assert res.headers["Accept-Patch"] == f"{JSON_PATCH_D4}, {JSON_PATCH}"
+        assert res.headers["Accept-Patch"] == f"{JSON_PATCH_DRAFT4}, {JSON_PATCH}"
         assert JSON_PATCH in error["message"]
         assert_no_leak(res, json.dumps(ops))
     # As in Glance: the media type is compared exactly (case included), parameters aside.
     res = env.patch(ops, content_type=JSON_PATCH.upper())
     assert_api_error(res, 415)
-    assert res.headers["Accept-Patch"] == f"{JSON_PATCH_D4}, {JSON_PATCH}"
+    assert res.headers["Accept-Patch"] == f"{JSON_PATCH_DRAFT4}, {JSON_PATCH}"
     res = env.patch(
         [{"op": "add", "path": "/x_owner_b", "value": "b"}],
         content_type=JSON_PATCH + "; charset=UTF-8",
@@ -429,7 +421,7 @@ def test_odd_patch_documents(env: Env, logs) -> None:
         ([{"add": "/zz_hidden", "value": "v"}], 403),
         ([{"add": "/x_blind", "value": "mine"}], 403),
     ]:
-        res = env.patch(ops, content_type=JSON_PATCH_D4)
+        res = env.patch(ops, content_type=JSON_PATCH_DRAFT4)
         assert res.status_int == status, (ops, res.status, res.body)
         assert_no_leak(res, json.dumps(ops))
         if status == 409 and "add" in ops[0]:
@@ -497,7 +489,7 @@ def test_duplicate_keys_check_what_glance_applies(env: Env, logs) -> None:
     ops_dup = b'[{"op": "add", "op": "remove", "path": "/zz_hidden", "value": "v"}]'
     assert_api_error(env.patch(ops_dup), 409)
     d4 = b'[{"add": "/x_owner_e", "add": "/zz_hidden", "value": "pwned"}]'
-    assert_api_error(env.patch(d4, content_type=JSON_PATCH_D4), 403)
+    assert_api_error(env.patch(d4, content_type=JSON_PATCH_DRAFT4), 403)
     value_dup = b'[{"op": "add", "path": "/x_owner_f", "value": "first", "value": "second"}]'
     assert env.patch(value_dup).status_int == 200
     post_dup = b'{"name": "d", "zz_hidden": "x", "x_owner_g": "g", "zz_hidden": "y"}'
@@ -635,8 +627,8 @@ trust_identity_headers = true
     }
 
 
-def test_without_auth_token_identity_headers_are_not_trusted(env: Env, tmp_path, logs) -> None:
-    apps = _no_auth_pipelines(env.glance, str(tmp_path / "rules.conf"))
+def test_without_auth_token_identity_headers_are_not_trusted(env: Env, logs) -> None:
+    apps = _no_auth_pipelines(env.glance, propguard_conf(env.glance)["rules_file"])
     # (no OpenStack-System-Scope here: Glance would take a system-scoped admin
     # as project-less, and the project's image would be a 404)
     spoof = {
@@ -724,16 +716,8 @@ def input_probe() -> Iterator[list[tuple[str, int]]]:
     del sys.modules[_PROBE_MODULE]
 
 
-def test_image_data_streams_through_untouched(glance_factory, tmp_path, input_probe, logs) -> None:
-    rules = tmp_path / "rules.conf"
-    rules.write_text(RULES)
-    conf = {"rules_file": str(rules), "reload_on_sighup": "false"}
-    glance = glance_factory(
-        extra_filters=[
-            ("propguard", "propguard.middleware:filter_factory", conf),
-            ("probe", f"{_PROBE_MODULE}:factory", {}),
-        ]
-    )
+def test_image_data_streams_through_untouched(guarded_glance, input_probe, logs) -> None:
+    glance = guarded_glance(RULES, filters_after=[("probe", f"{_PROBE_MODULE}:factory", {})])
     env = Env(glance)
     data = os.urandom(3 * 1024 * 1024 + 17)
     stream = CountingInput(data)
@@ -775,8 +759,8 @@ def show_locations() -> Iterator[None]:
     conf.clear_override("show_image_direct_url")
 
 
-def test_protected_core_attributes(glance_factory, tmp_path, logs) -> None:
-    env = start(glance_factory, tmp_path, protect_core_attributes="locations,direct_url")
+def test_protected_core_attributes(guarded_glance, logs) -> None:
+    env = start(guarded_glance, protect_core_attributes="locations,direct_url")
     conf = cfg.CONF
     conf.set_override("show_multiple_locations", True)
     conf.set_override("show_image_direct_url", True)
@@ -1091,20 +1075,14 @@ def tasks_stay_pending(monkeypatch) -> None:
 
 
 def test_task_json_hides_unreadable_image_properties(
-    glance_factory, tmp_path, tasks_stay_pending, logs
+    guarded_glance, tmp_path, tasks_stay_pending, logs
 ) -> None:
     """``GET /v2/tasks/{id}`` and the create answer show ``input.image_properties``
     to whoever may read the task (with ``tasks_api_access`` opened to members,
     as legacy-import clouds do), not only to their owner."""
     policy = tmp_path / "policy.yaml"
     policy.write_text('"tasks_api_access": "role:member"\n')
-    rules = tmp_path / "rules.conf"
-    rules.write_text(RULES)
-    conf = {"rules_file": str(rules), "reload_on_sighup": "false"}
-    glance = glance_factory(
-        extra_filters=[("propguard", "propguard.middleware:filter_factory", conf)],
-        glance_policy_file=str(policy),
-    )
+    glance = guarded_glance(RULES, glance_policy_file=str(policy))
     env = Env(glance)
     props = {**IMAGE, "x_none_read": "TASK-NONE-READ", "zz_x": "TASK-ADMIN-ONLY", "x_owner_t": "t"}
     task = {
@@ -1158,8 +1136,8 @@ def test_glance_download_import_is_refused_unless_allowed(env: Env, logs) -> Non
     assert_logs_clean(logs)
 
 
-def test_glance_download_passes_when_allowed(glance_factory, tmp_path, logs) -> None:
-    env = start(glance_factory, tmp_path, allow_glance_download="true")
+def test_glance_download_passes_when_allowed(guarded_glance, logs) -> None:
+    env = start(guarded_glance, allow_glance_download="true")
     body = {"method": {"name": "glance-download", "glance_image_id": "x", "glance_region": "R2"}}
     before = len(env.glance.seen)
     res = env.send("POST", f"{env.path}/import", token=env.admin, json_body=body)
@@ -1185,7 +1163,7 @@ class _RaceBelow:
                 method="PATCH",
                 headers={
                     **self.glance.headers(self.admin_token),
-                    "Content-Type": "application/openstack-images-v2.1-json-patch",
+                    "Content-Type": JSON_PATCH,
                 },
             )
             raced.body = b'[{"op": "add", "path": "/img_signature", "value": "RACED"}]'
@@ -1200,9 +1178,9 @@ def test_create_only_add_does_not_overwrite_a_property_created_meanwhile(
     appears between propguard's GET of the image and the PATCH, the member's add
     must fail (Glance's draft-4 "already present"), not overwrite it."""
     glance = glance_factory()
-    admin = glance.user_token(["admin", "member", "reader"], user_id="root")
-    member = glance.user_token(["member", "reader"])
-    race = _RaceBelow(glance, admin)
+    admin_token = admin(glance)
+    member_token = member(glance)
+    race = _RaceBelow(glance, admin_token)
     options = opts.resolve(
         {
             "rules_file": str(Path(__file__).parents[2] / "policies" / "production.conf"),
@@ -1224,16 +1202,16 @@ def test_create_only_add_does_not_overwrite_a_property_created_meanwhile(
             f"/v2/images/{image_id}",
             method="PATCH",
             headers={
-                **glance.headers(member),
+                **glance.headers(member_token),
                 **identity,
-                "Content-Type": "application/openstack-images-v2.1-json-patch",
+                "Content-Type": JSON_PATCH,
             },
         )
         req.body = ops
         return req.get_response(guarded)
 
     def new_image() -> str:
-        res = glance.request("POST", "/v2/images", headers=glance.headers(member), json=IMAGE)
+        res = glance.request("POST", "/v2/images", headers=glance.headers(member_token), json=IMAGE)
         assert res.status_int == 201, res.body
         return res.json["id"]
 
@@ -1249,7 +1227,7 @@ def test_create_only_add_does_not_overwrite_a_property_created_meanwhile(
     res = member_patch(raced, add)
     assert res.status_int == 409, res.body
     assert b"already present" in res.body
-    stored = glance.request("GET", f"/v2/images/{raced}", headers=glance.headers(admin)).json
+    stored = glance.request("GET", f"/v2/images/{raced}", headers=glance.headers(admin_token)).json
     assert stored["img_signature"] == "RACED"
     # A patch that also needs draft 10's add-overwrites (a core attribute) keeps draft 10.
     mixed = b'[{"op": "add", "path": "/name", "value": "n2"}, ' + add[1:]

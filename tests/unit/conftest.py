@@ -1,8 +1,9 @@
 """Shared fixtures for the rules/identity unit tests.
 
-The rule files under ``data/`` are Glance's own, copied verbatim from
-``glance/tests/etc`` (glance 33.0.0) and ``etc/*.conf.sample``, so these tests
-do not need glance installed (the policies tests do need the ``glance``
+The rule files are Glance's own, copied verbatim from ``glance/tests/etc``
+(glance 33.0.0) and ``etc/*.conf.sample`` and kept once, in
+``tests/lint_fixtures/glance/`` (:mod:`data_paths`), so these tests do not
+need glance installed (the policies tests do need the ``glance``
 ``oslo.policy.policies`` entry point for ``context_is_admin`` and ``default``).
 """
 
@@ -12,16 +13,10 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pytest
+from data_paths import GLANCE_POLICIES_FILE, GLANCE_POLICY_YAML, GLANCE_ROLES_FILE, GLANCE_RULES_DIR
 
 from propguard.credentials import Credentials
 from propguard.rules import RuleEngine, load_rules
-
-DATA = Path(__file__).parent / "data"
-ROLES_FILE = DATA / "property-protections.conf"
-POLICIES_FILE = DATA / "property-protections-policies.conf"
-POLICY_YAML = DATA / "policy.yaml"
-ROLES_SAMPLE = DATA / "property-protections-roles.conf.sample"
-POLICIES_SAMPLE = DATA / "property-protections-policies.conf.sample"
 
 
 def _creds(*roles: str, service: Iterable[str] = (), **kwargs) -> Credentials:
@@ -40,7 +35,8 @@ def _creds(*roles: str, service: Iterable[str] = (), **kwargs) -> Credentials:
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
-    return DATA
+    """Glance's rule files (``tests/lint_fixtures/glance/``)."""
+    return GLANCE_RULES_DIR
 
 
 @pytest.fixture(scope="session")
@@ -51,16 +47,16 @@ def creds() -> Callable[..., Credentials]:
 @pytest.fixture(scope="session")
 def roles_engine() -> RuleEngine:
     """Glance's ``property-protections.conf`` in the roles format."""
-    return load_rules(str(ROLES_FILE), "roles")
+    return load_rules(str(GLANCE_ROLES_FILE), "roles")
 
 
 @pytest.fixture(scope="session")
 def policies_engine() -> RuleEngine:
     """Glance's policies test file with its ``policy.yaml`` and the glance defaults."""
     return load_rules(
-        str(POLICIES_FILE),
+        str(GLANCE_POLICIES_FILE),
         "policies",
-        policy_file=str(POLICY_YAML),
+        policy_file=str(GLANCE_POLICY_YAML),
         policy_namespaces=["glance"],
     )
 

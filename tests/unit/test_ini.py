@@ -12,12 +12,11 @@ import configparser
 from pathlib import Path
 
 import pytest
+from data_paths import GLANCE_RULES_DIR
 from glance_tables import GLANCE_CONFIG_SECTIONS
 
 from propguard.rules.ini import DEFAULT_SECTION, read_ini, split_lines
 from propguard.rules.model import Position
-
-DATA = Path(__file__).parent / "data"
 
 GLANCE_FILES = [
     "property-protections.conf",
@@ -65,14 +64,14 @@ def assert_same_as_configparser(path: Path) -> dict[str, dict[str, str]]:
 
 @pytest.mark.parametrize("name", GLANCE_FILES)
 def test_glance_files_read_like_configparser(name):
-    sections = assert_same_as_configparser(DATA / name)
+    sections = assert_same_as_configparser(GLANCE_RULES_DIR / name)
     assert sections, "every Glance file has sections"
     for options in sections.values():
         assert set(options) == {"create", "read", "update", "delete"}
 
 
 def test_glance_test_file_section_order():
-    sections, _, _ = propguard_view(DATA / "property-protections.conf")
+    sections, _, _ = propguard_view(GLANCE_RULES_DIR / "property-protections.conf")
     assert list(sections) == GLANCE_CONFIG_SECTIONS[1:]
 
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from data_paths import GLANCE_RULES_DIR, LINT_FIXTURES_DIR
+
 from propguard.lint import LintOptions
 from propguard.rules.loading import RulesOptions
 
 ROOT = Path(__file__).resolve().parents[3]
-FIXTURES = ROOT / "tests" / "lint_fixtures"
+FIXTURES = LINT_FIXTURES_DIR
 CODES_DIR = FIXTURES / "codes"
-GLANCE = FIXTURES / "glance"
+GLANCE = GLANCE_RULES_DIR
 GOLDEN = Path(__file__).parent / "golden"
 SARIF_SCHEMA = Path(__file__).parent / "data" / "sarif-schema-2.1.0.json"
 
