@@ -77,8 +77,6 @@ PROPGUARD_IDENTITY = "propguard.identity"
 CONFIRMED = "Confirmed"
 
 
-
-
 def parse_roles(value: str | None) -> frozenset[str]:
     """Split a comma list of role names, lower-cased (Keystone roles are case-insensitive)."""
     if not value:
@@ -108,69 +106,75 @@ def credentials_from_environ(
     """Build :class:`Credentials` from what a trusted auth layer validated."""
     if not (trusted_auth_ran(environ) or trust_identity_headers):
         return ANONYMOUS
-    read = _reader(environ)
-    if read("identity_status") != CONFIRMED:
-        return ANONYMOUS
-    roles = _roles(read("roles"))
-    service_roles: frozenset[str] = frozenset()
-    service_user_id = service_project_id = None
-    service_user_domain_id = service_project_domain_id = None
-    if read("service_identity_status") == CONFIRMED:
-        offered = _roles(read("service_roles"))
-        required = {r.strip().lower() for r in service_token_roles if r.strip()}
-        if offered & required:
-            service_roles = offered
-            service_user_id = read("service_user_id")
-            service_project_id = read("service_project_id")
-            service_user_domain_id = read("service_user_domain_id")
-            service_project_domain_id = read("service_project_domain_id")
-    return _interned(
-        True,
-        read("user_id"),
-        read("project_id") or _header(environ, "HTTP_X_TENANT_ID"),
-        read("domain_id"),
-        roles,
-        service_roles,
-        service_user_id,
-        service_project_id,
+    values = list(map(environ.get, _HEADER_NAMES))
+    claims = environ.get(PROPGUARD_IDENTITY)
+    if isinstance(claims, Mapping) and claims:
+        for index, key in enumerate(_CLAIM_KEYS):
+            if key in claims:
+                value = claims[key]
+                values[index] = (
+                    value
+                    if value is None or isinstance(value, str)
+                    else (",".join(map(str, value)) if not isinstance(value, bool) else str(value))
+                )
+    return _credentials(
+        tuple(values),
+        tuple(service_token_roles),
         _system_scope(environ, trust_identity_headers),
-        str(read("is_admin_project") or "").lower() == "true",
-        read("user_domain_id"),
-        read("project_domain_id"),
-        service_user_domain_id,
-        service_project_domain_id,
     )
 
 
-def _reader(environ: Mapping[str, Any]):
-    """``key -> value``: the ``propguard.identity`` claim, else the header of that meaning."""
-    claims = environ.get(PROPGUARD_IDENTITY)
-    if not isinstance(claims, Mapping):
-        claims = {}
-
-    def read(key: str) -> Any:
-        if key in claims:
-            value = claims[key]
-            return None if value is None else value
-        return _header(environ, "HTTP_X_" + key.upper())
-
-    return read
-
-
-def _roles(value: Any) -> frozenset[str]:
-    if value is None or isinstance(value, str):
-        return parse_roles(value)
-    return frozenset(str(r).strip().lower() for r in value if str(r).strip())
+#: The claims of :class:`IdentityClaims` that keystonemiddleware carries in a
+#: header of the same meaning (``user_id`` <- ``X-User-Id``), in one order.
+_CLAIM_KEYS = tuple(k for k in IdentityClaims.__annotations__ if k != "system_scope")
+_HEADER_NAMES = (*("HTTP_X_" + k.upper() for k in _CLAIM_KEYS), "HTTP_X_TENANT_ID")
+_AT = {key: index for index, key in enumerate(_CLAIM_KEYS)}
 
 
 @functools.lru_cache(maxsize=4096)
-def _interned(*fields: Any) -> Credentials:
+def _credentials(
+    values: tuple[Any, ...], service_token_roles: tuple[str, ...], system_scope: str | None
+) -> Credentials:
     """One shared, immutable :class:`Credentials` per distinct caller.
 
-    Callers repeat across requests; handing the engine the *same* object lets
-    its decision cache match keys by identity instead of comparing every field.
+    Callers repeat across requests: keyed by the raw identity values, the
+    work is done once per caller, and handing the engine the *same* object
+    lets its decision cache match keys by identity instead of comparing every
+    field.
     """
-    return Credentials(*fields)
+
+    def read(key: str) -> str | None:
+        value = values[_AT[key]]
+        # auth_token writes unset attributes as None values, not absent keys.
+        return None if value is None or value == "None" else str(value)
+
+    if read("identity_status") != CONFIRMED:
+        return ANONYMOUS
+    service: dict[str, Any] = {}
+    if read("service_identity_status") == CONFIRMED:
+        offered = parse_roles(read("service_roles"))
+        required = {r.strip().lower() for r in service_token_roles if r.strip()}
+        if offered & required:
+            service = {
+                "service_roles": offered,
+                "service_user_id": read("service_user_id"),
+                "service_project_id": read("service_project_id"),
+                "service_user_domain_id": read("service_user_domain_id"),
+                "service_project_domain_id": read("service_project_domain_id"),
+            }
+    tenant = values[-1]
+    return Credentials(
+        authenticated=True,
+        user_id=read("user_id"),
+        project_id=read("project_id") or (None if tenant in (None, "None") else str(tenant)),
+        domain_id=read("domain_id"),
+        roles=parse_roles(read("roles")),
+        system_scope=system_scope,
+        is_admin_project=(read("is_admin_project") or "").lower() == "true",
+        user_domain_id=read("user_domain_id"),
+        project_domain_id=read("project_domain_id"),
+        **service,
+    )
 
 
 def _system_scope(environ: Mapping[str, Any], trust_identity_headers: bool) -> str | None:

@@ -33,7 +33,7 @@ from collections.abc import Callable
 from typing import Any
 
 import webob
-import webob.dec
+import webob.exc
 from oslo_log import log
 
 from propguard import opts
@@ -102,17 +102,29 @@ class PropertyProtectionFilter:
 
     # -- WSGI ---------------------------------------------------------------
 
-    @webob.dec.wsgify
-    def __call__(self, request: webob.Request) -> Any:
-        """Route; an unchecked route gets the next app itself (streamed, untouched)."""
-        route = match_route(request.environ.get("PATH_INFO", ""))
+    def __call__(self, environ: dict[str, Any], start_response: Callable) -> Any:
+        """Route; an unchecked route goes to the next app itself (streamed, untouched).
+
+        The one place where a raised answer (:class:`ApiError`,
+        :class:`UpstreamAnswer`: ``webob.exc.HTTPException``) becomes the
+        response, as ``webob.dec.wsgify`` does (without its per-request
+        response object and clone: this runs on every request).
+        """
+        route = match_route(environ.get("PATH_INFO", ""))
         if route is None:
-            return self.application
+            return self.application(environ, start_response)
+        try:
+            response = self._dispatch(webob.Request(environ), route[0])
+        except webob.exc.HTTPException as exc:
+            response = exc
+        return response(environ, start_response)
+
+    def _dispatch(self, request: webob.Request, route: str) -> Any:
         if method_override(request.environ):
             # Glance's router would dispatch on another method than the one
             # checked here (e.g. POST ...?_method=GET is a show, unfiltered).
             raise ApiError(400, "Method override (_method) is not supported.")
-        handler = self._handlers.get((route[0], request.method))
+        handler = self._handlers.get((route, request.method))
         if handler is None:
             return self.application
         creds = credentials_from_environ(
