@@ -283,12 +283,8 @@ def principals(section: Section, policies: PolicySet | None) -> list[Credentials
     def add(roles, service_roles) -> None:
         key = (frozenset(roles), frozenset(service_roles))
         if key not in found:
-            found[key] = Credentials(
-                authenticated=True,
-                user_id="lint-user",
-                project_id="lint-project",
-                roles=key[0],
-                service_roles=key[1],
+            found[key] = Credentials.for_roles(
+                key[0], key[1], user_id="lint-user", project_id="lint-project"
             )
 
     add((), ())
