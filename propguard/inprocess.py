@@ -435,6 +435,8 @@ class InProcessGlance:
     ``record_requests``: also insert a recorder just before ``context``, see :attr:`seen`.
     ``base_url``: the scheme/host/port requests claim (``HTTP_HOST`` & co).
     ``database_url``: an empty database to migrate and use instead of sqlite.
+    ``glance_options``: more of Glance's options, ``{"name": v}`` or
+    ``{"group.name": v}`` (e.g. ``{"image_property_quota": -1}``).
     """
 
     def __init__(
@@ -449,8 +451,10 @@ class InProcessGlance:
         base_url: str = DEFAULT_BASE_URL,
         record_requests: bool = False,
         database_url: str | None = None,
+        glance_options: Mapping[str, Any] | None = None,
     ) -> None:
         self.workdir = os.path.abspath(os.fspath(workdir))
+        self.glance_options = dict(glance_options or {})
         self.extra_filters = _checked_extra_filters(extra_filters)
         self.glance_property_protection_file = _abspath_or_none(glance_property_protection_file)
         self.glance_property_protection_rule_format = glance_property_protection_rule_format
@@ -509,6 +513,9 @@ class InProcessGlance:
             property_protection_file=self.glance_property_protection_file,
             property_protection_rule_format=self.glance_property_protection_rule_format,
         )
+        for key, value in self.glance_options.items():
+            group, _, name = key.rpartition(".")
+            self._overrides.set(name, value, group or None)
         # Kept on self before migrating, so stop() disposes it if the migration fails.
         self._engine = _fresh_database_engine(self.db_file, self.database_url)
         _migrate_database(self._engine)

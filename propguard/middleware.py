@@ -34,6 +34,7 @@ from typing import Any
 
 import webob
 import webob.exc
+from oslo_config import cfg
 from oslo_log import log
 
 from propguard import opts
@@ -45,7 +46,7 @@ from propguard.glance.listing import ImageListing, PageLimits
 from propguard.glance.patch import PATCH_MEDIA_TYPES, PatchError, parse_patch
 from propguard.glance.routes import GLANCE_DOWNLOAD, match_route, method_override
 from propguard.identity import credentials_from_environ
-from propguard.protection import ImageProtection
+from propguard.protection import QUOTA_MESSAGE, ImageProtection
 from propguard.rules import RuleEngine
 from propguard.rules.loading import RulesOptions, open_rules
 
@@ -68,7 +69,10 @@ class PropertyProtectionFilter:
             reload_interval=float(options["reload_interval"]),
             reload_on_sighup=bool(options["reload_on_sighup"]),
         )
-        self.protection = ImageProtection(frozenset(options["protect_core_attributes"]))
+        self.protection = ImageProtection(
+            frozenset(options["protect_core_attributes"]), int(options["property_quota"])
+        )
+        warn_about_glance_quota(self.protection.property_quota)
         self.service_token_roles = tuple(options["service_token_roles"])
         self.trust_identity_headers = bool(options["trust_identity_headers"])
         self.max_request_body = int(options["max_request_body_size"])
@@ -161,7 +165,7 @@ class PropertyProtectionFilter:
         """
         response = self._forward(request)
         if response.status_code == 413:
-            raise ApiError(413, "The request exceeds a limit of the image service.")
+            raise ApiError(413, QUOTA_MESSAGE)
         return response
 
     def _images_json(
@@ -279,7 +283,30 @@ class PropertyProtectionFilter:
     def _locations_add(self, request, creds, engine):
         if "locations" in self.protection.protected_core:
             self.protection.require(engine, "locations", "create", creds)
-        return self._forward(request)
+        return self._forward_write(request)
+
+
+def warn_about_glance_quota(property_quota: int) -> None:
+    """Say at start when Glance's own property quota makes a counting oracle.
+
+    Inside glance-api (Glance's options registered), ``image_property_quota``
+    >= 0 counts every stored property, those the caller cannot read included:
+    whether a caller's PATCH gets Glance's 413 then tells how many hidden
+    properties the image holds. Only read here, for this warning.
+    """
+    try:
+        glance_quota = int(cfg.CONF.image_property_quota)
+    except (cfg.Error, AttributeError, TypeError, ValueError):
+        return  # not inside glance-api
+    if glance_quota >= 0:
+        LOG.warning(
+            "propguard: glance's image_property_quota = %d counts properties callers cannot "
+            "read, so its 413 tells how many an image holds; set [DEFAULT] "
+            "image_property_quota = -1 and let propguard's property_quota (now %d) count "
+            "what each caller can read",
+            glance_quota,
+            property_quota,
+        )
 
 
 def filter_factory(global_conf: dict[str, Any] | None = None, **local_conf: Any) -> Callable:

@@ -135,6 +135,16 @@ OPTS: list[cfg.Opt] = [
         "images per request.",
     ),
     cfg.IntOpt(
+        "property_quota",
+        default=128,
+        min=-1,
+        help="Most extra properties an image may hold as each caller sees it (-1: no limit), "
+        "checked before Glance on create and on a PATCH that adds a property. Glance's own "
+        "image_property_quota counts properties the caller cannot read, so its 413 tells "
+        "how many an image holds: set it to -1 in glance-api.conf (propguard warns at "
+        "start when it is not).",
+    ),
+    cfg.IntOpt(
         "limit_param_default",
         default=25,
         min=1,

@@ -27,6 +27,8 @@ from propguard.rules import RuleEngine
 #: Glance refuses longer property names with 400 before any protection check.
 MAX_PROPERTY_NAME = 255
 _FOUR_BYTE = re.compile("[\U00010000-\U0010ffff]")
+#: Glance's 413 without its numbers (they would count what the caller cannot read).
+QUOTA_MESSAGE = "The request exceeds a limit of the image service."
 _CORE_OP = {"add": "create", "replace": "update", "remove": "delete"}
 
 
@@ -48,7 +50,9 @@ class PatchPlan:
 class ImageProtection:
     """Applies the rules to image documents; ``protected_core`` puts core attributes under them."""
 
-    def __init__(self, protected_core: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self, protected_core: frozenset[str] = frozenset(), property_quota: int = -1
+    ) -> None:
         unknown = protected_core - PROTECTABLE_CORE_ATTRIBUTES
         if unknown:
             raise ValueError(
@@ -58,6 +62,16 @@ class ImageProtection:
         self.protected_core = protected_core
         #: Keys of an image document that are never subject to the rules.
         self.free_keys = CORE_ATTRIBUTES - protected_core
+        #: Most extra properties an image may hold *as its caller sees it* (-1: no limit).
+        self.property_quota = property_quota
+
+    def is_counted(self, key: str) -> bool:
+        """Does ``key`` count against the property quota (an extra property, as in Glance)?"""
+        return key not in CORE_ATTRIBUTES and not key.startswith(RESERVED_NAMESPACES)
+
+    def _quota_exceeded(self, count: int) -> None:
+        if 0 <= self.property_quota < count:
+            raise ApiError(413, QUOTA_MESSAGE)
 
     def is_rule_key(self, key: str) -> bool:
         return key not in self.free_keys
@@ -76,6 +90,7 @@ class ImageProtection:
         for everyone: stored, they would be properties no PATCH could change.
         """
         check_tags(properties.get("tags"))
+        self._quota_exceeded(sum(1 for key in properties if self.is_counted(key)))
         for key in properties:
             check_name_length(key)
             if is_object_attribute(key) or key.startswith(RESERVED_NAMESPACES):
@@ -127,10 +142,42 @@ class ImageProtection:
         ops = screen_patch(ops, draft)
         if not any(self.is_rule_key(op.root) for op in ops):
             return PatchPlan(ops, draft)
-        ops = self.check_patch(ops, stored(), creds, engine, draft)
+        existing = stored()
+        checked = self.check_patch(ops, existing, creds, engine, draft)
+        self.check_patch_quota(ops, existing, creds, engine)
+        ops = checked
         if draft == 10 and _only_creating_adds(ops):
             draft = PATCH_MEDIA_TYPES[DRAFT4_PATCH_MEDIA_TYPE]
         return PatchPlan(ops, draft)
+
+    def check_patch_quota(
+        self, ops: list[PatchOp], existing: set[str], creds: Credentials, engine: RuleEngine
+    ) -> None:
+        """``property_quota`` on the properties the caller can read, after the patch.
+
+        Glance counts every stored property (``image_property_quota``), so its
+        413 tells how many the caller cannot read. Here the count and the
+        trigger (an ``add`` of a name the caller does not see stored) depend
+        only on what the caller can read: an add of an unreadable name always
+        triggers the check and never counts, whether or not it is stored.
+        """
+        if self.property_quota < 0:
+            return
+        can_read = engine.checker("read", creds)
+        visible = {n for n in existing if self.is_counted(n) and can_read(n)}
+        added = False
+        for op in ops:
+            name = op.root
+            if not self.is_counted(name):
+                continue
+            if op.op == "add":
+                added = added or name not in visible
+                if can_read(name):
+                    visible.add(name)
+            elif op.op == "remove":
+                visible.discard(name)
+        if added:
+            self._quota_exceeded(len(visible))
 
     def check_task_input(
         self, document: Any, creds: Credentials, engine: RuleEngine

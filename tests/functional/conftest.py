@@ -141,6 +141,7 @@ def guarded_glance(glance_factory: GlanceFactory, rules_path: RulesPath) -> Guar
         glance_policy_file: str | None = None,
         authtoken_options: Mapping[str, str] | None = None,
         database_url: str | None = None,
+        glance_options: Mapping[str, object] | None = None,
         **options: str,
     ) -> InProcessGlance:
         return glance_factory(
@@ -149,6 +150,7 @@ def guarded_glance(glance_factory: GlanceFactory, rules_path: RulesPath) -> Guar
             glance_policy_file=glance_policy_file,
             authtoken_options=authtoken_options,
             database_url=database_url,
+            glance_options=glance_options,
         )
 
     return start
