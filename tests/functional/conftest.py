@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 
@@ -180,3 +181,37 @@ def glance_test_rules_file(tmp_path: Path) -> Path:
     path = tmp_path / "property-protections.conf"
     shutil.copyfile(GLANCE_ROLES_FILE, path)
     return path
+
+
+MARIADB = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""}
+
+
+@pytest.fixture
+def mariadb_url() -> Iterator[str]:
+    """A fresh, empty MariaDB database; fails loudly in CI when MariaDB is down."""
+    import pymysql
+
+    try:
+        connection = pymysql.connect(**MARIADB, connect_timeout=5)
+    except pymysql.err.OperationalError as exc:
+        message = f"MariaDB at 127.0.0.1:3306 is not reachable ({exc}); start it with `start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd`"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    name = f"propguard_{uuid.uuid4().hex[:12]}"
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci")
+    try:
+        yield f"mysql+pymysql://root@127.0.0.1:3306/{name}?charset=utf8mb4"
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS {name}")
+        connection.close()
+
+
+@pytest.fixture(params=["sqlite", "mariadb"])
+def database_url(request: pytest.FixtureRequest) -> str | None:
+    """Each test twice: on Glance's sqlite file (None) and on a fresh MariaDB database."""
+    if request.param == "sqlite":
+        return None
+    return request.getfixturevalue("mariadb_url")

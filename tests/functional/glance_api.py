@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
-from contextlib import closing
 from typing import Any
+
+import sqlalchemy
 
 from propguard.inprocess import InProcessGlance
 
@@ -80,11 +80,35 @@ def patch(
     )
 
 
+def database(glance: InProcessGlance) -> sqlalchemy.Engine:
+    """An engine on Glance's database (its sqlite file, or ``database_url``)."""
+    return sqlalchemy.create_engine(glance.database_url or f"sqlite:///{glance.db_file}")
+
+
 def stored_properties(glance: InProcessGlance, image_id: str) -> dict[str, str]:
-    """The image's (non-deleted) extra properties as in Glance's sqlite DB, past every API check."""
-    with closing(sqlite3.connect(glance.db_file)) as db:
-        rows = db.execute(
-            "SELECT name, value FROM image_properties WHERE image_id = ? AND deleted = 0",
-            (image_id,),
-        ).fetchall()
-    return dict(rows)
+    """The image's (non-deleted) extra properties as in Glance's database, past every API check."""
+    engine = database(glance)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                sqlalchemy.text(
+                    "SELECT name, value FROM image_properties WHERE image_id = :id AND deleted = 0"
+                ),
+                {"id": image_id},
+            ).fetchall()
+    finally:
+        engine.dispose()
+    return {name: value for name, value in rows}
+
+
+def image_row(glance: InProcessGlance, image_id: str) -> dict[str, Any]:
+    """The image's row of Glance's ``images`` table."""
+    engine = database(glance)
+    try:
+        with engine.connect() as connection:
+            row = connection.execute(
+                sqlalchemy.text("SELECT * FROM images WHERE id = :id"), {"id": image_id}
+            ).one()
+    finally:
+        engine.dispose()
+    return dict(row._mapping)

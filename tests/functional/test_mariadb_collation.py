@@ -10,16 +10,9 @@ the hidden value. Runs Glance 33 on the machine's real MariaDB.
 
 from __future__ import annotations
 
-import os
-import uuid
-from collections.abc import Iterator
-
-import pytest
 from glance_api import JSON_PATCH, RAW
 
 from propguard.inprocess import InProcessGlance
-
-MARIADB = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""}
 
 RULES = """\
 [^secret_]
@@ -34,29 +27,6 @@ read = admin,member
 update = admin,member
 delete = admin,member
 """
-
-
-@pytest.fixture
-def mariadb_url() -> Iterator[str]:
-    """A fresh, empty MariaDB database; fails loudly in CI when MariaDB is down."""
-    import pymysql
-
-    try:
-        connection = pymysql.connect(**MARIADB, connect_timeout=5)
-    except pymysql.err.OperationalError as exc:
-        message = f"MariaDB at 127.0.0.1:3306 is not reachable ({exc}); start it with `start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd`"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    name = f"propguard_{uuid.uuid4().hex[:12]}"
-    with connection.cursor() as cursor:
-        cursor.execute(f"CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci")
-    try:
-        yield f"mysql+pymysql://root@127.0.0.1:3306/{name}?charset=utf8mb4"
-    finally:
-        with connection.cursor() as cursor:
-            cursor.execute(f"DROP DATABASE IF EXISTS {name}")
-        connection.close()
 
 
 def _create(glance: InProcessGlance, headers: dict, **props: str) -> str:

@@ -1,6 +1,6 @@
 """Names that are not properties to Glance, and requests Glance refuses after committing.
 
-Second security review, classes 1, 2 and 8, through a real Glance 33 (sqlite)
+Second security review, classes 1, 2 and 8, through a real Glance 33 (sqlite and MariaDB)
 behind auth_token and propguard. Glance's PATCH handlers (``_do_add``,
 ``_do_replace`` in ``glance/api/v2/images.py``) ``setattr`` any attribute the
 image *object* has, and commit some changes before refusing the request.
@@ -9,12 +9,9 @@ Each test checks Glance's database, past every API check.
 
 from __future__ import annotations
 
-import sqlite3
-from contextlib import closing
-
 import pytest
 from functional_rules import ADMIN_CATCH_ALL, REFERENCE_2_4_SECTIONS
-from glance_api import IMAGE, admin, member, patch, stored_properties
+from glance_api import IMAGE, admin, image_row, member, patch, stored_properties
 
 pytestmark = pytest.mark.glance
 
@@ -40,16 +37,9 @@ delete = admin,member
 )
 
 
-def image_row(glance, image_id: str) -> dict:
-    with closing(sqlite3.connect(glance.db_file)) as db:
-        db.row_factory = sqlite3.Row
-        row = db.execute("SELECT * FROM images WHERE id = ?", (image_id,)).fetchone()
-    return dict(row)
-
-
 @pytest.fixture
-def two_images(guarded_glance):
-    glance = guarded_glance(RULES)
+def two_images(guarded_glance, database_url):
+    glance = guarded_glance(RULES, database_url=database_url)
     app = glance.webtest_app()
     root = admin(glance)
     a = app.post_json(
@@ -94,9 +84,9 @@ def test_object_attributes_are_reserved_never_a_500_or_a_silent_drop(two_images,
 
 
 @pytest.mark.parametrize("name", ["image_id", "extra_properties", "__class__", "member"])
-def test_object_attribute_names_cannot_be_created(guarded_glance, name):
+def test_object_attribute_names_cannot_be_created(guarded_glance, database_url, name):
     """Created, they would be properties no PATCH could ever replace or remove."""
-    glance = guarded_glance(RULES)
+    glance = guarded_glance(RULES, database_url=database_url)
     app = glance.webtest_app()
     response = app.post_json(
         "/v2/images", {**IMAGE, name: "x"}, headers=glance.headers(admin(glance)), status="*"

@@ -5,7 +5,7 @@ included, so whether a member's PATCH gets 413 told how many properties the
 member cannot read (bisection: about 8 PATCHes). Behind propguard, Glance's
 quota is off (``image_property_quota = -1``, as the README says) and
 propguard's ``property_quota`` counts, before Glance, only what the caller
-can read. Through a real Glance 33 (sqlite) behind auth_token and propguard.
+can read. Through a real Glance 33 (sqlite and MariaDB) behind auth_token and propguard.
 """
 
 from __future__ import annotations
@@ -40,9 +40,12 @@ delete = admin
 
 
 @pytest.fixture
-def quota_glance(guarded_glance):
+def quota_glance(guarded_glance, database_url):
     glance = guarded_glance(
-        RULES, property_quota=str(QUOTA), glance_options={"image_property_quota": -1}
+        RULES,
+        property_quota=str(QUOTA),
+        glance_options={"image_property_quota": -1},
+        database_url=database_url,
     )
     return glance, glance.webtest_app()
 

@@ -1,6 +1,6 @@
 """Side routes, task types and list keys: second security review, classes 3, 4 and 6.
 
-Through a real Glance 33 (sqlite) behind auth_token and propguard:
+Through a real Glance 33 (sqlite and MariaDB) behind auth_token and propguard:
 
 * every Glance v2 route that returns task input is filtered
   (``GET /v2/images/{id}/tasks`` showed it raw to any reader of the image);
@@ -56,10 +56,12 @@ def import_task(image_id: str, **properties: str) -> dict:
 
 
 @pytest.fixture
-def guarded(guarded_glance, tmp_path):
+def guarded(guarded_glance, database_url, tmp_path):
     policy = tmp_path / "policy.yaml"
     policy.write_text(TASKS_POLICY)
-    glance = guarded_glance(RULES, glance_policy_file=str(policy), record_requests=True)
+    glance = guarded_glance(
+        RULES, glance_policy_file=str(policy), record_requests=True, database_url=database_url
+    )
     return glance, glance.webtest_app()
 
 
