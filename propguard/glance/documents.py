@@ -7,6 +7,7 @@ encoding, too large, not JSON, not the expected shape) is refused with a
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -20,8 +21,14 @@ LOG = log.getLogger(__name__)
 
 
 def read_document(response: webob.Response, max_size: int) -> Any:
-    """Glance's JSON document of ``response``; :class:`ApiError` 502 if it cannot be checked."""
-    if (response.content_type or "") != "application/json" or response.content_encoding:
+    """Glance's JSON document of ``response``; :class:`ApiError` 502 if it cannot be checked.
+
+    A body compressed below the filter (Glance's ``gzip`` filter after
+    propguard, for a client that accepts gzip) is decompressed, never beyond
+    ``max_size``; :func:`write_document` compresses it again.
+    """
+    encoding = response.content_encoding
+    if (response.content_type or "") != "application/json" or encoding not in (None, "gzip"):
         LOG.error(
             "propguard: upstream sent %s (encoding %s) where image JSON was expected; "
             "refusing to pass it on unfiltered",
@@ -31,11 +38,26 @@ def read_document(response: webob.Response, max_size: int) -> Any:
         raise ApiError(502, UNCHECKABLE)
     if response.content_length is not None and response.content_length > max_size:
         raise ApiError(502, "The image service response is too large to check.")
+    body = response.body
+    if encoding == "gzip":
+        body = _gunzip(body, max_size)
     try:
-        return orjson.loads(response.body)
+        return orjson.loads(body)
     except orjson.JSONDecodeError:
         LOG.error("propguard: upstream image JSON did not parse; refusing to pass it on")
         raise ApiError(502, UNCHECKABLE) from None
+
+
+def _gunzip(body: bytes, max_size: int) -> bytes:
+    decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        data = decompressor.decompress(body, max_size + 1)
+    except zlib.error:
+        LOG.error("propguard: upstream gzip body did not decompress; refusing to pass it on")
+        raise ApiError(502, UNCHECKABLE) from None
+    if len(data) > max_size or decompressor.unconsumed_tail:
+        raise ApiError(502, "The image service response is too large to check.")
+    return data
 
 
 def images_of(document: Any, listing: bool, key: str = "images") -> list[Any]:
@@ -53,7 +75,11 @@ def write_document(response: webob.Response, document: Any) -> webob.Response:
     differs from orjson's, so re-writing only changed bodies would tell the
     caller that something was hidden.
     """
+    encoding = response.content_encoding
+    response.content_encoding = None
     response.body = orjson.dumps(document)
+    if encoding == "gzip":
+        response.encode_content("gzip")
     return response
 
 
