@@ -41,6 +41,7 @@ from propguard import opts
 from propguard.bodies import read_json, replace_json
 from propguard.credentials import Credentials
 from propguard.errors import UNCHECKABLE, ApiError, UpstreamAnswer
+from propguard.glance.collation import NameFolding, folding, folding_for_connection
 from propguard.glance.documents import filter_images, read_document
 from propguard.glance.listing import ImageListing, PageLimits
 from propguard.glance.patch import PATCH_MEDIA_TYPES, PatchError, parse_patch
@@ -70,7 +71,9 @@ class PropertyProtectionFilter:
             reload_on_sighup=bool(options["reload_on_sighup"]),
         )
         self.protection = ImageProtection(
-            frozenset(options["protect_core_attributes"]), int(options["property_quota"])
+            frozenset(options["protect_core_attributes"]),
+            int(options["property_quota"]),
+            name_folding(options["name_collation"]),
         )
         warn_about_glance_quota(self.protection.property_quota)
         self.service_token_roles = tuple(options["service_token_roles"])
@@ -137,7 +140,7 @@ class PropertyProtectionFilter:
             trust_identity_headers=self.trust_identity_headers,
         )
         try:
-            return handler(request, creds, self.rules.current())
+            return handler(request, creds, self.protection.rules_view(self.rules.current()))
         except UnicodeDecodeError:
             # e.g. ``?%ff=1``: webob decodes the query as UTF-8 when asked for it.
             raise ApiError(400, "The request is not valid UTF-8.") from None
@@ -284,6 +287,27 @@ class PropertyProtectionFilter:
         if "locations" in self.protection.protected_core:
             self.protection.require(engine, "locations", "create", creds)
         return self._forward_write(request)
+
+
+def name_folding(collation: str) -> NameFolding:
+    """How Glance's database compares property names (option ``name_collation``).
+
+    ``auto``: from Glance's ``[database] connection`` when propguard runs
+    inside glance-api (MySQL/MariaDB: the ``utf8mb3_general_ci`` of Glance's
+    schema; SQLite, PostgreSQL: exact). Outside glance-api there is nothing
+    to read it from: exact, with a warning to set it.
+    """
+    if collation != "auto":
+        return folding(collation)
+    try:
+        connection = cfg.CONF.database.connection
+    except (cfg.Error, AttributeError):
+        LOG.warning(
+            "propguard: name_collation = auto, but glance-api's [database] connection cannot "
+            "be read; comparing property names exactly. On MySQL/MariaDB set name_collation."
+        )
+        return folding("binary")
+    return folding_for_connection(connection)
 
 
 def warn_about_glance_quota(property_quota: int) -> None:

@@ -14,6 +14,8 @@ from typing import Any
 
 from oslo_config import cfg
 
+from propguard.glance.collation import COLLATIONS
+
 GROUP = "propguard"
 
 OPTS: list[cfg.Opt] = [
@@ -143,6 +145,17 @@ OPTS: list[cfg.Opt] = [
         "image_property_quota counts properties the caller cannot read, so its 413 tells "
         "how many an image holds: set it to -1 in glance-api.conf (propguard warns at "
         "start when it is not).",
+    ),
+    cfg.StrOpt(
+        "name_collation",
+        default="auto",
+        choices=["auto", *COLLATIONS],
+        help="How Glance's database compares property names. On MySQL/MariaDB names that "
+        "differ in case, accents or trailing spaces are one key (Glance's schema: "
+        "utf8mb3_general_ci): propguard then decides every spelling as its canonical one and "
+        "finds stored names the way the database does. auto: from glance-api's [database] "
+        "connection (MySQL/MariaDB -> utf8mb3_general_ci, others -> binary). mysql_any: "
+        "equates whatever any shipped MySQL collation equates.",
     ),
     cfg.IntOpt(
         "limit_param_default",

@@ -8,7 +8,7 @@ filter (:mod:`propguard.middleware`) feeds them requests and responses.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +20,7 @@ from propguard.glance.attributes import (
     RESERVED_NAMESPACES,
     is_object_attribute,
 )
+from propguard.glance.collation import BINARY, NameFolding
 from propguard.glance.patch import DRAFT4_PATCH_MEDIA_TYPE, PATCH_MEDIA_TYPES, PatchOp
 from propguard.glance.routes import PUBLIC_TASK_TYPE
 from propguard.rules import RuleEngine
@@ -51,7 +52,10 @@ class ImageProtection:
     """Applies the rules to image documents; ``protected_core`` puts core attributes under them."""
 
     def __init__(
-        self, protected_core: frozenset[str] = frozenset(), property_quota: int = -1
+        self,
+        protected_core: frozenset[str] = frozenset(),
+        property_quota: int = -1,
+        folding: NameFolding = BINARY,
     ) -> None:
         unknown = protected_core - PROTECTABLE_CORE_ATTRIBUTES
         if unknown:
@@ -64,6 +68,25 @@ class ImageProtection:
         self.free_keys = CORE_ATTRIBUTES - protected_core
         #: Most extra properties an image may hold *as its caller sees it* (-1: no limit).
         self.property_quota = property_quota
+        #: How Glance's database compares property names (see :meth:`rules_view`).
+        self.folding = folding
+        self._view: tuple[RuleEngine, Any] | None = None
+
+    def rules_view(self, engine: RuleEngine) -> Any:
+        """``engine`` deciding for each name as the database stores it.
+
+        On a database that equates names (MySQL/MariaDB: ``SECRET_Key``,
+        ``sécret_key`` and ``secret_key`` are one key), every spelling gets
+        the decision of its canonical spelling (``folding.fold``), so no
+        spelling reaches a hidden value through a section written for another.
+        Exact databases: the engine itself.
+        """
+        if self.folding.is_identity:
+            return engine
+        view = self._view
+        if view is None or view[0] is not engine:
+            view = self._view = (engine, FoldedRules(engine, self.folding.fold))
+        return view[1]
 
     def is_counted(self, key: str) -> bool:
         """Does ``key`` count against the property quota (an extra property, as in Glance)?"""
@@ -91,6 +114,16 @@ class ImageProtection:
         """
         check_tags(properties.get("tags"))
         self._quota_exceeded(sum(1 for key in properties if self.is_counted(key)))
+        names = StoredNames((), self.folding)
+        for key in properties:
+            if self.is_rule_key(key):
+                self._check_new_name(key)
+                same = names.find(key)
+                if same is not None:
+                    raise ApiError(
+                        400, f"Property names {same} and {key} are the same to the image database."
+                    )
+                names.add(key)
         for key in properties:
             check_name_length(key)
             if is_object_attribute(key) or key.startswith(RESERVED_NAMESPACES):
@@ -150,6 +183,11 @@ class ImageProtection:
             draft = PATCH_MEDIA_TYPES[DRAFT4_PATCH_MEDIA_TYPE]
         return PatchPlan(ops, draft)
 
+    def _check_new_name(self, name: str) -> None:
+        """Names a UCA collation could equate in ways the folding does not model: 400."""
+        if not self.folding.is_safe_new_name(name):
+            raise ApiError(400, f"Property name {name} cannot be stored by the image database.")
+
     def check_patch_quota(
         self, ops: list[PatchOp], existing: set[str], creds: Credentials, engine: RuleEngine
     ) -> None:
@@ -164,18 +202,20 @@ class ImageProtection:
         if self.property_quota < 0:
             return
         can_read = engine.checker("read", creds)
-        visible = {n for n in existing if self.is_counted(n) and can_read(n)}
+        fold = self.folding.fold
+        visible = {fold(n) for n in existing if self.is_counted(n) and can_read(n)}
         added = False
         for op in ops:
             name = op.root
             if not self.is_counted(name):
                 continue
+            key = fold(name)
             if op.op == "add":
-                added = added or name not in visible
+                added = added or key not in visible
                 if can_read(name):
-                    visible.add(name)
+                    visible.add(key)
             elif op.op == "remove":
-                visible.discard(name)
+                visible.discard(key)
         if added:
             self._quota_exceeded(len(visible))
 
@@ -243,7 +283,7 @@ class ImageProtection:
         the property exists, so Glance's draft-4 "already present" conflict
         cannot reveal it either.
         """
-        exists = set(existing)
+        exists = StoredNames(existing, self.folding)
         checked: list[PatchOp] = []
         for op in ops:
             name = op.root
@@ -257,12 +297,19 @@ class ImageProtection:
                 continue
             readable = engine.allowed(name, "read", creds)
             if op.op == "add":
-                if name in exists and readable:
+                # The stored property the database would take this name for:
+                # itself, or (MySQL/MariaDB) another spelling of the same key.
+                stored = exists.find(name)
+                if stored is None:
+                    self._check_new_name(name)
+                if stored is not None and readable:
                     if draft == 4:
                         # Glance's _do_add: a visible property is "already present"
                         # in draft 4, before (and whatever) the update right.
                         raise ApiError(409, f"Property {name} already present.")
                     self.require(engine, name, "update", creds)
+                    if stored != name:
+                        op = PatchOp("replace", (stored,), op.value, True)
                 elif readable:
                     self.require(engine, name, "create", creds)
                     if not engine.allowed(name, "update", creds):
@@ -270,9 +317,10 @@ class ImageProtection:
                 else:
                     self.require(engine, name, "create", creds)
                     self.require(engine, name, "update", creds)
-                    if name in exists:
-                        op = PatchOp("replace", op.path, op.value, True)
-                exists.add(name)
+                    if stored is not None:
+                        # Glance would insert a second spelling of the key (500).
+                        op = PatchOp("replace", (stored,), op.value, True)
+                exists.add(stored or name)
             elif op.op == "replace":
                 if not readable or name not in exists:
                     raise missing_property(name)
@@ -284,6 +332,65 @@ class ImageProtection:
                 exists.discard(name)
             checked.append(op)
         return checked
+
+
+class FoldedRules:
+    """A rules engine asked about the canonical spelling of each name (see
+    :meth:`ImageProtection.rules_view`)."""
+
+    __slots__ = ("engine", "fold")
+
+    def __init__(self, engine: RuleEngine, fold: Callable[[str], str]) -> None:
+        self.engine = engine
+        self.fold = fold
+
+    def allowed(self, name: str, op: str, creds: Credentials) -> bool:
+        return self.engine.allowed(self.fold(name), op, creds)
+
+    def checker(self, op: str, creds: Credentials) -> Callable[[str], bool]:
+        check = self.engine.checker(op, creds)
+        fold = self.fold
+        memo: dict[str, bool] = {}
+
+        def folded(name: str) -> bool:
+            result = memo.get(name)
+            if result is None:
+                result = memo[name] = check(fold(name))
+            return result
+
+        return folded
+
+
+class StoredNames:
+    """Property names as stored, found the way the database finds them (its collation)."""
+
+    def __init__(self, names: Iterable[str], folding: NameFolding) -> None:
+        self.folding = folding
+        self.names: set[str] = set()
+        self.by_key: dict[str, str] = {}
+        for name in names:
+            self.add(name)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.names
+
+    def add(self, name: str) -> None:
+        self.names.add(name)
+        if not self.folding.is_identity:
+            for key in self.folding.stored_keys(name):
+                self.by_key.setdefault(key, name)
+
+    def discard(self, name: str) -> None:
+        self.names.discard(name)
+        self.by_key = {k: v for k, v in self.by_key.items() if v != name}
+
+    def find(self, name: str) -> str | None:
+        """``name`` if stored, else the stored name the database equates with it, else None."""
+        if name in self.names:
+            return name
+        if self.folding.is_identity:
+            return None
+        return self.by_key.get(self.folding.fold(name))
 
 
 def screen_patch(ops: list[PatchOp], draft: int) -> list[PatchOp]:

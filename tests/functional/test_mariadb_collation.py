@@ -102,8 +102,14 @@ def _page(glance: InProcessGlance, url: str, headers: dict) -> dict:
 def test_paging_does_not_reveal_dropped_images_on_mariadb(mariadb_url: str, guarded_glance) -> None:
     """Reviewer's reproducer: ``?SECRET_key=abc&limit=1`` used to answer an empty
     page whose ``next`` named the hidden match; now the pages are those Glance
-    would give if the hidden match did not exist."""
-    glance = guarded_glance(RULES, database_url=mariadb_url)
+    would give if the hidden match did not exist.
+
+    With ``name_collation = auto`` propguard decides ``SECRET_key`` as
+    ``secret_key`` on MariaDB (hidden: no member can create the decoys, see
+    test_name_collation.py); the exact-name post-filter and the page refill
+    stay as defence in depth, and are shown here with names compared exactly
+    (``name_collation = binary``, e.g. a schema changed to ``utf8mb4_bin``)."""
+    glance = guarded_glance(RULES, database_url=mariadb_url, name_collation="binary")
     try:
         admin = glance.headers(glance.user_token(["admin", "member", "reader"]))
         member = glance.headers(glance.user_token(["member", "reader"]))
