@@ -47,6 +47,7 @@ from propguard.glance.listing import ImageListing, PageLimits
 from propguard.glance.patch import PATCH_MEDIA_TYPES, PatchError, parse_patch
 from propguard.glance.routes import GLANCE_DOWNLOAD, match_route, method_override
 from propguard.identity import credentials_from_environ
+from propguard.injection import Injection
 from propguard.protection import QUOTA_MESSAGE, ImageProtection
 from propguard.rules import RuleEngine
 from propguard.rules.loading import RulesOptions, open_rules
@@ -76,6 +77,11 @@ class PropertyProtectionFilter:
             name_folding(options["name_collation"]),
         )
         warn_about_glance_quota(self.protection.property_quota)
+        self.injection = Injection.from_options(
+            options["inject_properties"],
+            options["inject_ignore_roles"],
+            options["inject_service_roles"],
+        )
         self.service_token_roles = tuple(options["service_token_roles"])
         self.trust_identity_headers = bool(options["trust_identity_headers"])
         self.max_request_body = int(options["max_request_body_size"])
@@ -201,9 +207,13 @@ class PropertyProtectionFilter:
         document = read_json(request.environ, self.max_request_body)
         if not isinstance(document, dict):
             raise ApiError(400, "Request body must be a JSON object.")
-        self.protection.check_create(document, creds, engine)
+        self.protection.check_create(document, creds, engine, self._injected(creds))
         replace_json(request.environ, document)
         return self._images_json(self._forward_write(request), creds, engine)
+
+    def _injected(self, creds: Credentials) -> dict[str, str]:
+        """The operator's properties for an image this caller creates (none if exempt)."""
+        return self.injection.values_for(creds) if self.injection.applies_to(creds) else {}
 
     def _update_image(self, request, creds, engine):
         # Compared exactly, as Glance does (``request.content_type not in ...``):
@@ -247,7 +257,7 @@ class PropertyProtectionFilter:
 
     def _create_task(self, request, creds, engine):
         document = read_json(request.environ, self.max_request_body)
-        self.protection.check_task_input(document, creds, engine)
+        self.protection.check_task_input(document, creds, engine, self._injected(creds))
         replace_json(request.environ, document)
         return self._task_json(self._forward(request), creds, engine)
 

@@ -146,6 +146,28 @@ OPTS: list[cfg.Opt] = [
         "how many an image holds: set it to -1 in glance-api.conf (propguard warns at "
         "start when it is not).",
     ),
+    cfg.DictOpt(
+        "inject_properties",
+        default={},
+        help="Properties set on every image a non-exempt caller creates (POST /v2/images, and "
+        "the image_properties of an import task), whatever the request sent for those names: "
+        "name:value,name:value (the first ':' ends the name; a value cannot contain ','). "
+        "Values may use {user_id}, {project_id}, {user_domain_id}, {project_domain_id} and, "
+        "from a confirmed service token, {service_user_id}, {service_project_id} (empty "
+        "without one). The caller needs no create right for them; protect them with the rules.",
+    ),
+    cfg.ListOpt(
+        "inject_ignore_roles",
+        default=["admin"],
+        help="A caller with one of these roles gets no injected properties (as Glance's "
+        "[inject_metadata_properties] ignore_user_roles).",
+    ),
+    cfg.ListOpt(
+        "inject_service_roles",
+        default=[],
+        help="A request relayed with a confirmed service token carrying one of these roles gets "
+        "no injected properties either.",
+    ),
     cfg.StrOpt(
         "name_collation",
         default="auto",

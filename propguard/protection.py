@@ -8,7 +8,7 @@ filter (:mod:`propguard.middleware`) feeds them requests and responses.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,13 +105,26 @@ class ImageProtection:
             raise forbidden_property(name)
 
     def check_create(
-        self, properties: dict[str, Any], creds: Credentials, engine: RuleEngine
+        self,
+        properties: dict[str, Any],
+        creds: Credentials,
+        engine: RuleEngine,
+        inject: Mapping[str, str] | None = None,
     ) -> None:
         """``create`` for every extra property; the first denial is Glance's 403.
 
         Names of Glance's image objects that are no image attribute are refused
         for everyone: stored, they would be properties no PATCH could change.
+        ``inject``: the operator's properties, set (in place) whatever the body
+        sent for those names, or any spelling the database equates with them;
+        the caller needs no ``create`` right for them.
         """
+        inject = inject or {}
+        if inject:
+            injected = StoredNames(inject, self.folding)
+            for key in [k for k in properties if injected.find(k) is not None]:
+                del properties[key]
+            properties.update(inject)
         check_tags(properties.get("tags"))
         self._quota_exceeded(sum(1 for key in properties if self.is_counted(key)))
         names = StoredNames((), self.folding)
@@ -131,7 +144,7 @@ class ImageProtection:
                 # import task's image_properties (e.g. os_glance_stage_host,
                 # which a later DELETE follows with the deleter's token).
                 raise forbidden_property(key)
-            if self.is_rule_key(key):
+            if self.is_rule_key(key) and key not in inject:
                 self.require(engine, key, "create", creds)
 
     def hide_unreadable(self, images: list[Any], creds: Credentials, engine: RuleEngine) -> bool:
@@ -220,7 +233,11 @@ class ImageProtection:
             self._quota_exceeded(len(visible))
 
     def check_task_input(
-        self, document: Any, creds: Credentials, engine: RuleEngine
+        self,
+        document: Any,
+        creds: Credentials,
+        engine: RuleEngine,
+        inject: Mapping[str, str] | None = None,
     ) -> None:
         """``POST /v2/tasks``: only ``import`` tasks, ``create`` for their ``image_properties``.
 
@@ -236,9 +253,11 @@ class ImageProtection:
                 "use the image import API.",
             )
         task_input = document.get("input") if isinstance(document, dict) else None
+        if inject and isinstance(task_input, dict) and task_input.get("image_properties") is None:
+            task_input["image_properties"] = {}
         props = task_input.get("image_properties") if isinstance(task_input, dict) else None
         if isinstance(props, dict):
-            self.check_create(props, creds, engine)
+            self.check_create(props, creds, engine, inject)
         elif props is not None:
             raise ApiError(400, "'image_properties' must be a JSON object.")
 
