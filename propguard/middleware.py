@@ -37,7 +37,7 @@ import webob.exc
 from oslo_config import cfg
 from oslo_log import log
 
-from propguard import opts
+from propguard import opts, relations
 from propguard.bodies import read_json, replace_json
 from propguard.credentials import Credentials
 from propguard.errors import UNCHECKABLE, ApiError, UpstreamAnswer
@@ -353,9 +353,14 @@ def filter_factory(global_conf: dict[str, Any] | None = None, **local_conf: Any)
     missing or broken file stops glance-api from starting, with the file,
     line and problem in the error.
     """
+    # -- propguard.relations (issue 9): its options, and its layer around the filter --
+    relations_conf, local_conf = relations.split_local_conf(local_conf)
     options = opts.resolve(local_conf)
+    options.update(relations.resolve_options({**local_conf, **relations_conf}))
+    here = (global_conf or {}).get("here")
 
-    def _filter(app: Any) -> PropertyProtectionFilter:
-        return PropertyProtectionFilter(app, options)
+    def _filter(app: Any) -> Any:
+        return relations.wrap(PropertyProtectionFilter(app, options), options, here)
+    # -- end propguard.relations --
 
     return _filter

@@ -15,6 +15,7 @@ from typing import Any
 from oslo_config import cfg
 
 from propguard.glance.collation import COLLATIONS
+from propguard.relations import opts as relations_opts
 
 GROUP = "propguard"
 
@@ -204,11 +205,14 @@ OPTS: list[cfg.Opt] = [
         min=0,
         help="Bound of the (caller, section, operation) -> decision cache.",
     ),
+    *relations_opts.OPTS,
 ]
 
 
 def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
-    """Entry point for ``oslo-config-generator --namespace propguard``."""
+    """Entry point for ``oslo-config-generator --namespace propguard``: the filter's
+    options (relations included); the notification filter's groups are the
+    ``propguard.notifications`` namespace."""
     return [(GROUP, list(OPTS))]
 
 

@@ -1,0 +1,224 @@
+"""``GET /v2/instances/{instance_uuid}/images``: the relations of one instance, newest first.
+
+Who sees what:
+
+* a confirmed service token with a relations service role: every relation;
+* an admin (``admin`` role, as Glance's ``context_is_admin``): every relation;
+* anyone else authenticated: the relations of images their project owns;
+* unauthenticated: 401, for every instance alike.
+
+An instance with no relation the caller may see (deleted ones included) is
+a 404 for every caller, so the route tells nothing about instances the
+caller has no image of. Query: ``kind``, ``backup_type``, ``origin``,
+``include_deleted=true``, ``limit``, ``marker`` (the last ``image_id`` of the
+previous page); anything else, or a value out of range, is a 400.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlencode
+
+import orjson
+import webob
+
+from propguard.credentials import Credentials
+from propguard.errors import ApiError
+from propguard.relations import models
+from propguard.relations.events import DOES_NOT_PROVE, canonical_uuid
+from propguard.relations.store import RelationStore, StoreUnavailable
+
+INSTANCE_IMAGES = re.compile(r"^/v2(?:\.\d+)?/instances/(?P<instance>[^/]+)/images/?$")
+PARAMS = frozenset({"kind", "backup_type", "origin", "include_deleted", "limit", "marker"})
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return None if value is None else value.isoformat(timespec="microseconds") + "Z"
+
+
+def _single(query: webob.multidict.MultiDict, name: str) -> str | None:
+    values = query.getall(name)
+    if not values:
+        return None
+    if len(values) > 1:
+        raise ApiError(400, f"Query parameter {name!r} given more than once.")
+    return values[0]
+
+
+class InstanceImagesApi:
+    def __init__(
+        self,
+        store: RelationStore,
+        relations_service_roles: frozenset[str],
+        *,
+        limit_default: int = 25,
+        limit_max: int = 1000,
+    ) -> None:
+        self.store = store
+        self.relations_service_roles = relations_service_roles
+        self.limit_default = limit_default
+        self.limit_max = limit_max
+
+    def __call__(self, request: webob.Request, instance: str, creds: Credentials) -> webob.Response:
+        if request.method not in ("GET", "HEAD"):
+            raise ApiError(405, "Only GET is allowed here.", {"Allow": "GET, HEAD"})
+        if not creds.authenticated:
+            raise ApiError(401, "Authentication required.")
+        instance_uuid = canonical_uuid(instance)
+        if instance_uuid is None:
+            raise ApiError(400, f"Invalid instance UUID: {instance[:64]!r}.")
+        try:
+            query = request.GET
+        except UnicodeDecodeError:
+            raise ApiError(400, "The request is not valid UTF-8.") from None
+        unknown = sorted(set(query) - PARAMS)
+        if unknown:
+            raise ApiError(
+                400,
+                f"Unknown query parameter(s): {', '.join(unknown)} (allowed: "
+                f"{', '.join(sorted(PARAMS))}).",
+            )
+        filters = self._filters(query)
+        limit = self._limit(_single(query, "limit"))
+        owner = self._owner(creds)
+        marker = _single(query, "marker")
+        after = None
+        try:
+            if marker is not None:
+                after = self._marker_row(instance_uuid, marker, filters, owner)
+            rows = self.store.list_for_instance(
+                instance_uuid, owner=owner, limit=limit + 1, after=after, **filters
+            )
+            if not rows and after is None and not self._any_visible(instance_uuid, owner):
+                raise ApiError(404, f"No image relations found for instance {instance_uuid}.")
+        except StoreUnavailable:
+            raise ApiError(503, "The relations store is unavailable; try again later.") from None
+        more = len(rows) > limit
+        rows = rows[:limit]
+        base = f"/v2/instances/{instance_uuid}/images"
+        shown = self._echo(query)
+        body: dict[str, Any] = {
+            "images": [present(row) for row in rows],
+            "first": base + (f"?{urlencode(shown)}" if shown else ""),
+        }
+        if more and rows:
+            body["next"] = f"{base}?{urlencode({**shown, 'marker': rows[-1]['image_id']})}"
+        response = webob.Response(
+            body=orjson.dumps(body), content_type="application/json", charset=None
+        )
+        return response
+
+    # -- parameters ------------------------------------------------------
+
+    def _filters(self, query) -> dict[str, Any]:
+        kind = _single(query, "kind")
+        if kind is not None and kind not in models.KINDS:
+            raise ApiError(400, f"Invalid kind {kind[:64]!r}: one of {', '.join(models.KINDS)}.")
+        backup_type = _single(query, "backup_type")
+        if backup_type is not None and not 0 < len(backup_type) <= 255:
+            raise ApiError(400, "backup_type must be 1 to 255 characters.")
+        origin = _single(query, "origin")
+        if origin is not None and not 0 < len(origin) <= 255:
+            raise ApiError(400, "origin must be 1 to 255 characters.")
+        include = _single(query, "include_deleted")
+        if include is not None and include.lower() not in ("true", "false"):
+            raise ApiError(400, "include_deleted must be true or false.")
+        return {
+            "kind": kind,
+            "backup_type": backup_type,
+            "origin": origin,
+            "include_deleted": include is not None and include.lower() == "true",
+        }
+
+    def _echo(self, query) -> dict[str, str]:
+        """The caller's filters and limit, in the caller's order, for the links."""
+        return {k: v for k, v in query.items() if k != "marker"}
+
+    def _limit(self, text: str | None) -> int:
+        if text is None:
+            return self.limit_default
+        try:
+            limit = int(text, 10)
+        except ValueError:
+            raise ApiError(400, f"limit must be an integer, not {text[:32]!r}.") from None
+        if limit < 1:
+            raise ApiError(400, "limit must be at least 1.")
+        return min(limit, self.limit_max)
+
+    def _owner(self, creds: Credentials) -> str | None:
+        """None: sees all; else the project whose images the caller sees."""
+        if creds.service_roles & self.relations_service_roles or "admin" in creds.roles:
+            return None
+        return creds.project_id or "\0no project"
+
+    def _marker_row(self, instance_uuid, marker, filters, owner) -> Mapping[str, Any]:
+        image_id = canonical_uuid(marker)
+        row = self.store.get(image_id) if image_id else None
+        if (
+            row is None
+            or row["instance_uuid"] != instance_uuid
+            or (owner is not None and row["image_owner"] != owner)
+            or (row["deleted_at"] is not None and not filters["include_deleted"])
+            or any(
+                filters[k] is not None and row[k] != filters[k]
+                for k in ("kind", "backup_type", "origin")
+            )
+        ):
+            raise ApiError(400, f"marker {marker[:64]!r} is not a relation in this list.")
+        return row
+
+    def _any_visible(self, instance_uuid: str, owner: str | None) -> bool:
+        return bool(
+            self.store.list_for_instance(instance_uuid, owner=owner, include_deleted=True, limit=1)
+        )
+
+
+def present(row: Mapping[str, Any]) -> dict[str, Any]:
+    """One relation as the API and ``propguard relations show --json`` give it."""
+    proves = [
+        f"a confirmed service token of service user {row['service_user_id']} "
+        f"(project {row['service_project_id']}) relayed the image create"
+    ]
+    if row["compute_patched_at"] is not None:
+        proves.append(
+            "nova-compute then set the image's instance data (owner_id "
+            f"{row['instance_project_id']!r}) under the same request id"
+        )
+    if row["upload_completed_at"] is not None:
+        proves.append(
+            f"the image data was uploaded ({row['upload_method']}) under the same request id"
+        )
+    return {
+        "image_id": row["image_id"],
+        "instance_uuid": row["instance_uuid"],
+        "kind": row["kind"],
+        "backup_type": row["backup_type"],
+        "origin": row["origin"],
+        "image_owner": row["image_owner"],
+        "image_name": row["image_name"],
+        "requester_user_id": row["requester_user_id"],
+        "requester_project_id": row["requester_project_id"],
+        "instance_project_id": row["instance_project_id"],
+        "base_image_ref": row["base_image_ref"],
+        "request_id": row["request_id"],
+        "global_request_id": row["global_request_id"],
+        "created_at": _iso(row["recorded_at"]),
+        "image_created_at": _iso(row["image_created_at"]),
+        "upload_completed_at": _iso(row["upload_completed_at"]),
+        "deleted": row["deleted_at"] is not None,
+        "deleted_at": _iso(row["deleted_at"]),
+        "deleted_reason": row["deleted_reason"],
+        "deleted_request_id": row["deleted_request_id"],
+        "provenance": {
+            "basis": row["provenance"],
+            "service_user_id": row["service_user_id"],
+            "service_project_id": row["service_project_id"],
+            "proves": proves,
+            "does_not_prove": DOES_NOT_PROVE,
+            "asserted": row["asserted"],
+            "mismatches": row["mismatches"],
+        },
+    }

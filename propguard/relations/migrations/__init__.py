@@ -1,0 +1,1 @@
+"""Alembic environment of the relations store (``propguard db upgrade``)."""

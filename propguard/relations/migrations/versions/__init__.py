@@ -1,0 +1,1 @@
+"""Migrations of the relations store, oldest first (see ``propguard.relations.store``)."""

@@ -1,0 +1,92 @@
+"""The outbox file: order, fsync'd appends from many threads, idempotent drains, torn lines."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from propguard.relations.outbox import Outbox, OutboxError
+
+
+class Down(Exception):
+    pass
+
+
+def event(n: int) -> dict:
+    return {"event": "deleted", "image_id": f"img-{n}", "n": n}
+
+
+def test_append_read_drain_in_order(tmp_path):
+    outbox = Outbox(str(tmp_path / "o"))
+    assert not outbox.pending() and outbox.read() == []
+    outbox.append([event(1), event(2)])
+    outbox.append([event(3)])
+    assert outbox.pending()
+    seen = []
+    assert outbox.drain(seen.extend) == 3
+    assert [e["n"] for e in seen] == [1, 2, 3]
+    assert not outbox.pending()
+    assert outbox.drain(seen.extend) == 0
+
+
+def test_a_failed_drain_keeps_everything(tmp_path):
+    outbox = Outbox(str(tmp_path / "o"))
+    outbox.append([event(n) for n in range(1200)])
+    batches = []
+
+    def apply(batch):
+        if len(batches) == 1:
+            raise Down
+        batches.append(list(batch))
+
+    with pytest.raises(Down):
+        outbox.drain(apply, retryable=(Down,))
+    assert len(outbox.read()) == 1200  # the first batch will be applied again: idempotent
+    applied = []
+    assert outbox.drain(applied.extend) == 1200
+    assert [e["n"] for e in applied] == list(range(1200))
+
+
+def test_a_bad_event_is_set_aside_not_retried_forever(tmp_path):
+    outbox = Outbox(str(tmp_path / "o"))
+    outbox.append([event(1), {**event(2), "poison": True}, event(3)])
+    with open(outbox.path, "ab") as handle:
+        handle.write(b'{"event": "created", "image_id": "torn')  # a write cut by a crash
+    applied = []
+
+    def apply(batch):
+        if any(e.get("poison") for e in batch):
+            raise ValueError("bad row")
+        applied.extend(batch)
+
+    assert outbox.drain(apply, retryable=(Down,)) == 2
+    assert [e["n"] for e in applied] == [1, 3]
+    rejected = (tmp_path / "o.rejected").read_bytes().splitlines()
+    assert len(rejected) == 2 and b"torn" in rejected[0] and b"poison" in rejected[1]
+    assert not outbox.pending()
+
+
+def test_concurrent_appends_keep_whole_lines(tmp_path):
+    outbox = Outbox(str(tmp_path / "o"))
+    threads = [
+        threading.Thread(
+            target=lambda k=k: [outbox.append([event(k * 100 + i)]) for i in range(100)]
+        )
+        for k in range(8)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(e["n"] for e in outbox.read()) == list(range(800))
+
+
+def test_unwritable_outbox(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    outbox = Outbox(str(blocker / "outbox"))
+    with pytest.raises(OutboxError, match="cannot be written"):
+        outbox.ensure_writable()
+    with pytest.raises(OutboxError):
+        outbox.append([event(1)])
