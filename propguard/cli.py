@@ -1,59 +1,132 @@
 """The ``propguard`` command: ``lint``, ``explain``, ``matrix``, ``demo``.
 
-Exit codes: 0 success (lint: nothing at or above ``--fail-on``), 1 findings
-or rules that do not load, 2 usage error.
+Exit codes: 0 success (lint: nothing at or above ``--fail-on``); 1 lint
+findings at or above ``--fail-on``, or (explain, matrix) a rules file that
+does not load; 2 usage error, an argument with nothing to lint, or (explain,
+matrix) a policy file, ``policy.d`` or namespace that cannot be used.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Sequence
 
+from propguard import __version__
 from propguard.rules.loading import RulesOptions
-from propguard.rules.model import OPERATIONS, RulesError, Severity
+from propguard.rules.model import OPERATIONS, Problem, RulesError, Severity
 
 FAIL_LEVELS = {"error": 2, "warning": 1, "info": 0, "never": 99}
+
+DOCS_HINT = "every code, with an example and its fix: propguard lint --list-codes"
+
+LINT_EXIT = """\
+exit codes:
+  0  nothing at or above --fail-on (a one-line summary goes to stderr)
+  1  findings at or above --fail-on (default: error)
+  2  usage error, or an argument that gives nothing to lint
+
+A FILE named *.yaml, *.yml or *.json is an oslo.policy file, read with the
+files of its policy_dirs (default: policy.d beside it) as the filter reads
+them; any other FILE is a rules file. A directory: its rules files, its
+policy files and their policy_dirs; a directory named like one of
+--policy-dirs (policy.d): every file in it not starting with a dot.
+"""
+
+EXPLAIN_MATRIX_EXIT = """\
+exit codes:
+  0  answered
+  1  the rules file does not load (its errors are printed: file:line:col: CODE ...)
+  2  usage error, or the policy file, a file of its policy_dirs or a
+     policy namespace cannot be used (printed the same way)
+"""
+
+TOP_EXIT = """\
+exit codes:
+  0  success
+  1  lint: findings at or above --fail-on; explain/matrix: the rules do not load
+  2  usage error; an argument with nothing to lint; a policy set that cannot be used
+(each command's --help has the details)
+"""
 
 
 def _csv(value: str) -> frozenset[str]:
     return frozenset(v.strip() for v in value.split(",") if v.strip())
 
 
+def _list(value: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
 def _add_rules_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
+    """The filter's own options that change what is loaded, under the same names."""
+    group = p.add_argument_group("the filter's options (as in [propguard] / the paste section)")
+    group.add_argument(
         "--rules-format",
         choices=("auto", "roles", "policies"),
         default="auto",
-        help="how values are read (default: detect; roles unless the values are policy names)",
+        help="rule_format: how values are read (default: auto, roles unless the values are "
+        "single policy names that the policy set defines, or the file name says 'polic')",
     )
-    p.add_argument("--policy-file", help="oslo.policy YAML file for policies-format rule names")
-    p.add_argument(
+    group.add_argument(
+        "--policy-file",
+        metavar="FILE",
+        help="policy_file: the oslo.policy YAML in which policies-format names resolve "
+        "(read with its policy_dirs, as the filter reads it)",
+    )
+    group.add_argument(
+        "--policy-dirs",
+        type=_list,
+        metavar="DIR[,DIR...]",
+        help="policy_dirs: directories (relative: next to the policy file) whose files "
+        "override it; '' for none (default: policy.d)",
+    )
+    group.add_argument(
+        "--policy-namespaces",
+        type=_list,
+        metavar="NS[,NS...]",
+        help="policy_namespaces: oslo.policy.policies namespaces whose registered defaults "
+        "define names (default: glance)",
+    )
+    group.add_argument(
         "--policy-namespace",
         action="append",
-        dest="policy_namespaces",
+        dest="policy_namespace",
         metavar="NS",
-        help="oslo.policy.policies namespace whose defaults define names (repeatable; "
-        "default: glance)",
+        help="one more namespace (repeatable; adds to --policy-namespaces)",
     )
-    p.add_argument("--service-role-mode", choices=("strict", "union"), default="strict")
-    p.add_argument(
+    group.add_argument(
+        "--service-role-mode",
+        choices=("strict", "union"),
+        default="strict",
+        help="service_role_mode: strict counts service-token roles only where a rule names "
+        "them (service:<role>), union also as user roles, as Glance does (default: strict)",
+    )
+    group.add_argument(
         "--no-os-glance-section",
         dest="os_glance_section",
         action="store_false",
-        help="do not model the built-in first section ^os_glance",
+        help="os_glance_section = false: do not put the built-in first section ^os_glance",
     )
 
 
 def _rules_options(args: argparse.Namespace) -> RulesOptions:
-    return RulesOptions(
+    namespaces = list(args.policy_namespaces if args.policy_namespaces is not None else ())
+    namespaces += args.policy_namespace or []
+    if args.policy_namespaces is None and not args.policy_namespace:
+        namespaces = ["glance"]
+    options = RulesOptions(
         rule_format=args.rules_format,
         policy_file=args.policy_file,
-        policy_namespaces=tuple(args.policy_namespaces or ("glance",)),
+        policy_namespaces=tuple(dict.fromkeys(namespaces)),
         service_role_mode=args.service_role_mode,
         os_glance_section=args.os_glance_section,
     )
+    if args.policy_dirs is not None:
+        options = dataclasses.replace(options, policy_dirs=args.policy_dirs)
+    return options
 
 
 def _lint_options(args: argparse.Namespace):
@@ -66,75 +139,149 @@ def _lint_options(args: argparse.Namespace):
     )
 
 
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Keep the epilog's layout (exit codes), wrap the rest."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="propguard", description="Property protection for OpenStack Glance v2."
+        prog="propguard",
+        description="Property protection for the OpenStack Glance v2 image API: tools for "
+        "its rules files and oslo.policy files.",
+        epilog=TOP_EXIT,
+        formatter_class=_Formatter,
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser.add_argument(
+        "--version", action="version", version=f"propguard {__version__}", help="print the version"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", help="one of:")
     sub.required = True
 
     lint = sub.add_parser(
         "lint",
         help="check rules files and oslo.policy files",
         description="Lint property-protection rules files (roles or policies format) and "
-        "oslo.policy YAML files or policy.d directories. Findings: file:line:col: CODE severity "
-        "message. See docs/lint.md for the codes.",
+        "oslo.policy YAML files or policy.d directories, reading them as the filter reads "
+        "them: whatever the filter refuses is an error here. Findings: "
+        "file:line:col: CODE severity message. " + DOCS_HINT + ".",
+        epilog=LINT_EXIT,
+        formatter_class=_Formatter,
     )
-    lint.add_argument("files", nargs="+", metavar="FILE")
-    lint.add_argument("--format", choices=("text", "json", "sarif"), default="text")
+    lint.add_argument(
+        "files",
+        nargs="*",
+        metavar="FILE",
+        help="rules file, policy file (.yaml/.yml/.json) or directory",
+    )
+    lint.add_argument(
+        "--format",
+        choices=("text", "json", "sarif"),
+        default="text",
+        help="report format: text (file:line:col: CODE severity message), json (a list of "
+        "findings), sarif (SARIF 2.1.0, for code-scanning UIs) (default: text)",
+    )
     lint.add_argument(
         "--fail-on",
         choices=tuple(FAIL_LEVELS),
         default="error",
         help="exit 1 when a finding is at or above this severity (default: error)",
     )
-    lint.add_argument("--known-roles", type=_csv, help="comma-separated role names that exist")
+    lint.add_argument(
+        "--known-roles",
+        type=_csv,
+        metavar="ROLE[,ROLE...]",
+        help="the role names that exist in Keystone: others are reported (PG208, PG207)",
+    )
     lint.add_argument(
         "--service-like-roles",
         type=_csv,
-        help="extra role names to treat as service roles (PG209)",
+        metavar="ROLE[,ROLE...]",
+        help="more role names to treat as service roles (PG209)",
     )
-    lint.add_argument("--ignore", type=_csv, default=frozenset(), help="codes to leave out")
-    lint.add_argument("-o", "--output", help="write the report here instead of stdout")
+    lint.add_argument(
+        "--ignore",
+        type=_csv,
+        default=frozenset(),
+        metavar="CODE[,CODE...]",
+        help="codes to leave out of the report",
+    )
+    lint.add_argument("-o", "--output", metavar="FILE", help="write the report here, not stdout")
+    lint.add_argument("-q", "--quiet", action="store_true", help="no summary line on stderr")
+    lint.add_argument(
+        "--list-codes", action="store_true", help="print every finding code with an example"
+    )
     _add_rules_options(lint)
 
     explain = sub.add_parser(
         "explain",
         help="show the decision for one property and why",
-        description="The decision for each operation on PROPERTY, the section and line "
-        "that decided it, and why.",
+        description="The decision for each operation on PROPERTY for a caller with the "
+        "given roles: the section and line that decided it, and why. The rules are loaded "
+        "as the filter loads them.",
+        epilog=EXPLAIN_MATRIX_EXIT,
+        formatter_class=_Formatter,
     )
-    explain.add_argument("--rules", required=True, metavar="FILE")
-    explain.add_argument("--roles", type=_csv, default=frozenset(), help="user roles, a,b")
+    explain.add_argument("--rules", required=True, metavar="FILE", help="the rules file")
+    explain.add_argument(
+        "--roles",
+        type=_csv,
+        default=frozenset(),
+        metavar="ROLE[,ROLE...]",
+        help="the caller's user roles (default: none)",
+    )
     explain.add_argument(
         "--service-roles",
         type=_csv,
         default=frozenset(),
+        metavar="ROLE[,ROLE...]",
         help="roles of a confirmed service token (as if it carried a service_token_roles role)",
     )
-    explain.add_argument("--format", choices=("text", "json"), default="text")
-    explain.add_argument("property")
-    explain.add_argument("op", nargs="?", choices=OPERATIONS)
+    explain.add_argument(
+        "--format", choices=("text", "json"), default="text", help="output (default: text)"
+    )
+    explain.add_argument("property", metavar="PROPERTY", help="the property name")
+    explain.add_argument(
+        "op", nargs="?", choices=OPERATIONS, metavar="OP", help="one of " + ", ".join(OPERATIONS)
+    )
     _add_rules_options(explain)
 
     matrix = sub.add_parser(
         "matrix",
         help="table of sections x role sets x create/read/update/delete",
+        description="For every section of the rules file (in the order the filter tries "
+        "them) and every role set, which of create/read/update/delete are allowed, decided "
+        "by the filter's engine for a name that really reaches the section.",
+        epilog=EXPLAIN_MATRIX_EXIT,
+        formatter_class=_Formatter,
     )
-    matrix.add_argument("--rules", required=True, metavar="FILE")
+    matrix.add_argument("--rules", required=True, metavar="FILE", help="the rules file")
     matrix.add_argument(
         "--roles-sets",
         required=True,
+        metavar="SETS",
         help="role sets separated by ';', roles joined by '+' or ',', service-token roles as "
-        "service:<role>, e.g. 'member;admin;member+service:nova'",
+        "service:<role>, '-' for a caller with no role, e.g. 'member;admin;member+service:nova'",
     )
     matrix.add_argument(
-        "--format", choices=("text", "markdown", "md", "html", "json"), default="text"
+        "--format",
+        choices=("text", "markdown", "md", "html", "json"),
+        default="text",
+        help="output: text, markdown (md), html (a self-contained page) or json (default: text)",
     )
-    matrix.add_argument("-o", "--output", help="write the table here instead of stdout")
+    matrix.add_argument("-o", "--output", metavar="FILE", help="write the table here, not stdout")
     _add_rules_options(matrix)
 
-    sub.add_parser("demo", help="run the demo (see propguard demo --help)", add_help=False)
+    sub.add_parser(
+        "demo",
+        help="run a real Glance with propguard and a scripted tour (propguard demo --help)",
+        add_help=False,
+    )
+    # The adapters' own commands (their modules import nothing heavy at this point).
+    from propguard.notifications import cli as notify_cli
+    from propguard.relations import cli as relations_cli
+
+    notify_cli.add_parser(sub)
+    relations_cli.add_parsers(sub)
     return parser
 
 
@@ -146,38 +293,69 @@ def _write(text: str, output: str | None) -> None:
         sys.stdout.write(text)
 
 
-def _lint(args: argparse.Namespace) -> int:
-    from propguard.lint import SEVERITY_RANK, lint_paths
+def _lint(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from propguard.lint import SEVERITY_RANK, LintUsageError, lint_run
+    from propguard.lint.codes import render_codes
     from propguard.lint.report import RENDERERS
 
-    problems = lint_paths(
-        args.files, _lint_options(args), ignore=frozenset(c.upper() for c in args.ignore)
-    )
-    _write(RENDERERS[args.format](problems), args.output)
+    if args.list_codes:
+        sys.stdout.write(render_codes())
+        return 0
+    if not args.files:
+        print("propguard lint: error: give at least one FILE (or --list-codes)", file=sys.stderr)
+        return 2
+    try:
+        run = lint_run(
+            args.files, _lint_options(args), ignore=frozenset(c.upper() for c in args.ignore)
+        )
+    except LintUsageError as exc:
+        print(f"propguard lint: error: {exc}", file=sys.stderr)
+        return 2
+    _write(RENDERERS[args.format](run.problems), args.output)
+    if not args.quiet:
+        print(run.summary(), file=sys.stderr)
     threshold = FAIL_LEVELS[args.fail_on]
-    return 1 if any(SEVERITY_RANK[Severity(p.severity)] >= threshold for p in problems) else 0
+    return 1 if any(SEVERITY_RANK[Severity(p.severity)] >= threshold for p in run.problems) else 0
+
+
+def _print_problems(problems: list[Problem]) -> None:
+    for p in problems:
+        print(f"  {p}", file=sys.stderr)
+        if p.hint:
+            print(f"      hint: {p.hint}", file=sys.stderr)
 
 
 def _load(args: argparse.Namespace):
-    from propguard.explain import load
+    """``(doc, engine, options)``, or the exit code after printing why the rules do not load."""
+    from propguard.explain import load, policy_set_notes
 
     options = _rules_options(args)
     try:
         doc, engine = load(args.rules, options)
     except RulesError as exc:
-        print(f"propguard: the rules do not load ({args.rules}):", file=sys.stderr)
-        for p in exc.problems:
-            print(f"  {p}", file=sys.stderr)
-        return None
+        in_rules = [p for p in exc.problems if p.position.file == args.rules]
+        policy_side = len(in_rules) < len(exc.problems)
+        what = "the policy set does" if policy_side else "the rules do"
+        print(f"propguard {args.command}: {what} not load ({args.rules}):", file=sys.stderr)
+        _print_problems(exc.problems)
+        return 2 if policy_side else 1
+    notes = policy_set_notes(engine, options)
+    if notes:
+        print(
+            f"propguard {args.command}: note: the policy set has errors in rules these "
+            "rules do not use:",
+            file=sys.stderr,
+        )
+        _print_problems(notes)
     return doc, engine, options
 
 
-def _explain(args: argparse.Namespace) -> int:
+def _explain(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from propguard.explain import credentials, explain, render_explain_text
 
     loaded = _load(args)
-    if loaded is None:
-        return 1
+    if isinstance(loaded, int):
+        return loaded
     doc, engine, _ = loaded
     ops = [args.op] if args.op else list(OPERATIONS)
     result = explain(doc, engine, args.property, ops, credentials(args.roles, args.service_roles))
@@ -188,17 +366,17 @@ def _explain(args: argparse.Namespace) -> int:
     return 0
 
 
-def _matrix(args: argparse.Namespace) -> int:
+def _matrix(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from propguard.matrix import MATRIX_RENDERERS, matrix, parse_role_sets
 
     try:
         role_sets = parse_role_sets(args.roles_sets)
     except ValueError as exc:
-        print(f"propguard: --roles-sets: {exc}", file=sys.stderr)
+        print(f"propguard matrix: --roles-sets: {exc}", file=sys.stderr)
         return 2
     loaded = _load(args)
-    if loaded is None:
-        return 1
+    if isinstance(loaded, int):
+        return loaded
     doc, engine, options = loaded
     result = matrix(doc, engine, role_sets, options.os_glance_section)
     _write(MATRIX_RENDERERS[args.format](result), args.output)
@@ -214,10 +392,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse: 2 on usage errors, 0 for --help
+    except SystemExit as exc:  # argparse: 2 on usage errors, 0 for --help/--version
         return int(exc.code or 0)
+    if getattr(args, "relations_handler", None):
+        from propguard.relations import cli as relations_cli
+
+        return relations_cli.run(args)
+    if args.command == "notify-filter":
+        from propguard.notifications import cli as notify_cli
+
+        return notify_cli.run(args)
     handlers = {"lint": _lint, "explain": _explain, "matrix": _matrix}
-    return handlers[args.command](args)
+    return handlers[args.command](args, parser)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,10 +1,27 @@
-"""Notification filter for indexers (not built yet: issue "Notification filter for indexers").
+"""Notification filter for indexers: Glance's notifications with the API's property rules applied.
 
-Planned home of: the filter modes over a decoded Glance notification
-(``strip``, ``views``, ``annotate``; pure functions of a
-:class:`~propguard.rules.RuleEngine` and :class:`~propguard.credentials.Credentials`
-built with ``Credentials.for_roles``), the ``propguard`` oslo.messaging
-notification driver for glance-api, and the ``propguard notify-filter``
-listener service. It builds its engine with :func:`propguard.rules.open_rules`
+Modules, from the pure core outwards (see ``docs/notifications.md``):
+
+``core``
+    the filter modes (``strip``, ``views``, ``annotate``) over a decoded
+    notification; decisions are the rules engine's, with
+    :class:`~propguard.credentials.Credentials` built by ``Credentials.for_roles``.
+    No messaging, no I/O.
+``wire``
+    oslo.messaging's v2 envelope and bare notifications, decoded and encoded
+    (orjson), without oslo.messaging.
+``opts``
+    ``[propguard_notifications]`` (outputs) and ``[propguard_notify_filter]``
+    (the service), ``list_opts()``.
+``driver``
+    the ``propguard`` oslo.messaging notification driver for glance-api.
+``amqp``, ``service``
+    ``propguard notify-filter``: the at-least-once listener service (py-amqp).
+``cli``
+    the ``notify-filter`` command (``--stdin`` or the service).
+``samples``
+    Glance-shaped notifications for tests, benchmarks and trials.
+
+Every adapter builds its engine with :func:`propguard.rules.loading.open_rules`
 and never imports the paste filter.
 """

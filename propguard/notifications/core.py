@@ -1,0 +1,374 @@
+"""The filter core: Glance notifications in, filtered notifications out.
+
+Pure: no messaging, no I/O, no logging of payloads. Every adapter (the
+``--stdin`` command, the glance-api driver, the listener service) decodes a
+notification into a ``dict`` (:mod:`propguard.notifications.wire`), asks
+:meth:`NotificationFilter.outputs` for the outputs and sends them its own way.
+Decisions are the rules engine's (``RuleEngine.allowed(name, 'read', creds)``);
+nothing here knows what a section or a role means, except :func:`read_rule`,
+which *reports* a section's ``read`` value for ``annotate``.
+
+The three modes (each output is a whole notification, see :class:`Output`):
+
+``strip``
+    every property the *audience* (a :class:`~propguard.credentials.Credentials`)
+    may not read is removed.
+``views``
+    one copy per :class:`ReaderClass`, stripped to what that class may read and
+    tagged with the class name in the top-level key :data:`VIEW_KEY`.
+``annotate``
+    the whole payload plus, under ``payload[ANNOTATION_KEY]``, per property the
+    reader classes that may read it (``property_read_classes``) and the rule's
+    own ``read`` value (``property_read_roles`` in the roles format, ``@`` and
+    ``!`` kept; ``property_read_policies`` in the policies format).
+
+Whatever the rules say, :data:`ALWAYS_HIDDEN` properties (which Glance's v2 API
+never shows) are removed from ``properties`` in every output. Only image
+events are filtered (``image.*`` but not ``image.member.*`` and not
+``image.send``); every other event, and a string payload (Glance's error
+notifications), passes unchanged to every output. An image event whose payload
+has no ``properties`` passes unchanged too, and is counted in
+:attr:`NotificationFilter.warnings`.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from propguard.credentials import Credentials
+from propguard.rules.engine import RuleEngine
+from propguard.rules.model import Conjunction, RuleFormat
+
+#: Properties Glance's v2 API hides from every response
+#: (``ResponseSerializer._hidden_properties``); notifications carry them.
+ALWAYS_HIDDEN = frozenset({"os_glance_stage_host", "os_glance_hash_op_host"})
+
+#: Top-level key of a ``views`` output: the reader class's name.
+VIEW_KEY = "propguard_view"
+#: Payload key of the ``annotate`` output.
+ANNOTATION_KEY = "propguard"
+#: Version of the annotation's layout.
+ANNOTATION_VERSION = 1
+
+#: Keys of the notification ``dict`` an oslo.messaging v2 message carries.
+NOTIFICATION_KEYS = ("message_id", "publisher_id", "event_type", "priority", "payload", "timestamp")
+#: oslo.messaging's per-send de-duplication id (``amqp._add_unique_id``).
+UNIQUE_ID_KEY = "_unique_id"
+
+#: Bound of each per-caller memo of read decisions (names are caller-chosen).
+MEMO_SIZE = 65536
+
+
+class Mode(enum.StrEnum):
+    STRIP = "strip"
+    VIEWS = "views"
+    ANNOTATE = "annotate"
+
+
+class FilterError(ValueError):
+    """A notification the filter cannot handle. The message never holds payload data."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReaderClass:
+    """A named set of roles that reads the same properties (``member``, ``billing``, ``admin``)."""
+
+    name: str
+    credentials: Credentials
+
+    @classmethod
+    def parse(cls, name: str, spec: str) -> ReaderClass:
+        """``('billing', 'member+billing')``; ``service:<role>`` names a service-token role.
+
+        The roles are read with the rules' own role syntax
+        (:meth:`Conjunction.parse`); ``ValueError`` on a bad entry.
+        """
+        name = name.strip()
+        if not name or any(ch.isspace() or ch in ",:" for ch in name):
+            raise ValueError(f"malformed reader class name {name!r}")
+        conj = Conjunction.parse(spec) if spec.strip() else Conjunction(frozenset(), frozenset())
+        return cls(name, Credentials.for_roles(conj.user_roles, conj.service_roles))
+
+    @property
+    def spec(self) -> str:
+        """The roles as written in the configuration (``member+service:nova``)."""
+        return str(Conjunction(self.credentials.roles, self.credentials.service_roles))
+
+
+def audience(roles: Iterable[str] = (), service_roles: Iterable[str] = ()) -> Credentials:
+    """The credentials ``strip`` filters for: these user roles and service-token roles."""
+    return Credentials.for_roles(roles, service_roles)
+
+
+class Output(NamedTuple):
+    """One filtered notification: its mode, its view (``views`` only) and the notification."""
+
+    mode: Mode
+    view: str | None
+    notification: dict[str, Any]
+
+
+def is_image_event(event_type: str) -> bool:
+    """The events whose payload is an image (``format_image_notification``)."""
+    return (
+        event_type.startswith("image.")
+        and not event_type.startswith("image.member.")
+        and event_type != "image.send"
+    )
+
+
+def read_rule(engine: RuleEngine, name: str) -> list[str] | str:
+    """The ``read`` value of the section deciding ``name``, as ``annotate`` reports it.
+
+    Roles format: the role entries (``admin``, ``member+service:nova``), or
+    ``['@']`` / ``['!']``; no section matches: ``['!']`` (Glance denies).
+    Policies format: the policy name, or ``'@'``/``'!'``.
+    """
+    section = engine.section_for(name)
+    value = section.values["read"] if section is not None else None
+    if value is None or value.nobody or value.empty:
+        word = "!"
+    elif value.everyone:
+        word = "@"
+    elif value.policy is not None:
+        return value.policy
+    else:
+        return [str(entry) for entry in value.entries]
+    return word if engine.rule_format is RuleFormat.POLICIES else [word]
+
+
+def derived_unique_id(unique_id: Any, mode: Mode, view: str | None) -> str:
+    """A ``_unique_id`` for one output of a message: stable across redeliveries,
+    different per output (an oslo.messaging listener de-duplicates by it, so
+    one listening on two view topics must not drop one view as a duplicate of
+    the other)."""
+    return f"{unique_id}{_suffix(mode, view)}"
+
+
+@functools.lru_cache(maxsize=1024)
+def _suffix(mode: Mode, view: str | None) -> str:
+    return f".{mode.value}" if view is None else f".{mode.value}.{view}"
+
+
+class _Memo:
+    """Read decisions of one engine for one caller, bounded (names are caller-chosen).
+
+    :data:`ALWAYS_HIDDEN` names are decided ``False`` up front, so one lookup
+    per property answers both questions.
+    """
+
+    __slots__ = ("creds", "engine", "known")
+
+    def __init__(self, engine: RuleEngine, creds: Credentials) -> None:
+        self.engine = engine
+        self.creds = creds
+        self.known: dict[str, bool] = dict.fromkeys(ALWAYS_HIDDEN, False)
+
+    def allowed(self, name: str) -> bool:
+        result = self.known.get(name)
+        if result is None:
+            result = self.engine.allowed(name, "read", self.creds)
+            if len(self.known) >= MEMO_SIZE:
+                self.known = dict.fromkeys(ALWAYS_HIDDEN, False)
+            self.known[name] = result
+        return result
+
+    def strip(self, properties: dict[str, Any]) -> dict[str, Any]:
+        """The properties this caller may read (never an :data:`ALWAYS_HIDDEN` one)."""
+        known = self.known
+        kept = {}
+        for name, value in properties.items():
+            result = known.get(name)
+            if result is None:
+                result = self.allowed(name)
+            if result:
+                kept[name] = value
+        return kept
+
+
+EngineSource = RuleEngine | Callable[[], RuleEngine]
+
+
+class NotificationFilter:
+    """Turns one notification into its outputs, for the configured modes.
+
+    ``rules``: a :class:`RuleEngine`, or a callable returning the current one
+    (``RulesHolder.current``: reloads are picked up per notification).
+    ``modes``: which outputs to produce, in this order: strip, views, annotate.
+    ``audience``: the caller ``strip`` filters for. ``reader_classes``: the
+    ``views`` copies and the classes ``annotate`` names.
+    """
+
+    def __init__(
+        self,
+        rules: EngineSource,
+        *,
+        modes: Iterable[Mode | str] = (Mode.STRIP,),
+        audience: Credentials | None = None,
+        reader_classes: Sequence[ReaderClass] = (),
+    ) -> None:
+        self._current = rules if callable(rules) and not isinstance(rules, RuleEngine) else None
+        self._engine = rules if isinstance(rules, RuleEngine) else None
+        wanted = {Mode(m) for m in modes}
+        if not wanted:
+            raise ValueError("no output mode configured")
+        self.modes = tuple(m for m in Mode if m in wanted)
+        self.audience = audience if audience is not None else Credentials.for_roles()
+        names = [c.name for c in reader_classes]
+        if len(set(names)) != len(names):
+            raise ValueError("reader class names must be unique")
+        if Mode.VIEWS in wanted and not reader_classes:
+            raise ValueError("mode 'views' needs at least one reader class")
+        self.reader_classes = tuple(reader_classes)
+        #: Outcome counters: ``filtered``, ``passed``, ``no_properties``.
+        self.counts: dict[str, int] = {"filtered": 0, "passed": 0, "no_properties": 0}
+        self._memo_engine: RuleEngine | None = None
+        self._memos: dict[Credentials, _Memo] = {}
+        self._annotations: dict[str, tuple[list[str], Any]] = {}
+
+    @property
+    def warnings(self) -> int:
+        """Image events that had no ``properties`` to filter (passed unchanged)."""
+        return self.counts["no_properties"]
+
+    def engine(self) -> RuleEngine:
+        if self._engine is not None:
+            return self._engine
+        assert self._current is not None
+        return self._current()
+
+    def _memo(self, engine: RuleEngine, creds: Credentials) -> _Memo:
+        if engine is not self._memo_engine:  # rules reloaded: forget every decision
+            self._memo_engine = engine
+            self._memos = {}
+            self._annotations = {}
+        memo = self._memos.get(creds)
+        if memo is None:
+            memo = self._memos[creds] = _Memo(engine, creds)
+        return memo
+
+    # -- the modes -----------------------------------------------------------
+
+    def outputs(self, notification: Mapping[str, Any]) -> list[Output]:
+        """The outputs for ``notification`` (a decoded oslo.messaging notification).
+
+        ``notification`` is never modified; outputs share the values they do
+        not change with it. Raises :class:`FilterError` for a notification
+        that cannot be filtered safely (no string ``event_type``, a
+        ``properties`` that is not an object): never passes it on unfiltered.
+        """
+        event_type = notification.get("event_type")
+        if not isinstance(event_type, str):
+            raise FilterError("notification has no string 'event_type'")
+        payload = notification.get("payload")
+        properties = None
+        if is_image_event(event_type) and isinstance(payload, dict):
+            properties = payload.get("properties")
+            if properties is None:
+                self.counts["no_properties"] += 1
+            elif not isinstance(properties, dict):
+                raise FilterError("the 'properties' of an image event is not an object")
+        if properties is None:
+            self.counts["passed"] += 1
+            return self._unchanged(notification)
+        self.counts["filtered"] += 1
+        engine = self.engine()
+        results: list[Output] = []
+        for mode in self.modes:
+            if mode is Mode.STRIP:
+                kept = self._memo(engine, self.audience).strip(properties)
+                results.append(_stripped(notification, payload, kept, mode, None))
+            elif mode is Mode.VIEWS:
+                for rc in self.reader_classes:
+                    kept = self._memo(engine, rc.credentials).strip(properties)
+                    results.append(_stripped(notification, payload, kept, mode, rc.name))
+            else:
+                results.append(self._annotated(engine, notification, payload, properties))
+        return results
+
+    def _unchanged(self, notification: Mapping[str, Any]) -> list[Output]:
+        results: list[Output] = []
+        for mode in self.modes:
+            views = [rc.name for rc in self.reader_classes] if mode is Mode.VIEWS else [None]
+            for view in views:
+                results.append(Output(mode, view, _copy(notification, mode, view)))
+        return results
+
+    def _annotated(
+        self,
+        engine: RuleEngine,
+        notification: Mapping[str, Any],
+        payload: dict[str, Any],
+        properties: dict[str, Any],
+    ) -> Output:
+        memos = [(rc.name, self._memo(engine, rc.credentials)) for rc in self.reader_classes]
+        annotations = self._annotations
+        classes: dict[str, list[str]] = {}
+        rules: dict[str, Any] = {}
+        kept: dict[str, Any] = {}
+        for name, value in properties.items():
+            if name in ALWAYS_HIDDEN:
+                continue
+            kept[name] = value
+            known = annotations.get(name)
+            if known is None:
+                readers = [c for c, memo in memos if memo.allowed(name)]
+                known = (readers, read_rule(engine, name))
+                if len(annotations) >= MEMO_SIZE:
+                    annotations.clear()
+                annotations[name] = known
+            classes[name], rules[name] = known
+        rules_key = (
+            "property_read_policies"
+            if engine.rule_format is RuleFormat.POLICIES
+            else "property_read_roles"
+        )
+        new_payload = dict(payload)
+        new_payload["properties"] = kept
+        new_payload[ANNOTATION_KEY] = {
+            "version": ANNOTATION_VERSION,
+            "reader_classes": {rc.name: rc.spec for rc in self.reader_classes},
+            "property_read_classes": classes,
+            rules_key: rules,
+        }
+        out = _copy(notification, Mode.ANNOTATE, None)
+        out["payload"] = new_payload
+        return Output(Mode.ANNOTATE, None, out)
+
+
+def _stripped(
+    notification: Mapping[str, Any],
+    payload: dict[str, Any],
+    kept: dict[str, Any],
+    mode: Mode,
+    view: str | None,
+) -> Output:
+    out = _copy(notification, mode, view)
+    new_payload = dict(payload)
+    new_payload["properties"] = kept
+    # An annotation fed back in (an annotated stream filtered again) names
+    # hidden properties: never let it through a stripped copy.
+    new_payload.pop(ANNOTATION_KEY, None)
+    out["payload"] = new_payload
+    return _output(mode, view, out)
+
+
+def _output(mode: Mode, view: str | None, notification: dict[str, Any]) -> Output:
+    """``Output(mode, view, notification)`` without NamedTuple's Python-level ``__new__``."""
+    return tuple.__new__(Output, (mode, view, notification))
+
+
+def _copy(notification: Mapping[str, Any], mode: Mode, view: str | None) -> dict[str, Any]:
+    """The notification's top-level keys (``message_id``, ``timestamp``... kept), a
+    derived ``_unique_id`` and, for a view, :data:`VIEW_KEY`."""
+    out = dict(notification)
+    unique_id = out.get(UNIQUE_ID_KEY)
+    if unique_id is not None:
+        out[UNIQUE_ID_KEY] = f"{unique_id}{_suffix(mode, view)}"
+    if view is not None:
+        out[VIEW_KEY] = view
+    return out

@@ -1,0 +1,96 @@
+"""oslo.messaging's notification wire format, without oslo.messaging.
+
+A message on the bus is either an oslo.messaging **v2 envelope** (what the
+``messagingv2`` driver sends; ``oslo_messaging/_drivers/common.py``
+``serialize_msg``)::
+
+    {"oslo.version": "2.0", "oslo.message": "<the notification as a JSON string>"}
+
+or a **bare** notification (the legacy ``messaging`` driver, or a JSON line
+written by hand): an object with at least ``event_type`` and ``payload``. The
+notification itself has ``message_id``, ``publisher_id``, ``event_type``,
+``priority``, ``payload``, ``timestamp`` and, on the wire, ``_unique_id``.
+
+Errors (:class:`DecodeError`) say what is wrong, never what the message holds.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import orjson
+
+VERSION_KEY = "oslo.version"
+MESSAGE_KEY = "oslo.message"
+ENVELOPE_VERSION = "2.0"
+
+#: Priorities an oslo.messaging notification listener dispatches (lower case).
+PRIORITIES = frozenset({"audit", "debug", "info", "warn", "error", "critical", "sample"})
+
+
+class DecodeError(ValueError):
+    """A message that is not a notification. ``str()`` never contains message content."""
+
+
+class Decoded(NamedTuple):
+    notification: dict[str, Any]
+    enveloped: bool
+
+
+def _invalid(what: str, exc: orjson.JSONDecodeError) -> DecodeError:
+    # orjson's message names a position and a category; only the position is kept.
+    return DecodeError(f"{what} is not valid JSON (line {exc.lineno} column {exc.colno})")
+
+
+def decode(data: bytes | str) -> Decoded:
+    """A v2 envelope or a bare notification; raises :class:`DecodeError`."""
+    try:
+        outer = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise _invalid("message", exc) from None
+    if type(outer) is not dict:
+        raise DecodeError("message is not a JSON object")
+    inner = outer.get(MESSAGE_KEY)
+    if inner is not None or VERSION_KEY in outer:
+        version = outer.get(VERSION_KEY)
+        if type(version) is not str or version.split(".", 1)[0] != "2":
+            raise DecodeError("envelope has no supported 'oslo.version' (2.x)")
+        if type(inner) is not str:
+            raise DecodeError("envelope has no 'oslo.message' string")
+        try:
+            notification = orjson.loads(inner)
+        except orjson.JSONDecodeError as exc:
+            raise _invalid("'oslo.message'", exc) from None
+        enveloped = True
+    else:
+        notification = outer
+        enveloped = False
+    check_notification(notification)
+    return tuple.__new__(Decoded, (notification, enveloped))
+
+
+_STRING_KEYS = ("message_id", "priority", "publisher_id", "timestamp")
+_STRING_OR_NONE = frozenset({str, type(None)})
+
+
+def check_notification(notification: Any) -> None:
+    """A notification must be an object with a string ``event_type`` and a ``payload``;
+    ``message_id``, ``priority``, ``publisher_id``, ``timestamp`` are strings when given."""
+    if type(notification) is not dict:
+        raise DecodeError("notification is not a JSON object")
+    get = notification.get
+    if type(get("event_type")) is not str:
+        raise DecodeError("notification has no string 'event_type'")
+    if "payload" not in notification:
+        raise DecodeError("notification has no 'payload'")
+    for key in _STRING_KEYS:
+        if type(get(key)) not in _STRING_OR_NONE:
+            raise DecodeError(f"notification '{key}' is not a string")
+
+
+def encode(notification: dict[str, Any], enveloped: bool = True) -> bytes:
+    """The notification as one JSON document (a v2 envelope when ``enveloped``)."""
+    if not enveloped:
+        return orjson.dumps(notification)
+    inner = orjson.dumps(notification).decode()
+    return orjson.dumps({VERSION_KEY: ENVELOPE_VERSION, MESSAGE_KEY: inner})

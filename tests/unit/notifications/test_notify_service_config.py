@@ -1,0 +1,168 @@
+"""The service's configuration, checks and confirm bookkeeping (no broker; see
+``tests/functional/test_notify_service.py`` for the real RabbitMQ)."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+from oslo_config import cfg
+
+from propguard.notifications import amqp as pg_amqp
+from propguard.notifications import cli
+from propguard.notifications import opts as notify_opts
+from propguard.notifications.core import Mode
+from propguard.notifications.service import NotifyFilterService, ServiceSettings, StartupError
+
+
+def test_broker_url_parsing() -> None:
+    config = pg_amqp.BrokerConfig.from_url(
+        "rabbit://u1:p%40ss@h1:5673,u2:pw@h2/my%2Fvhost", heartbeat=10
+    )
+    assert [(h.host, h.port, h.userid, h.password) for h in config.hosts] == [
+        ("h1", 5673, "u1", "p@ss"),
+        ("h2", 5672, "u2", "pw"),
+    ]
+    assert {h.virtual_host for h in config.hosts} == {"my/vhost"}
+    assert config.heartbeat == 10
+    assert "p@ss" not in config.describe() and "pw" not in repr(config)
+    assert pg_amqp.BrokerConfig.from_url("rabbit://h").hosts[0].virtual_host == "/"
+    ipv6 = pg_amqp.BrokerConfig.from_url("rabbit://guest:guest@[::1]:5674/")
+    assert (ipv6.hosts[0].host, ipv6.hosts[0].port) == ("::1", 5674)
+    with pytest.raises(ValueError, match="rabbit:// only"):
+        pg_amqp.BrokerConfig.from_url("kafka://h:9092")
+
+
+def test_ssl_options() -> None:
+    assert pg_amqp.ssl_options(False) is False
+    opts = pg_amqp.ssl_options(True, "/ca.pem", "/c.pem", "/k.pem")
+    assert opts["ca_certs"] == "/ca.pem" and opts["certfile"] == "/c.pem"
+
+
+class _FakeChannel:
+    def __init__(self) -> None:
+        self.events: dict = {"basic_ack": set(), "basic_nack": set(), "basic_return": set()}
+
+    def confirm_select(self) -> None:
+        pass
+
+    def basic_publish(self, *args, **kwargs) -> None:
+        pass
+
+
+class _FakeConn:
+    def channel(self) -> _FakeChannel:
+        return _FakeChannel()
+
+
+@pytest.mark.parametrize(
+    "acks",
+    [
+        [(3, True)],
+        [(1, False), (2, False), (3, False)],
+        [(3, False), (2, False), (1, False)],
+        [(3, False), (2, True)],  # a single confirm above a later multiple one
+        [(2, True), (3, False)],
+        [(1, False), (3, True)],
+    ],
+)
+def test_confirms_in_any_order(acks) -> None:
+    publisher = pg_amqp.ConfirmingPublisher(_FakeConn())  # type: ignore[arg-type]
+    for _ in range(3):
+        publisher.publish(b"{}", "x", "k")
+    for tag, multiple in acks:
+        assert publisher._confirmed < 3
+        publisher._on_ack(tag, multiple)
+    assert publisher._confirmed == 3 and not publisher._settled
+    assert publisher.wait(0.1) == []
+
+
+def test_nack_and_return_are_failures() -> None:
+    publisher = pg_amqp.ConfirmingPublisher(_FakeConn())  # type: ignore[arg-type]
+    publisher.publish(b"{}", "x", "k1")
+    publisher.publish(b"{}", "x", "k2")
+    publisher._on_return(Exception("NO_ROUTE"), "x", "k1", None)
+    publisher._on_ack(1, False)
+    publisher._on_nack(2, False)
+    failures = publisher.wait(0.1)
+    assert failures == ["no queue is bound to routing key 'k1' on 'x'", "nacked by the broker"]
+    assert publisher.wait(0.1) == []
+
+
+def _conf(text: str, tmp_path) -> cfg.ConfigOpts:
+    path = tmp_path / "svc.conf"
+    path.write_text(text)
+    args = argparse.Namespace(config_file=[str(path)], config_dir=[])
+    return cli.load_conf(args, service=True)
+
+
+def test_settings_from_conf(tmp_path) -> None:
+    conf = _conf(
+        "[oslo_messaging_notifications]\ntransport_url = rabbit://a:b@h1:5672/v\n"
+        "[propguard_notify_filter]\ntopics = n1,n2\npool = p\nqueue_type = quorum\n"
+        "max_attempts = 5\n",
+        tmp_path,
+    )
+    settings = ServiceSettings.from_conf(conf)
+    assert settings.topics == ("n1", "n2") and settings.pool == "p"
+    assert settings.queue_type == "quorum" and settings.max_attempts == 5
+    assert settings.broker.hosts[0].virtual_host == "v"
+    own = _conf("[propguard_notify_filter]\ntransport_url = rabbit://x:y@h2/\n", tmp_path)
+    assert ServiceSettings.from_conf(own).broker.hosts[0].host == "h2"
+    # oslo.messaging's own default, rabbit://: localhost, guest/guest
+    default = ServiceSettings.from_conf(_conf("", tmp_path)).broker.hosts
+    assert [(h.host, h.port, h.userid) for h in default] == [("localhost", 5672, "guest")]
+
+
+def _outputs(**values) -> notify_opts.OutputConfig:
+    base = {"modes": ["strip"], "strip_topics": ["out"], "reader_classes": {"m": "member"}}
+    return notify_opts.OutputConfig.from_values({**base, **values})
+
+
+def _service(outputs: notify_opts.OutputConfig, **settings) -> NotifyFilterService:
+    s = ServiceSettings(broker=pg_amqp.BrokerConfig.from_url("rabbit://h/"), **settings)
+    nf = outputs.build(lambda: None)  # the engine is never asked for here
+    return NotifyFilterService(s, nf, outputs)
+
+
+def test_refuses_to_filter_its_own_output() -> None:
+    with pytest.raises(StartupError, match="out are also consumed"):
+        _service(_outputs(), topics=("notifications", "out"))
+    with pytest.raises(StartupError, match="notifications_view_m"):
+        _service(
+            _outputs(modes=["views"], views_topic="notifications_view_{view}"),
+            topics=("notifications_view_m",),
+        )
+    with pytest.raises(StartupError, match="propguard_dead_letter"):
+        _service(_outputs(), topics=("propguard_dead_letter",))
+
+
+def test_strip_needs_a_topic() -> None:
+    with pytest.raises(StartupError, match="strip_topics is empty"):
+        _service(_outputs(strip_topics=[]))
+    _service(_outputs(strip_topics=[], modes=["annotate"]))  # no strip: no topic needed
+
+
+def test_output_config() -> None:
+    config = _outputs(
+        modes=["views", "annotate", "strip"], views_topic="v_{view}", annotate_topic="ann"
+    )
+    assert config.topics_for(Mode.STRIP, None, ("s1", "s2")) == ["s1", "s2"]
+    assert config.topics_for(Mode.VIEWS, "m", ()) == ["v_m"]
+    assert config.topics_for(Mode.ANNOTATE, None, ()) == ["ann"]
+    with pytest.raises(ValueError, match="reader_classes"):
+        _outputs(reader_classes={"bad name": "member"})
+    with pytest.raises(ValueError, match="'views' needs reader_classes"):
+        _outputs(modes=["views"], reader_classes={})
+    with pytest.raises(ValueError, match="annotate_topic is empty"):
+        _outputs(modes=["annotate"], annotate_topic="")
+
+
+def test_list_opts_names_both_groups() -> None:
+    groups = dict(notify_opts.list_opts())
+    assert set(groups) == {"propguard_notifications", "propguard_notify_filter"}
+    names = {opt.dest for opts in groups.values() for opt in opts}
+    for name in ("modes", "audience_roles", "reader_classes", "strip_topics", "transport_url"):
+        assert name in names
+    secret = [o for o in groups["propguard_notify_filter"] if o.dest == "transport_url"]
+    assert secret[0].secret
