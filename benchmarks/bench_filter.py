@@ -213,9 +213,11 @@ def measure(rule_format: str, images: int, rounds: int) -> dict[str, float]:
     if rule_format == "policies":
         numbers["glance"] = max(1, number // 10)  # ~0.3 ms per check
     best = {name: float("inf") for name in cases}
-    for _ in range(rounds):
+    for round_ in range(rounds):
         for name, fn in cases.items():
             best[name] = min(best[name], per_call(fn, numbers[name]))
+        if rounds > 3:
+            progress(f"  round {round_ + 1}/{rounds}")
     return {
         "warm": best["warm"] - best["bare"],
         "cold": best["cold"] - best["bare"],
@@ -225,10 +227,30 @@ def measure(rule_format: str, images: int, rounds: int) -> dict[str, float]:
     }
 
 
+def quiet_third_parties() -> None:
+    """Keep Glance's and oslo's warnings and log lines out of the table (stdout)."""
+    import logging
+    import warnings
+
+    warnings.simplefilter("ignore")
+    logging.basicConfig(level=logging.CRITICAL)
+    logging.disable(logging.ERROR)
+
+
+def progress(text: str) -> None:
+    """A progress line on stderr (the table goes to stdout)."""
+    print(text, file=sys.stderr, flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument(
+        "--sizes", default="25,1000", help="page sizes to measure, comma-separated (25,1000)"
+    )
     args = parser.parse_args(argv)
+    sizes = [int(size) for size in args.sizes.split(",") if size.strip()]
+    quiet_third_parties()
     print(f"python {sys.version.split()[0]}; best of {args.rounds} interleaved rounds")
     print(
         f"{'format':9} {'images':>6} {'propguard warm':>15} {'propguard cold':>15} "
@@ -236,8 +258,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{'ratio cold':>10} {'best possible':>13}"
     )
     for rule_format in ("roles", "policies"):
-        for images in (25, 1000):
+        for images in sizes:
             rounds = args.rounds if images == 25 or rule_format == "roles" else 3
+            progress(f"measuring {rule_format}, {images} images ({rounds} rounds)...")
             r = measure(rule_format, images, rounds)
             print(
                 f"{rule_format:9} {images:>6} {r['warm'] * 1e3:>12.3f} ms {r['cold'] * 1e3:>12.3f} ms "

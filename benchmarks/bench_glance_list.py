@@ -124,6 +124,11 @@ def _time_downstream(app, sink: list[float]) -> None:
     raise RuntimeError("propguard filter not found in the pipeline")
 
 
+def progress(text: str) -> None:
+    """A progress line on stderr (the results go to stdout)."""
+    print(text, file=sys.stderr, flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=100)
@@ -134,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     import logging
 
     logging.basicConfig(level=logging.CRITICAL)
+    logging.disable(logging.ERROR)
     results: dict[str, list[float]] = {"none": [], "glance": [], "propguard": []}
     with tempfile.TemporaryDirectory(prefix="pg-bench-list-") as workdir:
         kinds = list(results)
@@ -141,8 +147,16 @@ def main(argv: list[str] | None = None) -> int:
             # Rotate the order every round: later instances in one process run
             # slower (Glance leaves state behind), which must not favour anyone.
             for kind in kinds[round_ % 3 :] + kinds[: round_ % 3]:
-                results[kind] += run(
-                    kind, args.images, args.requests, os.path.join(workdir, str(round_))
+                progress(
+                    f"round {round_ + 1}/{args.rounds}: {kind:9} creating {args.images} images, "
+                    f"then {args.requests} timed requests..."
+                )
+                start = time.perf_counter()
+                times = run(kind, args.images, args.requests, os.path.join(workdir, str(round_)))
+                results[kind] += times
+                progress(
+                    f"  done in {time.perf_counter() - start:.1f} s "
+                    f"(median {statistics.median(times) * 1e3:.1f} ms per request)"
                 )
     base = statistics.median(results["none"])
     print(

@@ -1,3 +1,8 @@
 """propguard: property protection and policy sidecar for OpenStack Glance v2."""
 
-__version__ = "0.1.0"
+from importlib import metadata as _metadata
+
+try:
+    __version__ = _metadata.version("propguard")
+except _metadata.PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0.1.0"

@@ -1,9 +1,14 @@
-"""``propguard demo``: a real Glance v2 behind auth_token and propguard, and a scripted tour.
+"""propguard demo: a real Glance v2 behind auth_token and propguard, and a scripted tour.
 
 Everything is real except Keystone: Glance 33 runs in-process (sqlite, file
-store), keystonemiddleware's ``auth_token`` validates tokens that its own
-``AuthTokenFixture`` supplies. Each step prints who asks for what, the status
-propguard (or Glance) answers, and why, in the words of the rules engine.
+store) and keystonemiddleware's auth_token validates tokens that its own
+AuthTokenFixture supplies. Each step prints who asks for what, the status the
+pipeline answers, the credentials propguard derived from that very request
+(user roles, and the service token's roles when auth_token confirmed it) and
+the rules engine's decision for them. The tour picks its property names from
+the rules it is given, so it runs on any rules file; what Glance alone would
+do is shown by running the same steps on Glance with its own property
+protections (same rules, no propguard).
 """
 
 from __future__ import annotations
@@ -12,12 +17,38 @@ import argparse
 import os
 import sys
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 REPO_POLICIES = Path(__file__).resolve().parent.parent / "policies"
 PATCH_TYPE = "application/openstack-images-v2.1-json-patch"
+
+#: Roles of the tour's tokens (no implied roles: each token carries exactly these).
+ADMIN_ROLES = ("admin", "member", "reader")
+MEMBER_ROLES = ("member", "reader")
+SERVICE_ROLES = ("service",)
+#: propguard's service_token_roles in the tour's pipeline.
+SERVICE_TOKEN_ROLES = ("service",)
+
+#: Property names the tour tries, most telling first; the rules decide which it uses.
+CANDIDATE_NAMES = (
+    "license_code",
+    "billing_code",
+    "os_distro",
+    "x_distro",
+    "x_os_distro",
+    "instance_uuid",
+    "image_type",
+    "img_signature",
+    "hw_disk_bus",
+    "x_billing_code",
+    "os_version",
+    "owner_user_name",
+    "x_note",
+    "note",
+)
 
 
 @dataclass
@@ -25,6 +56,8 @@ class Actor:
     name: str
     token: str
     service_token: str | None = None
+    roles: tuple[str, ...] = ()
+    service_roles: tuple[str, ...] = ()
 
 
 def _default_rules() -> str:
@@ -37,13 +70,76 @@ def _default_rules() -> str:
     )
 
 
-class Tour:
-    """Runs requests through the pipeline and narrates them."""
+# -- the witness: propguard's own view of each request -----------------------
 
-    def __init__(self, glance: Any, engine_of: Any, out=sys.stdout) -> None:
+#: sink name -> what the witness saw, one dict per request.
+_WITNESSED: dict[str, list[dict[str, Any]]] = {}
+
+
+def witness_filter_factory(global_conf: Mapping[str, str], sink: str = "demo", **local: str):
+    """Paste filter placed just before propguard: the credentials propguard derives.
+
+    It calls propguard's own :func:`~propguard.identity.credentials_from_environ`
+    with propguard's ``service_token_roles`` on the environ auth_token left,
+    and keeps auth_token's verdict on the service token, so the tour explains
+    each step with the credentials of the request it just made.
+    """
+    from propguard.identity import credentials_from_environ
+
+    records = _WITNESSED.setdefault(sink, [])
+    roles = tuple(r.strip() for r in local.get("service_token_roles", "service").split(","))
+
+    def _filter(app):
+        def _witness(environ, start_response):
+            records.append(
+                {
+                    "creds": credentials_from_environ(environ, service_token_roles=roles),
+                    "service_status": environ.get("HTTP_X_SERVICE_IDENTITY_STATUS"),
+                    "service_roles": environ.get("HTTP_X_SERVICE_ROLES"),
+                }
+            )
+            return app(environ, start_response)
+
+        return _witness
+
+    return _filter
+
+
+def describe_caller(seen: Mapping[str, Any] | None, actor: Actor) -> str:
+    """The caller as propguard saw it (from the witness), in words."""
+    if seen is None:
+        return "caller: (not seen)"
+    creds = seen["creds"]
+    if not creds.authenticated:
+        return "caller: anonymous (no confirmed user token): no roles"
+    text = f"caller: user {creds.user_id}, roles {', '.join(sorted(creds.roles)) or '(none)'}"
+    if creds.service_roles:
+        text += (
+            f"; service token CONFIRMED by auth_token (user {creds.service_user_id}), "
+            f"service roles {', '.join(sorted(creds.service_roles))}"
+        )
+    elif actor.service_token is not None:
+        status = seen.get("service_status") or "absent"
+        text += (
+            f"; service token sent but not counted (auth_token: X-Service-Identity-Status "
+            f"{status}; it carries no {'/'.join(SERVICE_TOKEN_ROLES)} role): no service roles"
+        )
+    else:
+        text += "; no service token"
+    return text
+
+
+# -- the tour -----------------------------------------------------------------
+
+
+class Tour:
+    """Runs requests through a pipeline and narrates them, each with what propguard saw."""
+
+    def __init__(self, glance: Any, engine: Any, sink: str, out=sys.stdout) -> None:
         self.glance = glance
         self.app = glance.webtest_app()
-        self.engine_of = engine_of
+        self.engine = engine
+        self.sink = sink
         self.out = out
         self.failures = 0
         self.step = 0
@@ -57,31 +153,49 @@ class Tour:
         method: str,
         path: str,
         expect: int,
-        why: str,
+        *,
         body: Any = None,
         content_type: str | None = None,
-    ) -> Any:
+        explain: Iterable[tuple[str, str]] = (),
+        note: str = "",
+    ) -> tuple[Any, Any]:
+        """Send; print the answer, the caller propguard derived and the rules' decisions.
+
+        ``explain``: (property, operation) pairs decided for the caller of this request.
+        Returns ``(json body or None, credentials)``.
+        """
         self.step += 1
+        seen_before = len(_WITNESSED.setdefault(self.sink, []))
         headers = self.glance.headers(actor.token, actor.service_token)
         kwargs: dict[str, Any] = {"headers": headers, "expect_errors": True}
         if body is not None:
             kwargs["params"] = _json(body)
             headers["Content-Type"] = content_type or "application/json"
         response = getattr(self.app, method.lower())(path, **kwargs)
+        records = _WITNESSED[self.sink]
+        seen = records[seen_before] if len(records) > seen_before else None
         ok = response.status_int == expect
         self.failures += 0 if ok else 1
-        mark = "ok " if ok else "UNEXPECTED"
+        mark = "ok " if ok else f"UNEXPECTED (expected {expect})"
         shown = f" {_brief(body)}" if body is not None else ""
         self.say(f"{self.step:2}. [{mark}] {actor.name}: {method} {path}{shown}")
         self.say(f"      -> {response.status}{_error_message(response)}")
-        self.say(f"      {why}")
-        return response.json if response.content_type == "application/json" else None
+        self.say(f"      {describe_caller(seen, actor)}")
+        creds = seen["creds"] if seen is not None else None
+        for name, op in explain:
+            if creds is not None and self.engine is not None:
+                self.say(f"      {explain_decision(self.engine, creds, name, op)}")
+        if note:
+            self.say(f"      {note}")
+        data = response.json if response.content_type == "application/json" else None
+        return data, creds
 
-    def explain(self, actor_creds: Any, name: str, op: str) -> str:
-        decision = self.engine_of().decide(name, op, actor_creds)
-        where = decision.section.describe() if decision.section else "no section"
-        verdict = "allowed" if decision.allowed else "denied"
-        return f"rules: {op} '{name}' {verdict} by {where}: {decision.reason}"
+
+def explain_decision(engine: Any, creds: Any, name: str, op: str) -> str:
+    decision = engine.decide(name, op, creds)
+    where = decision.section.describe() if decision.section else "no section"
+    verdict = "allowed" if decision.allowed else "denied"
+    return f"rules: {op} '{name}' {verdict} by {where}: {decision.reason}"
 
 
 def _json(body: Any) -> bytes:
@@ -102,99 +216,166 @@ def _error_message(response: Any) -> str:
     return f" ({error.get('message', '')})" if error else ""
 
 
+# -- what the rules let the tour show ----------------------------------------
+
+
+@dataclass
+class Plan:
+    """Property names the rules make interesting, each None when the rules have none."""
+
+    hidden: str | None = None  # the admin creates and reads it, a member cannot read it
+    visible: str | None = None  # a member reads it, the admin creates it
+    service_read: str | None = None  # readable relayed by Nova, not by the member alone
+    service_write: str | None = None  # Nova may create it for the member, she alone may not
+    write_once: str | None = None  # a member creates it and may never change it
+    member_can: dict[str, dict[str, bool]] = field(default_factory=dict)
+
+
+def plan(engine: Any) -> Plan:
+    from propguard.credentials import Credentials
+
+    admin = Credentials.for_roles(ADMIN_ROLES)
+    member = Credentials.for_roles(MEMBER_ROLES)
+    relayed = Credentials.for_roles(MEMBER_ROLES, SERVICE_ROLES)
+    names = list(CANDIDATE_NAMES) + _reaching_names(engine)
+
+    def can(creds, name, op) -> bool:
+        return engine.allowed(name, op, creds)
+
+    def first(test) -> str | None:
+        return next((n for n in names if not n.startswith("os_glance") and test(n)), None)
+
+    result = Plan()
+    result.hidden = first(
+        lambda n: can(admin, n, "create") and can(admin, n, "read") and not can(member, n, "read")
+    )
+    result.visible = first(
+        lambda n: can(admin, n, "create") and can(member, n, "read") and n != result.hidden
+    )
+    result.service_read = first(
+        lambda n: can(admin, n, "create") and can(relayed, n, "read") and not can(member, n, "read")
+    )
+    service_write = lambda n: can(relayed, n, "create") and not can(member, n, "create")  # noqa: E731
+    # Preferably one the member reads (Nova's snapshot metadata): her change is then a 403.
+    result.service_write = first(lambda n: service_write(n) and can(member, n, "read")) or first(
+        service_write
+    )
+    result.write_once = first(
+        lambda n: (
+            can(member, n, "create")
+            and can(member, n, "read")
+            and not can(member, n, "update")
+            and not can(admin, n, "update")
+        )
+    )
+    for name in filter(None, vars(result).values()):
+        if isinstance(name, str):
+            result.member_can[name] = {
+                op: can(member, name, op) for op in ("create", "read", "update", "delete")
+            }
+    return result
+
+
+def _reaching_names(engine: Any) -> list[str]:
+    """A name per section that the engine routes there (when the candidates miss one)."""
+    try:
+        from propguard.lint.sections import analyse_sections
+
+        report = analyse_sections(engine.document, overlap=False)
+    except (RecursionError, MemoryError, OverflowError):
+        return []
+    return [n for n in report.reaching.values() if n]
+
+
+# -- the chapters ---------------------------------------------------------------
+
+
 @dataclass
 class Cast:
-    """Who takes part in the tour, and the credentials the narration explains rules for."""
-
     admin: Actor
     alice: Actor
     alice_via_nova: Actor
     mallory: Actor
-    member_creds: Any
-    relayed_creds: Any
-
-
-def _filter_options(rules: str) -> dict[str, str]:
-    """propguard's paste options in the tour's pipeline."""
-    return {
-        "rules_file": rules,
-        "rule_format": "roles",
-        "service_role_mode": "strict",
-        "reload_on_sighup": "false",
-    }
 
 
 def _cast(glance: Any) -> Cast:
     """Tokens for the tour's actors (admin, alice, alice via Nova, alice posing as a service)."""
-    from propguard.credentials import Credentials
     from propguard.inprocess import DEFAULT_PROJECT as project
 
-    admin = Actor("admin", glance.user_token(["admin", "member", "reader"]))
-    alice = Actor("alice (member)", glance.user_token(["member", "reader"], user_id="alice"))
-    nova_token = glance.service_token(["service"])
-    alice_via_nova = Actor(
-        "alice relayed by Nova (service token)",
-        glance.user_token(["member", "reader"], user_id="alice"),
-        nova_token,
-    )
-    mallory = Actor(
-        "alice with her own token as X-Service-Token",
-        glance.user_token(["member", "reader"], user_id="alice"),
-        glance.user_token(["member"], user_id="alice", project_id=project),
-    )
+    alice_roles = MEMBER_ROLES
     return Cast(
-        admin=admin,
-        alice=alice,
-        alice_via_nova=alice_via_nova,
-        mallory=mallory,
-        member_creds=Credentials.for_roles(["member", "reader"]),
-        relayed_creds=Credentials.for_roles(["member", "reader"], ["service"]),
+        admin=Actor("admin", glance.user_token(ADMIN_ROLES, user_id="admin"), roles=ADMIN_ROLES),
+        alice=Actor(
+            "alice (member)", glance.user_token(alice_roles, user_id="alice"), roles=alice_roles
+        ),
+        alice_via_nova=Actor(
+            "alice relayed by Nova (service token)",
+            glance.user_token(alice_roles, user_id="alice"),
+            glance.service_token(SERVICE_ROLES),
+            roles=alice_roles,
+            service_roles=SERVICE_ROLES,
+        ),
+        mallory=Actor(
+            "alice with her own token as X-Service-Token",
+            glance.user_token(alice_roles, user_id="alice"),
+            glance.user_token(["member"], user_id="alice", project_id=project),
+            roles=alice_roles,
+        ),
     )
 
 
-def _publish_and_see(tour: Tour, cast: Cast) -> str:
-    """The operator publishes a licensed image; what a member sees of it. Returns its path."""
-    say = tour.say
-    say("== The operator publishes an image with a licence key ==")
-    image = tour.request(
+IMAGE = {"disk_format": "qcow2", "container_format": "bare", "visibility": "shared"}
+SECRET = "LIC-42"
+
+
+def _publish(tour: Tour, cast: Cast, p: Plan, answers: dict[str, str]) -> str | None:
+    """The admin publishes an image holding a hidden and a visible property; what alice sees."""
+    tour.say("== The operator publishes an image; what a member sees of it ==")
+    extra = {}
+    if p.hidden:
+        extra[p.hidden] = SECRET
+    if p.visible:
+        extra[p.visible] = "ubuntu"
+    if p.service_read and p.service_read not in extra:
+        extra[p.service_read] = "NOVA-ONLY"
+    image, _ = tour.request(
         cast.admin,
         "POST",
         "/v2/images",
         201,
-        tour.explain(cast.member_creds, "license_code", "read")
-        + "  (admin creates it; members will not see it)",
-        {
-            "name": "ubuntu-24.04",
-            "disk_format": "qcow2",
-            "container_format": "bare",
-            "visibility": "shared",
-            "license_code": "LIC-42",
-            "os_distro": "ubuntu",
-        },
+        body={"name": "ubuntu-24.04", **IMAGE, **extra},
+        explain=[(n, "create") for n in extra],
     )
-    image_id = image["id"]
-    path = f"/v2/images/{image_id}"
-
-    say("\n== What a member sees ==")
-    shown = tour.request(
-        cast.alice, "GET", path, 200, "license_code is removed from the response; os_distro stays"
-    )
-    say(
-        f"      properties alice sees: {sorted(k for k in shown if k in ('license_code', 'os_distro'))}"
-    )
-    listing = tour.request(
-        cast.alice,
-        "GET",
-        "/v2/images?license_code=LIC-42",
-        200,
-        "a filter on a property alice cannot read matches nothing, whatever the value "
-        "(Glance alone would list the image: a value oracle)",
-    )
-    say(f"      images listed: {len(listing['images'])}")
+    if not image or "id" not in image:
+        tour.say("      (no image was created: the rest of this chapter is skipped)")
+        return None
+    path = f"/v2/images/{image['id']}"
+    shown, creds = tour.request(cast.alice, "GET", path, 200, explain=[(n, "read") for n in extra])
+    if shown is not None:
+        kept = sorted(n for n in extra if n in shown)
+        gone = sorted(n for n in extra if n not in shown)
+        tour.say(
+            f"      properties alice sees: {', '.join(kept) or '(none of them)'}"
+            + (f"; removed from the answer: {', '.join(gone)}" if gone else "")
+        )
+    if p.hidden:
+        listing, _ = tour.request(
+            cast.alice,
+            "GET",
+            f"/v2/images?{p.hidden}={SECRET}",
+            200,
+            explain=[(p.hidden, "read")],
+            note="a filter on a property the caller cannot read matches nothing, whatever "
+            "the value (Glance alone: see the last chapter)",
+        )
+        if listing is not None:
+            count = len(listing.get("images", []))
+            answers["listed"] = f"{count} image{'s' if count != 1 else ''} listed"
+            tour.say(f"      images listed: {count}")
     return path
 
 
-def _member_edits(tour: Tour, cast: Cast, path: str) -> None:
+def _member_edits(tour: Tour, cast: Cast, p: Plan, path: str, answers: dict[str, str]) -> None:
     """A member PATCHes the image: nothing hidden is lost or revealed."""
     tour.say("\n== A member edits the image: nothing hidden is lost or revealed ==")
     tour.request(
@@ -202,148 +383,310 @@ def _member_edits(tour: Tour, cast: Cast, path: str) -> None:
         "PATCH",
         path,
         200,
-        "core attribute 'name' is not under the rules; Glance (protections off) only "
-        "changes what the patch names",
-        [{"op": "replace", "path": "/name", "value": "ubuntu-24.04-lts"}],
-        PATCH_TYPE,
+        body=[{"op": "replace", "path": "/name", "value": "ubuntu-24.04-lts"}],
+        content_type=PATCH_TYPE,
+        note="'name' is a core attribute, not under the rules; Glance (its protections off "
+        "behind propguard) changes only what the patch names",
     )
-    kept = tour.request(
-        cast.admin,
-        "GET",
-        path,
-        200,
-        "the admin still sees the licence key: the member's PATCH did not purge it",
-    )
-    tour.say(f"      license_code as the admin sees it: {kept.get('license_code')!r}")
+    if not p.hidden:
+        return
+    kept, _ = tour.request(cast.admin, "GET", path, 200, explain=[(p.hidden, "read")])
+    if kept is not None:
+        value = kept.get(p.hidden, "(gone)")
+        answers["kept"] = f"{p.hidden} {value!r}"
+        tour.say(f"      {p.hidden} as the admin sees it: {value!r}")
+    can = p.member_can[p.hidden]
     tour.request(
         cast.alice,
         "PATCH",
         path,
         409,
-        "replace of a property alice cannot read: 'does not exist' (Glance's 409), "
-        "the same answer as for a name that really does not exist",
-        [{"op": "replace", "path": "/license_code", "value": "FREE"}],
-        PATCH_TYPE,
+        body=[{"op": "replace", "path": f"/{p.hidden}", "value": "FREE"}],
+        content_type=PATCH_TYPE,
+        explain=[(p.hidden, "read"), (p.hidden, "update")],
+        note="a replace of a property the caller cannot read: 'does not exist' (Glance's "
+        "409), the answer for a name that really does not exist",
     )
+    add_ok = can["create"] and can["update"]
     tour.request(
         cast.alice,
         "PATCH",
         path,
-        403,
-        tour.explain(cast.member_creds, "license_code", "create"),
-        [{"op": "add", "path": "/license_code", "value": "FREE"}],
-        PATCH_TYPE,
+        200 if add_ok else 403,
+        body=[{"op": "add", "path": f"/{p.hidden}", "value": "FREE"}],
+        content_type=PATCH_TYPE,
+        explain=[(p.hidden, "create"), (p.hidden, "update")],
+        note="an add of a property the caller cannot read needs create and update: it "
+        "could overwrite a value she cannot see",
     )
 
 
-def _service_token_metadata(tour: Tour, cast: Cast) -> None:
-    """Nova snapshot metadata: only through Nova's service token, not a forged one."""
-    tour.say("\n== Nova snapshot metadata: only through Nova's service token ==")
-    snapshot = {
-        "name": "web-1 snapshot",
-        "disk_format": "qcow2",
-        "container_format": "bare",
-        "instance_uuid": "3f1a4f5e-8a0a-4c1b-9c7e-2f5d6b7a8c9d",
-        "image_type": "snapshot",
-    }
-    tour.request(
+def _service_token(tour: Tour, cast: Cast, p: Plan, path: str | None) -> None:
+    """What Nova's service token adds, and only when auth_token confirmed it."""
+    tour.say("\n== Nova relays a member's request with its service token ==")
+    if not (p.service_read or p.service_write):
+        tour.say(
+            "   (these rules give a confirmed service token nothing a member lacks: in strict "
+            "mode service roles count only where a rule names service:<role> or "
+            "service_roles:)"
+        )
+        if path is not None:
+            names = [n for n in (p.hidden, p.visible) if n]
+            relayed, _ = tour.request(
+                cast.alice_via_nova, "GET", path, 200, explain=[(n, "read") for n in names]
+            )
+            if relayed is not None:
+                tour.say(
+                    "      properties alice sees relayed by Nova: "
+                    + (", ".join(sorted(n for n in names if n in relayed)) or "(none of them)")
+                )
+    if p.service_read and path is not None:
+        alone, _ = tour.request(cast.alice, "GET", path, 200, explain=[(p.service_read, "read")])
+        relayed, _ = tour.request(
+            cast.alice_via_nova, "GET", path, 200, explain=[(p.service_read, "read")]
+        )
+        if alone is not None and relayed is not None:
+            tour.say(
+                f"      {p.service_read}: alice alone sees "
+                f"{alone.get(p.service_read, '(removed)')!r}, relayed by Nova "
+                f"{relayed.get(p.service_read, '(removed)')!r}"
+            )
+    if p.service_write:
+        snapshot = {"name": "web-1 snapshot", **IMAGE, p.service_write: "3f1a4f5e-8a0a"}
+        tour.request(
+            cast.alice,
+            "POST",
+            "/v2/images",
+            403,
+            body=snapshot,
+            explain=[(p.service_write, "create")],
+        )
+        created, _ = tour.request(
+            cast.alice_via_nova,
+            "POST",
+            "/v2/images",
+            201,
+            body=snapshot,
+            explain=[(p.service_write, "create")],
+        )
+        if created and "id" in created:
+            can = p.member_can[p.service_write]
+            expect = 200 if can["update"] else (403 if can["read"] else 409)
+            tour.request(
+                cast.alice,
+                "PATCH",
+                f"/v2/images/{created['id']}",
+                expect,
+                body=[{"op": "replace", "path": f"/{p.service_write}", "value": "other"}],
+                content_type=PATCH_TYPE,
+                explain=[(p.service_write, "read"), (p.service_write, "update")],
+                note="readable but protected: 403; unreadable: 409 'does not exist'",
+            )
+        tour.request(
+            cast.mallory,
+            "POST",
+            "/v2/images",
+            403,
+            body=snapshot,
+            explain=[(p.service_write, "create")],
+            note="auth_token marks a service token without a service_token_roles role "
+            "Invalid (Glance's delay_auth_decision lets the request go on as alice alone), "
+            "and propguard counts no service role from it",
+        )
+
+
+def _write_once(tour: Tour, cast: Cast, p: Plan) -> None:
+    tour.say("\n== A property a member sets once and nobody changes ==")
+    if not p.write_once:
+        tour.say("   (these rules have no property a member may create but nobody may update)")
+        return
+    name = p.write_once
+    created, _ = tour.request(
         cast.alice,
-        "POST",
-        "/v2/images",
-        403,
-        tour.explain(cast.member_creds, "instance_uuid", "create"),
-        snapshot,
-    )
-    created = tour.request(
-        cast.alice_via_nova,
         "POST",
         "/v2/images",
         201,
-        tour.explain(cast.relayed_creds, "instance_uuid", "create"),
-        snapshot,
+        body={"name": "signed", **IMAGE, name: "c2lnbmF0dXJl"},
+        explain=[(name, "create")],
     )
+    if created and "id" in created:
+        tour.request(
+            cast.alice,
+            "PATCH",
+            f"/v2/images/{created['id']}",
+            403,
+            body=[{"op": "replace", "path": f"/{name}", "value": "Zm9yZ2Vk"}],
+            content_type=PATCH_TYPE,
+            explain=[(name, "update")],
+        )
+
+
+def _glance_alone(tour: Tour, cast: Cast, p: Plan, propguard_answers: dict[str, str]) -> None:
+    """The steps whose answer differs without propguard, run on Glance's own protections."""
+    tour.say(
+        "\n== The same steps on Glance alone (its own property protections, the same rules, "
+        "no propguard) =="
+    )
+    if not p.hidden:
+        tour.say("   (no property hidden from members in these rules: nothing to compare)")
+        return
+    extra = {p.hidden: SECRET}
+    if p.visible:
+        extra[p.visible] = "ubuntu"
+    image, _ = tour.request(
+        cast.admin, "POST", "/v2/images", 201, body={"name": "ubuntu-24.04", **IMAGE, **extra}
+    )
+    if not image or "id" not in image:
+        return
+    path = f"/v2/images/{image['id']}"
+    listing, _ = tour.request(cast.alice, "GET", f"/v2/images?{p.hidden}={SECRET}", 200)
+    if listing is not None:
+        tour.say(
+            f"      images listed: {len(listing.get('images', []))} -- Glance filters on the "
+            f"stored value alice may not read: guessing {SECRET!r} right is confirmed "
+            f"(behind propguard: {propguard_answers.get('listed', '?')})"
+        )
     tour.request(
         cast.alice,
         "PATCH",
-        f"/v2/images/{created['id']}",
-        403,
-        tour.explain(cast.member_creds, "instance_uuid", "update")
-        + "  (alice can read it, so 403, not 409)",
-        [{"op": "replace", "path": "/instance_uuid", "value": "someone-else"}],
-        PATCH_TYPE,
+        path,
+        200,
+        body=[{"op": "replace", "path": "/name", "value": "ubuntu-24.04-lts"}],
+        content_type=PATCH_TYPE,
     )
-    tour.request(
-        cast.mallory,
-        "POST",
-        "/v2/images",
-        403,
-        "auth_token marks a service token without the 'service' role Invalid "
-        "(service_token_roles_required; Glance's delay_auth_decision lets the request "
-        "go on as alice alone), and propguard counts no service roles from it: "
-        + tour.explain(cast.member_creds, "instance_uuid", "create"),
-        snapshot,
-    )
+    after, _ = tour.request(cast.admin, "GET", path, 200)
+    if after is not None:
+        tour.say(
+            f"      {p.hidden} as the admin sees it: {after.get(p.hidden, '(gone)')!r} -- "
+            "Glance deleted what the member could not read when she saved the image "
+            f"(behind propguard: {propguard_answers.get('kept', '?')})"
+        )
 
 
-def _frozen_signatures(tour: Tour, cast: Cast) -> None:
-    """Image signatures: a member may set them once, then nobody may change them."""
-    tour.say("\n== Image signatures: set once, then frozen ==")
-    signed = tour.request(
-        cast.alice,
-        "POST",
-        "/v2/images",
-        201,
-        tour.explain(cast.member_creds, "img_signature", "create"),
-        {
-            "name": "signed",
-            "disk_format": "raw",
-            "container_format": "bare",
-            "img_signature": "c2lnbmF0dXJl",
-            "img_signature_hash_method": "SHA-256",
-        },
-    )
-    tour.request(
-        cast.alice,
-        "PATCH",
-        f"/v2/images/{signed['id']}",
-        403,
-        tour.explain(cast.member_creds, "img_signature", "update"),
-        [{"op": "replace", "path": "/img_signature", "value": "Zm9yZ2Vk"}],
-        PATCH_TYPE,
-    )
-
-
-def _verdict(tour: Tour) -> int:
-    """The closing line; 1 if any step answered other than expected."""
-    tour.say("")
-    if tour.failures:
-        tour.say(f"{tour.failures} step(s) did not behave as expected")
+def _verdict(tours: list[Tour], out) -> int:
+    failures = sum(t.failures for t in tours)
+    steps = tours[-1].step  # numbered on from one tour to the next
+    print("", file=out)
+    if failures:
+        print(f"{failures} of {steps} steps did not behave as expected", file=out)
         return 1
-    tour.say(f"all {tour.step} steps behaved as expected")
+    print(f"all {steps} steps behaved as expected", file=out)
     return 0
 
 
-def run_tour(rules: str, workdir: str, out=sys.stdout) -> int:
+# -- running it -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DemoRules:
+    """The rules file and how propguard reads it in the tour."""
+
+    rules: str
+    rule_format: str
+    policy_file: str | None
+
+    def filter_options(self) -> dict[str, str]:
+        options = {
+            "rules_file": self.rules,
+            "rule_format": self.rule_format,
+            "service_role_mode": "strict",
+            "service_token_roles": ",".join(SERVICE_TOKEN_ROLES),
+            "reload_on_sighup": "false",
+        }
+        if self.policy_file:
+            options["policy_file"] = self.policy_file
+        return options
+
+
+def resolve_rules(
+    rules: str, rule_format: str = "auto", policy_file: str | None = None
+) -> DemoRules:
+    """The format (``auto``: as ``propguard lint`` detects it) and, for the policies
+    format, a policy file: the one given, else a ``policy.yaml`` beside the rules file."""
+    from propguard.rules.loading import RulesOptions, detect_format
+    from propguard.rules.parser import read_rules_text
+
+    beside = os.path.join(os.path.dirname(rules), "policy.yaml")
+    candidate = policy_file or (beside if os.path.isfile(beside) else None)
+    if rule_format == "auto":
+        text, problem = read_rules_text(rules)
+        if problem is not None:
+            raise SystemExit(f"propguard demo: {problem}")
+        detected = detect_format(
+            rules, text or "", RulesOptions(rule_format="auto", policy_file=candidate)
+        )
+        rule_format = str(detected)
+    if rule_format == "policies":
+        return DemoRules(rules, rule_format, candidate)
+    return DemoRules(rules, rule_format, policy_file)
+
+
+def run_tour(
+    rules: str | DemoRules, workdir: str, out=sys.stdout, compare_with_glance: bool = True
+) -> int:
     from propguard.inprocess import InProcessGlance
-    from propguard.rules.loading import RulesOptions, open_rules
+    from propguard.rules import RulesError
+    from propguard.rules.loading import RulesOptions
 
-    filt_options = _filter_options(rules)
-    with InProcessGlance(
-        workdir, extra_filters=[("propguard", "propguard.middleware:filter_factory", filt_options)]
-    ) as glance:
-        cast = _cast(glance)
-        # The filter's own options, loaded the one way every adapter loads them.
-        rules_holder = open_rules(RulesOptions.from_options(filt_options))
-        tour = Tour(glance, rules_holder.current, out)
+    demo = rules if isinstance(rules, DemoRules) else resolve_rules(rules)
+    options = demo.filter_options()
+    try:
+        engine = RulesOptions.from_options(options).load()
+    except RulesError as exc:
+        print(f"propguard demo: the rules do not load: {exc}", file=out)
+        return 2
+    p = plan(engine)
+    sink = f"demo-{os.getpid()}-{id(out)}"
+    witness = ("witness", "propguard.demo:witness_filter_factory", {"sink": sink})
+    guard = ("propguard", "propguard.middleware:filter_factory", options)
+    tours: list[Tour] = []
+    answers: dict[str, str] = {}
+    with InProcessGlance(os.path.join(workdir, "propguard"), extra_filters=[witness, guard]) as g:
+        cast = _cast(g)
+        tour = Tour(g, engine, sink, out)
+        tours.append(tour)
         tour.say(f"propguard demo: Glance v2 in-process at {workdir}")
-        tour.say(f"pipeline: authtoken propguard context rootapp; rules: {rules}")
+        tour.say("pipeline: authtoken witness propguard context rootapp")
+        tour.say(
+            f"rules: {demo.rules} ({demo.rule_format} format"
+            + (f", policy_file {demo.policy_file}" if demo.policy_file else "")
+            + "; service_role_mode strict, service_token_roles "
+            + ",".join(SERVICE_TOKEN_ROLES)
+            + ")"
+        )
+        tour.say(
+            "names the rules make interesting: "
+            + ", ".join(f"{k}={v}" for k, v in vars(p).items() if isinstance(v, str))
+        )
         tour.say("")
-
-        path = _publish_and_see(tour, cast)
-        _member_edits(tour, cast, path)
-        _service_token_metadata(tour, cast)
-        _frozen_signatures(tour, cast)
-        return _verdict(tour)
+        path = _publish(tour, cast, p, answers)
+        if path is not None:
+            _member_edits(tour, cast, p, path, answers)
+        _service_token(tour, cast, p, path)
+        _write_once(tour, cast, p)
+    if compare_with_glance:
+        native = {
+            "glance_property_protection_file": demo.rules,
+            "glance_property_protection_rule_format": demo.rule_format,
+        }
+        if demo.policy_file:
+            native["glance_policy_file"] = demo.policy_file
+        sink_native = sink + "-native"
+        witness_native = (
+            "witness",
+            "propguard.demo:witness_filter_factory",
+            {"sink": sink_native},
+        )
+        with InProcessGlance(
+            os.path.join(workdir, "glance-alone"), extra_filters=[witness_native], **native
+        ) as g:
+            tour = Tour(g, engine, sink_native, out)
+            tour.step = tours[-1].step
+            tours.append(tour)
+            tour.say("")
+            tour.say("pipeline: authtoken witness context rootapp (Glance's own protections)")
+            _glance_alone(tour, _cast(g), p, answers)
+    return _verdict(tours, out)
 
 
 def _quiet_libraries() -> None:
@@ -358,22 +701,58 @@ def _quiet_libraries() -> None:
     logging.getLogger("stevedore").setLevel(logging.CRITICAL)  # optional store drivers
 
 
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="propguard demo",
+        description="Run a real Glance v2 API in-process behind keystonemiddleware's "
+        "auth_token and propguard, and a scripted tour of what a member, an admin and a "
+        "member relayed by Nova with a service token can see and change, each answer "
+        "explained with the credentials propguard derived from that request; then the same "
+        "steps on Glance alone. Exit status: 0 when every step answered as the rules say, "
+        "1 otherwise, 2 when the rules do not load.",
+    )
+    parser.add_argument(
+        "--rules",
+        metavar="FILE",
+        help="rules file, roles or policies format (default: policies/production.conf)",
+    )
+    parser.add_argument(
+        "--rules-format",
+        choices=("auto", "roles", "policies"),
+        default="auto",
+        help="how its values are read (default: auto, as propguard lint detects it)",
+    )
+    parser.add_argument(
+        "--policy-file",
+        metavar="FILE",
+        help="policies format: the oslo.policy file its names resolve in (default: a "
+        "policy.yaml beside the rules file)",
+    )
+    parser.add_argument(
+        "--workdir",
+        metavar="DIR",
+        help="directory for Glance's databases and images (default: a temporary directory)",
+    )
+    parser.add_argument(
+        "--no-glance-comparison",
+        dest="compare",
+        action="store_false",
+        help="skip the last chapter (the same steps on Glance alone)",
+    )
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
     _quiet_libraries()
-    parser = argparse.ArgumentParser(prog="propguard demo", description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--rules", help="roles-format rules file (default: policies/production.conf)"
-    )
-    parser.add_argument(
-        "--workdir", help="directory for Glance's database and images (default: a temp dir)"
-    )
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     rules = os.path.abspath(args.rules) if args.rules else _default_rules()
+    policy_file = os.path.abspath(args.policy_file) if args.policy_file else None
+    demo = resolve_rules(rules, args.rules_format, policy_file)
     if args.workdir:
         os.makedirs(args.workdir, exist_ok=True)
-        return run_tour(rules, args.workdir)
+        return run_tour(demo, args.workdir, compare_with_glance=args.compare)
     with tempfile.TemporaryDirectory(prefix="propguard-demo-") as workdir:
-        return run_tour(rules, workdir)
+        return run_tour(demo, workdir, compare_with_glance=args.compare)
 
 
 if __name__ == "__main__":

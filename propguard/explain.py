@@ -10,13 +10,30 @@ from __future__ import annotations
 from propguard.credentials import Credentials
 from propguard.rules.engine import RuleEngine
 from propguard.rules.loading import RulesOptions, open_rules
-from propguard.rules.model import RulesDocument, Section
+from propguard.rules.model import Problem, RulesDocument, Section, Severity
+from propguard.rules.parser import OS_GLANCE_PREFIX
 
 
 def load(path: str, options: RulesOptions) -> tuple[RulesDocument, RuleEngine]:
     """Parse and compile ``path`` as the filter would; raises ``RulesError`` naming file:line."""
     engine = open_rules(options.with_file(path)).current()
     return engine.document, engine
+
+
+def policy_set_notes(engine: RuleEngine, options: RulesOptions) -> list[Problem]:
+    """Errors lint finds in the policy set that the loader let pass (rules these rules never use).
+
+    What the rules use is checked by the loader itself (a broken rule there
+    stops the load); this reports the rest the way ``propguard lint`` does,
+    so a broken policy file never goes unmentioned.
+    """
+    if engine.policies is None or not options.policy_file:
+        return []
+    from propguard.lint import LintOptions
+    from propguard.lint.policy_file import PolicyTarget, lint_policy_files
+
+    problems = lint_policy_files([PolicyTarget(options.policy_file)], LintOptions(rules=options))
+    return list(dict.fromkeys(p for p in problems if p.severity is Severity.ERROR))
 
 
 def credentials(roles: frozenset[str], service_roles: frozenset[str]) -> Credentials:
@@ -50,7 +67,7 @@ def explain(
                 "reason": d.reason,
             }
         )
-    return {
+    result = {
         "property": name,
         "roles": sorted(creds.roles),
         "service_roles": sorted(creds.service_roles),
@@ -58,6 +75,18 @@ def explain(
         "format": str(doc.format),
         "decisions": decisions,
     }
+    if name.startswith(OS_GLANCE_PREFIX):
+        result["note"] = GLANCE_RESERVED_NOTE.format(name=name)
+    return result
+
+
+#: Glance refuses these itself, before and whatever any rule says.
+GLANCE_RESERVED_NOTE = (
+    "Glance reserves the os_glance namespace for itself: it refuses a create, update or "
+    "delete of '{name}' through the API from any caller (403 \"Attribute '{name}' is "
+    'reserved."), whatever the rules say; only Glance writes such properties (image '
+    "import). What the rules decide here matters for read."
+)
 
 
 def render_explain_text(result: dict) -> str:
@@ -75,4 +104,6 @@ def render_explain_text(result: dict) -> str:
             lines.append(
                 f"  {d['op']:<6} {verdict} by [{d['section']}] ({d['where']}): {d['reason']}"
             )
+    if result.get("note"):
+        lines.append(f"  note: {result['note']}")
     return "\n".join(lines) + "\n"

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from propguard.credentials import Credentials
 from propguard.explain import credentials
+from propguard.lint.regex import analyse
 from propguard.lint.sections import analyse_sections
 from propguard.rules.engine import OS_GLANCE_SECTION, RuleEngine
 from propguard.rules.model import OPERATIONS, Conjunction, RulesDocument
@@ -26,28 +27,37 @@ class RoleSet:
 
 
 def parse_role_sets(text: str) -> list[RoleSet]:
-    """``"member;admin;member+service:nova"`` -> role sets (``,`` also joins roles)."""
+    """``"member;admin;member+service:nova"`` -> role sets (``,`` also joins roles).
+
+    ``-`` is a caller with no role. Raises ``ValueError`` for an empty set, an
+    empty role (``member+``, ``a,,b``, ``service:``) or a malformed one.
+    """
     sets = []
     for chunk in text.split(";"):
         label = chunk.strip()
-        atoms = [a for a in label.replace(",", "+").split("+") if a.strip()]
-        entry = Conjunction.parse("+".join(atoms)) if atoms else Conjunction(frozenset(), frozenset())
-        sets.append(
-            RoleSet(label or "(no roles)", credentials(entry.user_roles, entry.service_roles))
-        )
+        if label == "-":
+            sets.append(RoleSet("-", credentials(frozenset(), frozenset())))
+            continue
+        if not label:
+            raise ValueError(f"empty role set in {text!r} (write '-' for a caller with no role)")
+        atoms = label.replace(",", "+").split("+")
+        if any(not a.strip() for a in atoms):
+            raise ValueError(f"empty role in {label!r}")
+        entry = Conjunction.parse("+".join(a.strip() for a in atoms))
+        sets.append(RoleSet(label, credentials(entry.user_roles, entry.service_roles)))
     return sets
 
 
 def matrix(
     doc: RulesDocument, engine: RuleEngine, role_sets: list[RoleSet], os_glance_section: bool = True
 ) -> dict:
-    report = analyse_sections(doc, os_glance_section=os_glance_section, overlap=False)
+    reaching = _reaching(doc, engine, os_glance_section)
     rows = []
     sections = list(doc.sections)
     if os_glance_section:
         sections.insert(0, OS_GLANCE_SECTION)
     for section in sections:
-        name = "os_glance_example" if section.builtin else report.reaching.get(section.index)
+        name = "os_glance_example" if section.builtin else reaching.get(section.index)
         cells = []
         for rs in role_sets:
             if name is None:
@@ -63,6 +73,28 @@ def matrix(
             }
         )
     return {"file": doc.path, "role_sets": [rs.label for rs in role_sets], "rows": rows}
+
+
+def _reaching(doc: RulesDocument, engine: RuleEngine, os_glance_section: bool) -> dict:
+    """Section index -> a name the engine routes there (None: none reaches it).
+
+    From lint's order analysis; when a pattern is too large to model, from
+    each pattern's own example names, kept only if the engine routes them to
+    that section.
+    """
+    try:
+        return analyse_sections(doc, os_glance_section=os_glance_section, overlap=False).reaching
+    except (RecursionError, MemoryError, OverflowError):
+        found: dict[int, str | None] = {}
+        for section in doc.sections:
+            try:
+                samples = analyse(section.pattern).samples
+            except (RecursionError, MemoryError, OverflowError):
+                samples = ()
+            found[section.index] = next(
+                (n for n in samples if engine.section_for(n) is section), None
+            )
+        return found
 
 
 def _cell_text(cell: dict | None) -> str:
@@ -114,14 +146,45 @@ def render_matrix_markdown(result: dict) -> str:
     return "\n".join(out) + "\n"
 
 
+#: Readable at 1366 px with a dozen role sets: long patterns wrap (and are cut
+#: at SHOWN_PATTERN characters, the whole text in the tooltip), headers wrap at
+#: '+' and ',', cells stay narrow.
 _CSS = """
-body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}
-table{border-collapse:collapse}th,td{border:1px solid #bbb;padding:.25em .5em;text-align:center}
-th{background:#eee}td.name{text-align:left;font-family:monospace}
-td.allow{background:#c8e6c9;color:#1b5e20}td.deny{background:#ffcdd2;color:#b71c1c}
+body{font-family:system-ui,sans-serif;margin:1em;color:#222;font-size:14px}
+table{border-collapse:collapse;width:100%;table-layout:auto}
+th,td{border:1px solid #bbb;padding:.2em .35em;text-align:center;vertical-align:middle}
+thead th{background:#eee;position:sticky;top:0}
+thead tr:nth-child(2) th{top:1.9em}
+th.set{min-width:4.5em;max-width:9em;overflow-wrap:break-word;font-weight:600}
+td.name{text-align:left;font-family:ui-monospace,monospace;overflow-wrap:anywhere;
+  max-width:24em;min-width:8em}
+td.example{text-align:left;font-family:ui-monospace,monospace;overflow-wrap:anywhere;
+  max-width:12em;min-width:7em;color:#444}
+td.line{white-space:nowrap}
+td.allow{background:#c8e6c9;color:#1b5e20;width:1.4em}
+td.deny{background:#ffcdd2;color:#b71c1c;width:1.4em}
 td.unreach{background:#e0e0e0;color:#616161;font-style:italic}
-caption{caption-side:top;text-align:left;font-weight:bold;margin-bottom:.5em}
+caption{caption-side:top;text-align:left;font-weight:bold;margin-bottom:.5em;
+  overflow-wrap:anywhere}
+p.legend{font-size:90%;color:#444}
 """
+
+#: Longest pattern shown in full in a cell; longer ones end in '...' (full text on hover).
+SHOWN_PATTERN = 60
+
+
+def _wrappable(text: str) -> str:
+    """Escaped ``text`` with break opportunities after '+', ',', ':', '|' and '_'."""
+    out = html.escape(text)
+    for sep in ("+", ",", ":", "|", "_"):
+        out = out.replace(sep, sep + "<wbr>")
+    return out
+
+
+def _pattern_cell(pattern: str) -> str:
+    full = f"[{pattern}]"
+    shown = full if len(full) <= SHOWN_PATTERN else full[: SHOWN_PATTERN - 4] + "...]"
+    return f'<td class="name" title="{html.escape(full, quote=True)}">{_wrappable(shown)}</td>'
 
 
 def render_matrix_html(result: dict) -> str:
@@ -130,13 +193,18 @@ def render_matrix_html(result: dict) -> str:
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>propguard matrix: {e(result['file'])}</title>",
         f"<style>{_CSS}</style></head><body>",
         "<table>",
         f"<caption>Property protections in {e(result['file'])}</caption>",
-        "<thead><tr><th rowspan=2>section</th><th rowspan=2>line</th><th rowspan=2>example name</th>",
+        "<thead><tr><th rowspan=2>section</th><th rowspan=2>line</th>"
+        "<th rowspan=2>example name</th>",
     ]
-    parts += [f"<th colspan=4>{e(label)}</th>" for label in result["role_sets"]]
+    parts += [
+        f'<th class="set" colspan=4 title="{e(label, quote=True)}">{_wrappable(label)}</th>'
+        for label in result["role_sets"]
+    ]
     parts.append("</tr><tr>")
     parts += [
         f'<th title="{op}">{op[0].upper()}</th>' for _ in result["role_sets"] for op in OPERATIONS
@@ -146,24 +214,28 @@ def render_matrix_html(result: dict) -> str:
         line = "built in" if row["line"] is None else str(row["line"])
         example = "-" if row["example"] is None else row["example"]
         cells = [
-            f'<td class="name">[{e(row["section"])}]</td><td>{line}</td>',
-            f'<td class="name">{e(example)}</td>',
+            _pattern_cell(row["section"]),
+            f'<td class="line">{line}</td>',
+            f'<td class="example" title="{e(example, quote=True)}">{_wrappable(example)}</td>',
         ]
-        for cell in row["cells"]:
+        for label, cell in zip(result["role_sets"], row["cells"], strict=True):
             if cell is None:
                 cells.append('<td class="unreach" colspan=4>unreachable</td>')
                 continue
             for op, letter in zip(OPERATIONS, ops, strict=True):
                 ok = cell[op]
                 cls, text = ("allow", letter) if ok else ("deny", "-")
+                verdict = "allowed" if ok else "denied"
                 cells.append(
-                    f'<td class="{cls}" title="{op}: {"allowed" if ok else "denied"}">{text}</td>'
+                    f'<td class="{cls}" title="{e(label, quote=True)}: {op} {verdict}">{text}</td>'
                 )
         parts.append("<tr>" + "".join(cells) + "</tr>")
     parts.append("</tbody></table>")
     parts.append(
-        "<p>Green: allowed; red: denied; each row is decided for the example name, which the "
-        "engine routes to that section.</p></body></html>"
+        '<p class="legend">C R U D: create, read, update, delete; green: allowed; red: denied. '
+        "Each row is decided by the filter's engine for the example name, which the engine "
+        "routes to that section; hover a cell for its role set and operation, a pattern for "
+        "its full text.</p></body></html>"
     )
     return "\n".join(parts) + "\n"
 

@@ -88,3 +88,31 @@ CODES: dict[str, Code] = {
 
 def severity_of(code: str) -> Severity:
     return CODES[code].severity
+
+
+def code_docs() -> dict[str, tuple[str, str, str]]:
+    """``code -> (meaning, example, fix)`` from the packaged guide's table."""
+    import re
+
+    from propguard.lint.guide import TEXT
+
+    rows = {}
+    for line in TEXT.splitlines():
+        m = re.match(r"\| (PG\d+) \| \w+ \| (.*) \| (.*) \| (.*) \|$", line)
+        if m:
+            rows[m.group(1)] = (m.group(2), m.group(3), m.group(4))
+    return rows
+
+
+def render_codes() -> str:
+    """Every code, its severity, meaning, an example and the fix (``--list-codes``)."""
+    docs = code_docs()
+    out = []
+    for code, info in CODES.items():
+        meaning, example, fix = docs.get(code, (info.summary, "", ""))
+        out.append(f"{code} {info.severity:<7} {info.name}: {meaning}")
+        if example:
+            out.append(f"    e.g. {example}; fix: {fix}")
+    out.append("")
+    out.append("Suppress one with '# propguard: disable=PGxxx' on the line above it.")
+    return "\n".join(out) + "\n"

@@ -35,6 +35,10 @@ from interegular.fsm import FSM, anything_else
 _CANDIDATES = string.ascii_lowercase + string.digits + "_-." + string.ascii_uppercase + ":/ "
 _FILLER = "z"
 _MAXREPEAT = sre_c.MAXREPEAT
+#: Longest example name built (a pattern like ``a{4294967294}`` has no useful one).
+_MAX_EXAMPLE = 4096
+#: Largest repeat count modelled as an automaton (interegular unrolls counts).
+_MAX_MODELLED_REPEAT = 256
 
 
 class Unanalysable(Exception):
@@ -103,6 +107,11 @@ class PatternInfo:
         if self._fsm is None:
             if self.unsupported is not None:
                 raise Unanalysable(self.unsupported)
+            if _largest_repeat(self.pattern) > _MAX_MODELLED_REPEAT:
+                self.unsupported = (
+                    f"a repetition count above {_MAX_MODELLED_REPEAT} is too large to model"
+                )
+                raise Unanalysable(self.unsupported)
             parts = []
             for alt in self.alternatives:
                 head = "" if alt.start else ".*"
@@ -114,6 +123,34 @@ class PatternInfo:
                 self.unsupported = _unsupported_reason(exc)
                 raise Unanalysable(self.unsupported) from exc
         return self._fsm
+
+
+def _largest_repeat(pattern: str) -> int:
+    """The largest finite repeat bound in ``pattern`` (0 if none)."""
+    try:
+        stack = [list(sre_parse.parse(pattern))]
+    except (re.error, RecursionError, OverflowError):
+        return 0
+    largest = 0
+    while stack:
+        for op, av in stack.pop():
+            if op in (
+                sre_c.MAX_REPEAT,
+                sre_c.MIN_REPEAT,
+                getattr(sre_c, "POSSESSIVE_REPEAT", None),
+            ):
+                lo, hi, sub = av
+                largest = max(largest, lo, 0 if hi == _MAXREPEAT else hi)
+                stack.append(list(sub))
+            elif op is sre_c.SUBPATTERN:
+                stack.append(list(av[-1]))
+            elif op is sre_c.BRANCH:
+                stack.extend(list(b) for b in av[1])
+            elif op is getattr(sre_c, "ATOMIC_GROUP", None):
+                stack.append(list(av))
+            elif op in (sre_c.ASSERT, sre_c.ASSERT_NOT):
+                stack.append(list(av[1]))
+    return largest
 
 
 def _unsupported_reason(exc: Exception) -> str:
@@ -290,7 +327,9 @@ def _example_item(op, av, rich: bool) -> str | None:
         if rich and count == 0 and hi != 0:
             count = 1
         part = _example(list(sub), rich)
-        return None if part is None else part * count
+        if part is None or len(part) * count > _MAX_EXAMPLE:
+            return None
+        return part * count
     if op is sre_c.SUBPATTERN:
         return _example(list(av[-1]), rich)
     if op is getattr(sre_c, "ATOMIC_GROUP", None):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
 import re
 from dataclasses import dataclass, field
 
@@ -21,8 +22,10 @@ from oslo_policy import policy as oslo_policy
 from propguard.credentials import Credentials
 from propguard.lint.sections import SectionReport, analyse_sections
 from propguard.rules.engine import RuleEngine
+from propguard.rules.ini import DEFAULT_SECTION
 from propguard.rules.loading import AUTO, RulesOptions
 from propguard.rules.model import (
+    OPERATIONS,
     SERVICE_PREFIX,
     OpValue,
     Position,
@@ -34,7 +37,14 @@ from propguard.rules.model import (
     Severity,
     role_atom,
 )
-from propguard.rules.policy_set import PolicyLoadError, PolicySet, load_policy_set
+from propguard.rules.parser import OS_GLANCE_PREFIX, regex_error
+from propguard.rules.policy_set import (
+    ROLE_LIST_KINDS,
+    PolicyLoadError,
+    PolicySet,
+    RoleListCheck,
+    load_policy_set,
+)
 
 #: Role names that usually belong to service users (checked in union mode).
 SERVICE_LIKE_ROLES = frozenset(
@@ -75,6 +85,13 @@ class RulesLint:
     sections: SectionReport | None = None
     engine: RuleEngine | None = None
     policies: PolicySet | None = None
+    #: (code, position, message) of every error the filter's loader raises for this
+    #: file: no suppression comment or --ignore hides them (the filter refuses the file)
+    binding: set[tuple] = field(default_factory=set)
+
+
+def problem_key(problem: Problem) -> tuple:
+    return (problem.code, problem.position, problem.message)
 
 
 def lint_rules_file(path: str, options: LintOptions) -> RulesLint:
@@ -82,6 +99,13 @@ def lint_rules_file(path: str, options: LintOptions) -> RulesLint:
 
 
 def lint_rules_document(doc: RulesDocument, options: LintOptions) -> RulesLint:
+    """Every finding of a parsed rules file: the loader's errors first, then the analyses.
+
+    The valid sections are compiled by the filter's own loader
+    (``RulesOptions.compile``), so every error the filter would raise is
+    reported with its code and place; the analyses then run on whatever
+    parsed.
+    """
     problems = list(doc.problems)
     result = RulesLint(doc, problems)
     clean = dataclasses.replace(
@@ -90,18 +114,24 @@ def lint_rules_document(doc: RulesDocument, options: LintOptions) -> RulesLint:
     try:
         result.engine = options.rules.compile(clean)
     except RulesError as exc:
-        seen = {(p.code, p.position, p.message) for p in problems}
-        problems.extend(p for p in exc.problems if (p.code, p.position, p.message) not in seen)
+        seen = {problem_key(p) for p in problems}
+        problems.extend(p for p in exc.problems if problem_key(p) not in seen)
+        result.binding.update(problem_key(p) for p in exc.problems)
+    result.binding.update(problem_key(p) for p in doc.errors)
     if doc.format is RuleFormat.POLICIES:
-        try:
-            result.policies = load_policy_set(
-                options.rules.policy_file, options.rules.policy_namespaces
-            )
-        except PolicyLoadError:
-            result.policies = None
-    result.sections = analyse_sections(
-        doc, os_glance_section=options.rules.os_glance_section, overlap=options.overlap
-    )
+        result.policies = result.engine.policies if result.engine is not None else None
+        if result.policies is None:
+            try:
+                result.policies = load_policy_set(
+                    options.rules.policy_file,
+                    options.rules.policy_namespaces,
+                    options.rules.policy_dirs,
+                )
+            except PolicyLoadError:
+                result.policies = None
+    problems[:] = _with_policy_file_hint(problems, doc, options)
+    result.sections = order_analysis(doc, options)
+    problems[:] = _with_order_note(problems, doc, result.sections)
     problems.extend(result.sections.problems)
     problems.extend(_role_names(doc, options))
     if result.policies is not None:
@@ -109,6 +139,94 @@ def lint_rules_document(doc: RulesDocument, options: LintOptions) -> RulesLint:
     if result.engine is not None:
         problems.extend(_blind_writes(doc, result))
     return result
+
+
+def order_analysis(doc: RulesDocument, options: LintOptions) -> SectionReport:
+    """The order analysis of every section whose pattern compiles, or why it was skipped.
+
+    Sections refused for their values still take names in file order, so
+    they are part of the model (they may shadow a later section); sections
+    whose pattern does not compile cannot be modelled and are left out (their
+    PG104 says so).
+    """
+    try:
+        return analyse_sections(
+            doc,
+            os_glance_section=options.rules.os_glance_section,
+            overlap=options.overlap,
+            broken=_broken_sections(doc),
+        )
+    except (RecursionError, MemoryError, OverflowError) as exc:
+        report = SectionReport()
+        first = doc.sections[0].position if doc.sections else Position(doc.path, 1)
+        report.problems.append(
+            Problem(
+                "PG212",
+                Severity.INFO,
+                first,
+                f"order analysis skipped for this file: its patterns are too large to model "
+                f"({type(exc).__name__})",
+                "PG202/PG203/PG210 were not checked",
+            )
+        )
+        return report
+
+
+def _broken_sections(doc: RulesDocument) -> list[Section]:
+    """Sections with a compilable pattern that the parser refused for their values."""
+    parsed = {s.pattern for s in doc.sections}
+    broken: list[Section] = []
+    for raw in doc.raw_sections:
+        if (
+            raw.name in parsed
+            or raw.name == DEFAULT_SECTION
+            or raw.name.startswith(OS_GLANCE_PREFIX)
+        ):
+            continue
+        if regex_error(raw.name) is None:
+            broken.append(Section(-2 - len(broken), raw.name, raw.position, {}))
+    return broken
+
+
+def _with_order_note(
+    problems: list[Problem], doc: RulesDocument, report: SectionReport
+) -> list[Problem]:
+    """Say on each PG104 that the order analysis ran without that section."""
+    if not doc.sections and not report.problems:
+        return problems
+    note = "order analysis (PG202, PG203, PG210) ran without this section"
+    return [
+        dataclasses.replace(p, hint=f"{p.hint}; {note}" if p.hint else note)
+        if p.code == "PG104"
+        else p
+        for p in problems
+    ]
+
+
+def _with_policy_file_hint(
+    problems: list[Problem], doc: RulesDocument, options: LintOptions
+) -> list[Problem]:
+    """Undefined names without a policy file: point at ``--policy-file`` (and a file beside)."""
+    if options.rules.policy_file or not any(p.code == "PG111" for p in problems):
+        return problems
+    folder = os.path.dirname(doc.path)
+    beside = next(
+        (
+            os.path.join(folder, name)
+            for name in ("policy.yaml", "policy.yml", "policy.json")
+            if os.path.isfile(os.path.join(folder, name))
+        ),
+        None,
+    )
+    extra = "no policy file was given: pass the filter's policy_file with --policy-file"
+    if beside is not None:
+        extra += f" (one lies beside this file: --policy-file {beside})"
+    return [
+        dataclasses.replace(p, hint=f"{p.hint}; {extra}" if p.hint else extra)
+        if p.code == "PG111"
+        else p
+        for p in problems
+    ]
 
 
 # -- role names -------------------------------------------------------------
@@ -217,35 +335,82 @@ def _role_names(doc: RulesDocument, options: LintOptions) -> list[Problem]:
 # -- policies ---------------------------------------------------------------
 
 
-def always_true(check, policies: PolicySet | None, seen: frozenset[str] = frozenset()) -> bool:
-    """Is an oslo.policy check true for every caller (whatever the credentials)?"""
-    if isinstance(check, _checks.TrueCheck):
-        return True
-    if isinstance(check, oslo_policy.OrCheck):
-        return any(always_true(r, policies, seen) for r in check.rules)
-    if isinstance(check, oslo_policy.AndCheck):
-        return all(always_true(r, policies, seen) for r in check.rules)
-    if isinstance(check, oslo_policy.NotCheck):
-        return never_true(check.rule, policies, seen)
-    if isinstance(check, oslo_policy.RuleCheck) and policies is not None and check.match not in seen:
-        target = policies.check_for(check.match)
-        return target is not None and always_true(target, policies, seen | {check.match})
-    return False
+def always_true(
+    check, policies, seen: frozenset[str] = frozenset(), memo: dict | None = None
+) -> bool:
+    """Is an oslo.policy check true for every caller (whatever the credentials)?
+
+    ``policies`` resolves ``rule:`` references (anything with ``check_for``);
+    each rule is followed once per path. ``memo`` (name -> answer) shares the
+    answers for referenced rules between calls over one acyclic rule table.
+    A tree too deep to walk is not claimed to be anything.
+    """
+    try:
+        return _Truth(policies, memo).always(check, seen)
+    except RecursionError:
+        return False
 
 
-def never_true(check, policies: PolicySet | None, seen: frozenset[str] = frozenset()) -> bool:
-    if isinstance(check, _checks.FalseCheck):
-        return True
-    if isinstance(check, oslo_policy.AndCheck):
-        return any(never_true(r, policies, seen) for r in check.rules)
-    if isinstance(check, oslo_policy.OrCheck):
-        return all(never_true(r, policies, seen) for r in check.rules)
-    if isinstance(check, oslo_policy.NotCheck):
-        return always_true(check.rule, policies, seen)
-    if isinstance(check, oslo_policy.RuleCheck) and policies is not None and check.match not in seen:
-        target = policies.check_for(check.match)
-        return target is None or never_true(target, policies, seen | {check.match})
-    return False
+def never_true(
+    check, policies, seen: frozenset[str] = frozenset(), memo: dict | None = None
+) -> bool:
+    try:
+        return _Truth(policies, memo).never(check, seen)
+    except RecursionError:
+        return False
+
+
+class _Truth:
+    def __init__(self, policies, memo: dict | None) -> None:
+        self.policies = policies
+        self.memo = memo
+
+    def _ref(self, kind: str, check, seen: frozenset[str]) -> bool:
+        name = check.match
+        if self.memo is not None and (kind, name) in self.memo:
+            return self.memo[(kind, name)]
+        target = self.policies.check_for(name)
+        if kind == "always":
+            answer = target is not None and self.always(target, seen | {name})
+        else:
+            answer = target is None or self.never(target, seen | {name})
+        if self.memo is not None:
+            self.memo[(kind, name)] = answer
+        return answer
+
+    def always(self, check, seen: frozenset[str]) -> bool:
+        if isinstance(check, _checks.TrueCheck):
+            return True
+        if isinstance(check, oslo_policy.OrCheck):
+            return any(self.always(r, seen) for r in check.rules)
+        if isinstance(check, oslo_policy.AndCheck):
+            return all(self.always(r, seen) for r in check.rules)
+        if isinstance(check, oslo_policy.NotCheck):
+            return self.never(check.rule, seen)
+        if (
+            isinstance(check, oslo_policy.RuleCheck)
+            and self.policies is not None
+            and check.match not in seen
+        ):
+            return self._ref("always", check, seen)
+        return False
+
+    def never(self, check, seen: frozenset[str]) -> bool:
+        if isinstance(check, _checks.FalseCheck):
+            return True
+        if isinstance(check, oslo_policy.AndCheck):
+            return any(self.never(r, seen) for r in check.rules)
+        if isinstance(check, oslo_policy.OrCheck):
+            return all(self.never(r, seen) for r in check.rules)
+        if isinstance(check, oslo_policy.NotCheck):
+            return self.always(check.rule, seen)
+        if (
+            isinstance(check, oslo_policy.RuleCheck)
+            and self.policies is not None
+            and check.match not in seen
+        ):
+            return self._ref("never", check, seen)
+        return False
 
 
 def _always_true_policies(doc: RulesDocument, policies: PolicySet) -> list[Problem]:
@@ -322,11 +487,17 @@ def _blind_writes(doc: RulesDocument, result: RulesLint) -> list[Problem]:
         name = result.sections.reaching.get(section.index)
         if name is None:
             continue
+        callers = principals(section, engine.policies)
+        # `name` reaches `section` (the order analysis checked it with the engine's
+        # own regexes, in its order): decide on the section without a new search.
+        allowed = _allowed_masks(engine, section, callers)
+        if allowed is None:
+            continue
         blind: list[tuple[str, list[str]]] = []
-        for creds in principals(section, engine.policies):
-            if engine.allowed(name, "read", creds):
+        for bit, creds in enumerate(callers):
+            if allowed["read"] >> bit & 1:
                 continue
-            writes = [op for op in WRITE_OPS if engine.allowed(name, op, creds)]
+            writes = [op for op in WRITE_OPS if allowed[op] >> bit & 1]
             if writes:
                 blind.append((describe_credentials(creds), writes))
         if not blind:
@@ -347,3 +518,108 @@ def _blind_writes(doc: RulesDocument, result: RulesLint) -> list[Problem]:
             )
         )
     return problems
+
+
+# -- many callers at once ----------------------------------------------------
+#
+# Asking the engine about every caller one by one is quadratic on a long
+# 'or' chain (n callers x n terms, each through oslo.policy's dispatch).
+# The masks below answer for all callers at once: bit i is caller i. They
+# follow the engine's own semantics (propguard.rules.engine, oslo.policy's
+# checks with an empty target); anything else is asked of the check itself,
+# caller by caller.
+
+
+def _allowed_masks(
+    engine: RuleEngine, section: Section | None, callers: list[Credentials]
+) -> dict[str, int] | None:
+    """``op -> mask of callers allowed`` for a section, as the engine decides."""
+    if section is None:
+        return None
+    union = engine.mode == "union"
+    everyone = (1 << len(callers)) - 1
+    masks: dict[str, int] = {}
+    evaluator = _PolicyMasks(engine.policies, callers, union) if engine.policies else None
+    holders: dict[tuple[str, str], int] = {}  # ("user"|"service", role) -> callers holding it
+    for bit, creds in enumerate(callers):
+        for role in creds.roles | creds.service_roles if union else creds.roles:
+            holders[("user", role)] = holders.get(("user", role), 0) | 1 << bit
+        for role in creds.service_roles:
+            holders[("service", role)] = holders.get(("service", role), 0) | 1 << bit
+    for op in OPERATIONS:
+        value = section.values[op]
+        if value.nobody or value.empty:
+            masks[op] = 0
+        elif value.everyone:
+            masks[op] = everyone
+        elif value.policy is not None:
+            assert evaluator is not None
+            masks[op] = evaluator.mask_of_rule(value.policy)
+        else:
+            mask = 0
+            for entry in value.entries:
+                hit = everyone
+                for role in entry.user_roles:
+                    hit &= holders.get(("user", role), 0)
+                for role in entry.service_roles:
+                    hit &= holders.get(("service", role), 0)
+                mask |= hit
+            masks[op] = mask
+    return masks
+
+
+class _PolicyMasks:
+    """oslo.policy checks evaluated for many callers at once (empty target, as the engine)."""
+
+    def __init__(self, policies: PolicySet, callers: list[Credentials], union: bool) -> None:
+        self.policies = policies
+        self.values = [c.policy_values(union) for c in callers]
+        self.everyone = (1 << len(callers)) - 1
+        self.rules: dict[str, int] = {}
+        self.lists: dict[tuple[str, str], int] = {}
+        for bit, values in enumerate(self.values):
+            for kind in ("roles", "service_roles"):
+                for role in values.get(kind) or ():
+                    key = (kind, str(role).lower())
+                    self.lists[key] = self.lists.get(key, 0) | 1 << bit
+
+    def mask_of_rule(self, name: str) -> int:
+        if name not in self.rules:
+            self.rules[name] = 0  # a cycle evaluates to nothing here; the loader refuses them
+            check = self.policies.check_for(name)
+            self.rules[name] = 0 if check is None else self.mask(check)
+        return self.rules[name]
+
+    def mask(self, check) -> int:
+        if isinstance(check, _checks.TrueCheck):
+            return self.everyone
+        if isinstance(check, _checks.FalseCheck):
+            return 0
+        if isinstance(check, oslo_policy.OrCheck):
+            mask = 0
+            for rule in check.rules:
+                mask |= self.mask(rule)
+            return mask
+        if isinstance(check, oslo_policy.AndCheck):
+            mask = self.everyone
+            for rule in check.rules:
+                mask &= self.mask(rule)
+            return mask
+        if isinstance(check, oslo_policy.NotCheck):
+            return self.everyone & ~self.mask(check.rule)
+        if isinstance(check, oslo_policy.RuleCheck):
+            return self.mask_of_rule(check.match)
+        kind = "roles" if type(check) is _checks.RoleCheck else getattr(check, "kind", None)
+        is_list_check = type(check) is _checks.RoleCheck or (
+            isinstance(check, RoleListCheck) and kind in ROLE_LIST_KINDS
+        )
+        if is_list_check and "%" not in check.match:
+            return self.lists.get((kind, check.match.lower()), 0)
+        mask = 0
+        for bit, values in enumerate(self.values):
+            try:
+                if check({}, values, self.policies.enforcer):
+                    mask |= 1 << bit
+            except Exception:  # the loader refuses what raises; never a crash here
+                continue
+        return mask

@@ -51,14 +51,25 @@ def _pos(section: Section, offset: int = 1) -> Position:
 
 
 def analyse_sections(
-    doc: RulesDocument, *, os_glance_section: bool = True, overlap: bool = True
+    doc: RulesDocument,
+    *,
+    os_glance_section: bool = True,
+    overlap: bool = True,
+    broken: list[Section] = (),
 ) -> SectionReport:
+    """The order analysis of ``doc.sections`` in engine order.
+
+    ``broken``: sections the parser refused for their values (``values``
+    empty, negative ``index``) whose pattern compiles. They take names in
+    file order like any section, so a later section they shadow is reported;
+    nothing is reported about them.
+    """
     report = SectionReport()
-    sections = list(doc.sections)
+    sections = sorted([*doc.sections, *broken], key=lambda s: (s.position.line, s.position.column))
     builtin = [OS_GLANCE_SECTION] if os_glance_section else []
     ordered = builtin + sections  # engine order
     infos = [analyse(s.pattern) for s in ordered]
-    keys = [_value_key(s) for s in ordered]
+    keys = [_value_key(s) if s.values else ("broken", s.index) for s in ordered]
     unanalysable_reported: set[int] = set()
     loose: set[int] = set()  # flagged PG204/PG205: their overlaps are reported there
     # Index of start-anchored patterns by literal prefix, to skip provably disjoint pairs.
@@ -91,7 +102,7 @@ def analyse_sections(
                 info.fsm()
             except Unanalysable:
                 note_unanalysable(k)
-        if not section.builtin:
+        if not section.builtin and section.values:
             if _pattern_style(section, info, report):
                 loose.add(k)
             _check_reach_and_overlap(
@@ -216,7 +227,7 @@ def _check_reach_and_overlap(
     hits: list[tuple[int, str]] = []
     for j in cands:
         other = ordered[j]
-        if other.builtin or keys[j] == keys[k] or j in loose:
+        if other.builtin or not other.values or keys[j] == keys[k] or j in loose:
             continue
         if infos[j].contains_literal is not None and info.contains_literal is not None:
             continue  # both plain unanchored literals: reported as PG204 instead

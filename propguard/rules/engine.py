@@ -25,7 +25,6 @@ from propguard.rules.model import (
     RulesDocument,
     RulesError,
     Section,
-    Severity,
 )
 from propguard.rules.policy_set import (
     DEFAULT_POLICY_DIRS,
@@ -245,7 +244,7 @@ def compile_rules(
         try:
             policies = load_policy_set(policy_file, policy_namespaces, policy_dirs)
         except PolicyLoadError as exc:
-            problems.append(exc.problem)
+            problems.extend(exc.problems)
         else:
             problems.extend(_unresolved_policies(document, policies))
     if problems:
@@ -271,36 +270,15 @@ def _compile_value(value: OpValue, policies: PolicySet | None) -> _Check:
 
 
 def _unresolved_policies(document: RulesDocument, policies: PolicySet) -> list[Problem]:
-    problems: list[Problem] = []
-    where = policies.policy_file or "the registered defaults"
+    """Every policy name the document uses that cannot be evaluated, each problem once."""
+    problems: dict[Problem, None] = {}
     for section in document.sections:
         for value in section.values.values():
-            if value.policy is None:
-                continue
-            if policies.check_for(value.policy) is None:
-                problems.append(
-                    Problem(
-                        "PG111",
-                        Severity.ERROR,
-                        value.value_position,
-                        f"policy '{value.policy}' is not defined in {where} "
-                        "(Glance would silently allow everyone here)",
-                        "define it in the policy file or fix the name",
-                    )
+            if value.policy is not None:
+                problems.update(
+                    dict.fromkeys(policies.use_problems(value.policy, value.value_position))
                 )
-                continue
-            for rule, ref in policies.undefined_references(value.policy):
-                problems.append(
-                    Problem(
-                        "PG111",
-                        Severity.ERROR,
-                        value.value_position,
-                        f"policy '{value.policy}' uses 'rule:{ref}' (in '{rule}'), "
-                        f"which is not defined in {where}",
-                        "an undefined reference would fall back to the 'default' rule in oslo.policy",
-                    )
-                )
-    return problems
+    return list(problems)
 
 
 def load_rules(

@@ -15,7 +15,7 @@ from typing import Any
 
 from propguard.rules.engine import RuleEngine, compile_rules
 from propguard.rules.model import SERVICE_PREFIX, RuleFormat, RulesDocument
-from propguard.rules.parser import parse_rules_file, parse_rules_text
+from propguard.rules.parser import parse_rules_file, parse_rules_text, read_rules_text
 from propguard.rules.policy_set import (
     DEFAULT_POLICY_DIRS,
     PolicyLoadError,
@@ -72,11 +72,9 @@ class RulesOptions:
         if text is None:
             if self.rule_format != AUTO:
                 return parse_rules_file(self.rules_file, self.rule_format)
-            try:
-                with open(self.rules_file, encoding="utf-8") as handle:
-                    text = handle.read()
-            except (OSError, UnicodeDecodeError):
-                return parse_rules_file(self.rules_file, RuleFormat.ROLES)  # reports PG101
+            text, problem = read_rules_text(self.rules_file)
+            if problem is not None:
+                return RulesDocument(self.rules_file, RuleFormat.ROLES, problems=[problem])
         return parse_rules_text(self.rules_file, text, detect_format(self.rules_file, text, self))
 
     def compile(self, document: RulesDocument) -> RuleEngine:
@@ -113,9 +111,15 @@ def open_rules(
 
 
 def detect_format(path: str, text: str, options: RulesOptions) -> RuleFormat:
-    """The format of ``options.rule_format``; for ``auto``, roles unless the values
-    look like single policy names (defined in the policy set, or a file named
-    like ``*polic*``)."""
+    """The format of ``options.rule_format``; for ``auto``, guessed from the values.
+
+    Roles when a value uses roles syntax (``a,b``, ``a+b``, ``service:x``)
+    or names nothing; otherwise policies when a name is defined in the policy
+    set (``policy_file``, its ``policy_dirs``, ``policy_namespaces``), when
+    that set cannot be loaded although a policy file is given (its errors are
+    reported then, never hidden by linting the file as roles) or when the
+    file's name says ``polic``; roles else.
+    """
     if options.rule_format != AUTO:
         return RuleFormat(options.rule_format)
     doc = parse_rules_text(path, text, RuleFormat.ROLES)
@@ -131,8 +135,12 @@ def detect_format(path: str, text: str, options: RulesOptions) -> RuleFormat:
     if not names:
         return RuleFormat.ROLES
     try:
-        policies = load_policy_set(options.policy_file, options.policy_namespaces)
+        policies = load_policy_set(
+            options.policy_file, options.policy_namespaces, options.policy_dirs
+        )
     except PolicyLoadError:
+        if options.policy_file:
+            return RuleFormat.POLICIES
         policies = None
     if policies is not None and any(policies.check_for(n) is not None for n in names):
         return RuleFormat.POLICIES

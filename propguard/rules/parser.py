@@ -16,6 +16,7 @@ confirmed service token holds ``nova``).
 
 from __future__ import annotations
 
+import functools
 import re
 
 from propguard.rules.ini import DEFAULT_SECTION, read_ini, split_lines
@@ -34,6 +35,7 @@ from propguard.rules.model import (
     Section,
     Severity,
 )
+from propguard.rules.policy_source import read_text
 
 #: Glance (32.0.0+) drops user sections whose name starts with this.
 OS_GLANCE_PREFIX = "os_glance"
@@ -42,17 +44,16 @@ OS_GLANCE_PREFIX = "os_glance"
 def parse_rules_file(path: str, rule_format: RuleFormat | str) -> RulesDocument:
     """Read and parse ``path``; an unreadable file becomes a PG101 problem."""
     rule_format = RuleFormat(rule_format)
-    try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        doc = RulesDocument(path, rule_format)
-        doc.problems.append(
-            Problem("PG101", Severity.ERROR, Position(path, 1), f"cannot read rules file: {reason}")
-        )
-        return doc
+    text, problem = read_rules_text(path)
+    if problem is not None:
+        return RulesDocument(path, rule_format, problems=[problem])
+    assert text is not None
     return parse_rules_text(path, text, rule_format)
+
+
+def read_rules_text(path: str) -> tuple[str | None, Problem | None]:
+    """The text of a rules file, or the PG101 problem that stops reading it."""
+    return read_text(path, "rules file", "PG101")
 
 
 def parse_rules_text(path: str, text: str, rule_format: RuleFormat | str) -> RulesDocument:
@@ -102,16 +103,15 @@ def _check_default_section(raw: RawSection, doc: RulesDocument) -> None:
 
 def _parse_section(raw: RawSection, index: int, doc: RulesDocument) -> Section | None:
     ok = True
-    try:
-        re.compile(raw.name)
-    except re.error as exc:
+    reason = regex_error(raw.name)
+    if reason is not None:
         ok = False
         doc.problems.append(
             Problem(
                 "PG104",
                 Severity.ERROR,
                 Position(raw.position.file, raw.position.line, raw.position.column + 1),
-                f"section [{raw.name}] is not a valid regular expression: {exc}",
+                f"section [{_shown(raw.name)}] is not a valid regular expression: {reason}",
             )
         )
     for name, option in raw.options.items():
@@ -152,6 +152,35 @@ def _parse_section(raw: RawSection, index: int, doc: RulesDocument) -> Section |
     if not ok:
         return None
     return Section(index, raw.name, raw.position, values)
+
+
+@functools.lru_cache(maxsize=4096)
+def regex_error(pattern: str) -> str | None:
+    """Why Python's ``re`` cannot compile ``pattern`` (as the engine does), or None.
+
+    Besides ``re.error``, ``re.compile`` raises OverflowError for a repeat
+    count it cannot hold (``a{4294967296}``) and RecursionError for groups
+    nested too deeply: each is a position in the file, never a crash.
+    """
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        return str(exc)
+    except OverflowError as exc:
+        return f"{exc} (at most {_MAX_REPEAT - 1} repetitions)"
+    except RecursionError:
+        return "groups nested too deeply for Python's re"
+    except (ValueError, MemoryError, TypeError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+_MAX_REPEAT = 4294967295
+
+
+def _shown(pattern: str, limit: int = 80) -> str:
+    """A long pattern shortened for a message."""
+    return pattern if len(pattern) <= limit else pattern[: limit - 3] + "..."
 
 
 def _closest_operation(name: str) -> str | None:

@@ -7,31 +7,74 @@ file written for Glance works unchanged. Unlike Glance, which lets an unknown
 name fall back to the ``default`` rule (``''``: allow everyone), propguard
 refuses a name or a ``rule:`` reference that resolves nowhere, and evaluates
 with the default-rule fallback switched off.
+
+The files are read by :mod:`propguard.rules.policy_source`, the reader
+``propguard lint`` shares, never by oslo.policy itself; the rules a rules
+file uses are checked before the set is used (:meth:`PolicySet.use_problems`):
+undefined, unparsable, unevaluable, cyclic or nested deeper than
+:data:`~propguard.rules.policy_source.MAX_POLICY_DEPTH`, each refused with the
+file and line where it is written.
 """
 
 from __future__ import annotations
 
-import os
+import difflib
+import functools
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 
-import yaml
 from oslo_config import cfg
 from oslo_policy import _checks
 from oslo_policy import policy as oslo_policy
 
 from propguard.rules.model import Position, Problem, Severity
+from propguard.rules.policy_source import (
+    DEFAULT_POLICY_DIRS,
+    MAX_POLICY_DEPTH,
+    PolicyEntry,
+    PolicySource,
+    RuleGraph,
+    merged_entries,
+    policy_dir_files,
+    policy_dir_paths,
+    read_policy_set,
+    rule_graph,
+    unparsable_problem,
+    walk,
+)
+
+__all__ = [
+    "DEFAULT_POLICY_DIRS",
+    "MAX_POLICY_DEPTH",
+    "PolicyLoadError",
+    "PolicySet",
+    "load_policy_set",
+    "namespace_defaults",
+    "policy_dir_files",
+    "policy_dir_paths",
+]
 
 POLICY_ENTRY_POINT_GROUP = "oslo.policy.policies"
 
+#: Credentials a check is tried with at load (any will do: what raises does not depend on them).
+_PROBE_VALUES = {
+    "roles": ["propguard-probe"],
+    "service_roles": ["propguard-probe"],
+    "user_id": "propguard-probe",
+    "project_id": "propguard-probe",
+}
+
 
 class PolicyLoadError(Exception):
-    """The policy file or a namespace could not be loaded."""
+    """The policy set could not be loaded; ``problems`` name file, line and column."""
 
-    def __init__(self, problem: Problem) -> None:
-        self.problem = problem
-        super().__init__(str(problem))
+    def __init__(self, problems: Problem | list[Problem]) -> None:
+        self.problems = [problems] if isinstance(problems, Problem) else list(problems)
+        self.problem = self.problems[0]
+        super().__init__(str(self.problem))
 
 
 @dataclass(frozen=True)
@@ -40,9 +83,29 @@ class PolicySet:
 
     enforcer: oslo_policy.Enforcer
     policy_file: str | None
+    #: name -> the file entry in force (positions), for names a file defines
+    entries: dict[str, PolicyEntry] = field(default_factory=dict, compare=False)
+    graph: RuleGraph | None = field(default=None, compare=False)
 
     def check_for(self, name: str) -> _checks.BaseCheck | None:
         return dict.get(self.enforcer.rules, name)
+
+    def defined_names(self) -> list[str]:
+        return list(self.enforcer.rules)
+
+    def reachable_names(self, name: str) -> list[str]:
+        """``name`` and every defined rule it references, directly or not (each once)."""
+        graph = self.graph
+        seen: dict[str, None] = {}
+        pending = [name]
+        while pending:
+            current = pending.pop()
+            if current in seen or self.check_for(current) is None:
+                continue
+            seen[current] = None
+            refs = graph.refs.get(current, ()) if graph is not None else ()
+            pending.extend(reversed(refs))
+        return list(seen)
 
     def reachable_checks(self, name: str) -> Iterable[tuple[str, _checks.BaseCheck]]:
         """Every check node of ``name`` and of the rules it references, with its rule name.
@@ -77,6 +140,107 @@ class PolicySet:
             if isinstance(check, oslo_policy.RuleCheck) and self.check_for(check.match) is None
         ]
 
+    def where(self) -> str:
+        return self.policy_file or "the registered defaults"
+
+    def did_you_mean(self, name: str) -> str | None:
+        """The defined name closest to a misspelt ``name``, if one is close."""
+        found = difflib.get_close_matches(name, self.defined_names(), n=1, cutoff=0.75)
+        return found[0] if found else None
+
+    def use_problems(self, name: str, where: Position) -> list[Problem]:
+        """Why ``name``, used at ``where`` in a rules file, cannot be evaluated.
+
+        Undefined (PG111, with "did you mean"), an undefined ``rule:``
+        reference (PG111), a reachable rule oslo.policy could not parse
+        (PG303), a reachable cycle (PG305) or a nesting deeper than
+        :data:`MAX_POLICY_DEPTH` (PG118). Problems inside a policy file are
+        placed in that file.
+        """
+        if self.check_for(name) is None:
+            guess = self.did_you_mean(name)
+            return [
+                Problem(
+                    "PG111",
+                    Severity.ERROR,
+                    where,
+                    f"policy '{name}' is not defined in {self.where()} "
+                    "(Glance would silently allow everyone here)",
+                    f"did you mean '{guess}'? (or define '{name}' in the policy file)"
+                    if guess
+                    else "define it in the policy file or fix the name",
+                )
+            ]
+        problems: list[Problem] = []
+        graph = self.graph
+        for rule, ref in self.undefined_references(name):
+            guess = self.did_you_mean(ref)
+            entry = self.entries.get(rule)
+            at = f" at {entry.value_pos}" if entry is not None else ""
+            problems.append(
+                Problem(
+                    "PG111",
+                    Severity.ERROR,
+                    where,
+                    f"policy '{name}' uses 'rule:{ref}' (in '{rule}'){at}, "
+                    f"which is not defined in {self.where()}",
+                    (f"did you mean 'rule:{guess}'? " if guess else "")
+                    + "an undefined reference would fall back to the 'default' rule in oslo.policy",
+                )
+            )
+        reachable = self.reachable_names(name)
+        for rule in reachable:
+            entry = self.entries.get(rule)
+            if entry is not None and entry.unparsable:
+                problems.append(entry.problem or unparsable_problem(entry))
+            elif entry is not None:
+                problems.extend(self._unevaluable(entry))
+        if graph is None:
+            return problems
+        for cycle in graph.cycles:
+            if any(n in cycle for n in reachable):
+                first = self.entries.get(cycle[0])
+                problems.append(
+                    Problem(
+                        "PG305",
+                        Severity.ERROR,
+                        first.value_pos if first is not None else where,
+                        "cyclic rule references: " + " -> ".join([*cycle, cycle[0]]),
+                        "oslo.policy would recurse until the request fails; break the cycle",
+                    )
+                )
+        depth = graph.depth.get(name)
+        if depth is not None and depth > MAX_POLICY_DEPTH:
+            entry = self.entries.get(name)
+            problems.append(too_deep(name, depth, entry.value_pos if entry is not None else where))
+        return problems
+
+    def _unevaluable(self, entry: PolicyEntry) -> list[Problem]:
+        """Checks of ``entry`` that raise when oslo.policy evaluates them (PG303).
+
+        ``role:50%`` ('%' formatting against the empty target) or a kind
+        that is neither a credential path nor a Python literal (``a[:x``)
+        end the request in an exception; they are refused at load.
+        """
+        assert entry.check is not None
+        for node in walk(entry.check):
+            if not isinstance(node, (_checks.RoleCheck, _checks.GenericCheck)):
+                continue
+            try:
+                node({}, _PROBE_VALUES, self.enforcer)
+            except Exception as exc:  # whatever the check raises, a request would too
+                return [
+                    Problem(
+                        "PG303",
+                        Severity.ERROR,
+                        entry.value_pos,
+                        f"'{entry.name}': oslo.policy cannot evaluate '{node}' "
+                        f"({type(exc).__name__}: {exc})",
+                        "write '%%' for a literal '%'; a check is kind:match",
+                    )
+                ]
+        return []
+
     def evaluate(self, name: str, creds: dict) -> bool:
         check = self.check_for(name)
         if check is None:
@@ -85,40 +249,29 @@ class PolicySet:
 
 
 def namespace_defaults(namespace: str) -> list[oslo_policy.RuleDefault]:
-    """Registered policy defaults of one ``oslo.policy.policies`` namespace."""
+    """Registered policy defaults of one ``oslo.policy.policies`` namespace.
+
+    Listed once per process (they are code, not configuration); the
+    RuleDefault objects are shared and must not be modified.
+    """
+    return list(_namespace_defaults(namespace))
+
+
+@functools.lru_cache(maxsize=32)
+def _namespace_defaults(namespace: str) -> tuple[oslo_policy.RuleDefault, ...]:
+    entry_point = _policy_entry_points().get(namespace)
+    if entry_point is None:
+        raise KeyError(namespace)
+    return tuple(entry_point.load()())
+
+
+@functools.lru_cache(maxsize=1)
+def _policy_entry_points() -> dict[str, metadata.EntryPoint]:
+    """The installed ``oslo.policy.policies`` entry points (scanned once: the scan is slow)."""
+    found: dict[str, metadata.EntryPoint] = {}
     for entry_point in metadata.entry_points(group=POLICY_ENTRY_POINT_GROUP):
-        if entry_point.name == namespace:
-            return list(entry_point.load()())
-    raise KeyError(namespace)
-
-
-#: oslo.policy's default ``[oslo_policy] policy_dirs``, as glance-api uses it.
-DEFAULT_POLICY_DIRS: tuple[str, ...] = ("policy.d",)
-
-
-def policy_dir_paths(policy_file: str | None, policy_dirs: Iterable[str]) -> list[str]:
-    """Absolute paths of ``policy_dirs``; a relative one is taken next to ``policy_file``.
-
-    Without a policy file there is nothing for a directory to override, as
-    in oslo.policy, so no directory is used.
-    """
-    if not policy_file:
-        return []
-    base = os.path.dirname(os.path.abspath(policy_file))
-    return [os.path.normpath(os.path.join(base, d)) for d in policy_dirs if d]
-
-
-def policy_dir_files(directory: str) -> list[str]:
-    """The files oslo.policy loads from a policy directory, in its order.
-
-    Every regular file not starting with a dot, sorted by name, no recursion
-    (``Enforcer._walk_through_policy_directory``).
-    """
-    try:
-        names = sorted(next(os.walk(directory))[2])
-    except StopIteration:
-        return []
-    return [os.path.join(directory, n) for n in names if not n.startswith(".")]
+        found.setdefault(entry_point.name, entry_point)
+    return found
 
 
 def load_policy_set(
@@ -126,54 +279,141 @@ def load_policy_set(
     namespaces: Iterable[str],
     policy_dirs: Iterable[str] = DEFAULT_POLICY_DIRS,
 ) -> PolicySet:
-    """Build an isolated Enforcer (never glance-api's global one) and load it.
+    """Read the policy set with the shared reader and build an isolated Enforcer.
 
-    ``policy_dirs`` are read as oslo.policy reads ``[oslo_policy] policy_dirs``
-    (their files override the policy file's rules); a directory that does not
-    exist is skipped, as oslo.policy skips it. Each file is checked first so
-    that a broken one is reported with its name and line.
+    Never glance-api's global Enforcer. The files are those of
+    :func:`~propguard.rules.policy_source.policy_set_files` (the policy file,
+    then each file of its ``policy_dirs``, overriding it); each is read by
+    :func:`~propguard.rules.policy_source.read_policy_source`, which is also
+    what ``propguard lint`` reads, and every error is raised with its file,
+    line and column (all of them, not only the first). The rules read are
+    handed to oslo.policy as they are, so oslo.policy never reads a file of
+    its own.
     """
+    path = policy_file or None
+    namespaces = tuple(dict.fromkeys(namespaces))
+    sources = read_policy_set(path, policy_dirs)
+    # The same files (by content: sources are shared while unchanged) and
+    # namespaces give the same set: built once (lint and auto-detection ask often).
+    key = (path, namespaces, tuple(id(s) for s in sources))
+    with _SETS_LOCK:
+        hit = _SETS.get(key)
+        if hit is not None and all(a is b for a, b in zip(hit[0], sources, strict=True)):
+            _SETS.move_to_end(key)
+            if isinstance(hit[1], PolicySet):
+                return hit[1]
+            raise PolicyLoadError(hit[1])
+    try:
+        result: PolicySet | list[Problem] = _build_policy_set(path, namespaces, sources)
+    except PolicyLoadError as exc:
+        result = exc.problems
+    with _SETS_LOCK:
+        _SETS[key] = (sources, result)
+        while len(_SETS) > 16:
+            _SETS.popitem(last=False)
+    if isinstance(result, PolicySet):
+        return result
+    raise PolicyLoadError(result)
+
+
+_SETS: OrderedDict[tuple, tuple[list[PolicySource], PolicySet | list[Problem]]] = OrderedDict()
+_SETS_LOCK = threading.Lock()
+
+
+def _build_policy_set(
+    path: str | None, namespaces: tuple[str, ...], sources: list[PolicySource]
+) -> PolicySet:
+    problems: list[Problem] = []
+    defaults: list[oslo_policy.RuleDefault] = []
+    for namespace in dict.fromkeys(namespaces):
+        try:
+            defaults.extend(namespace_defaults(namespace))
+        except KeyError:
+            problems.append(unknown_namespace(namespace, Position("<policy_namespaces>", 1)))
+    problems.extend(p for s in sources for p in s.errors)
+    if problems:
+        raise PolicyLoadError(problems)
+    entries = merged_entries(sources)
     conf = cfg.ConfigOpts()
     conf([], project="propguard-policy", default_config_files=[], default_config_dirs=[])
-    path = os.path.abspath(policy_file) if policy_file else None
-    where = Position(path or "<policy_namespaces>", 1)
-    directories = [d for d in policy_dir_paths(path, policy_dirs) if os.path.isdir(d)]
-    if path is not None:
-        _check_policy_file(path)
-        for directory in directories:
-            for file in policy_dir_files(directory):
-                _check_policy_file(file)
-    enforcer = oslo_policy.Enforcer(
-        conf, policy_file=path or "propguard-no-policy-file.yaml", use_conf=path is not None
-    )
-    conf.set_override("policy_dirs", directories, group="oslo_policy")
-    for namespace in namespaces:
-        try:
-            defaults = namespace_defaults(namespace)
-        except KeyError:
+    enforcer = oslo_policy.Enforcer(conf, use_conf=False)
+    enforcer.suppress_deprecation_warnings = True
+    enforcer.suppress_default_change_warnings = True
+    for default in defaults:
+        # As Enforcer.register_default, without its deep copy of every default.
+        if default.name in enforcer.registered_rules:
             raise PolicyLoadError(
-                Problem(
-                    "PG117",
-                    Severity.ERROR,
-                    where,
-                    f"policy namespace '{namespace}' is not installed "
-                    f"(no '{POLICY_ENTRY_POINT_GROUP}' entry point of that name)",
-                )
-            ) from None
-        enforcer.register_defaults(defaults)
-    try:
-        enforcer.load_rules(force_reload=True)
-    except (yaml.YAMLError, ValueError, TypeError) as exc:
-        raise PolicyLoadError(
-            Problem("PG118", Severity.ERROR, where, f"cannot load policy file: {exc}")
-        ) from exc
+                [
+                    Problem(
+                        "PG117",
+                        Severity.ERROR,
+                        Position("<policy_namespaces>", 1),
+                        f"policy '{default.name}' is registered by two of the namespaces "
+                        f"{', '.join(dict.fromkeys(namespaces))}",
+                    )
+                ]
+            )
+        enforcer.registered_rules[default.name] = default
+    enforcer.set_rules({name: e.check for name, e in entries.items()}, use_conf=False)
+    enforcer.file_rules = {name: _FileRule(e.check_str, e.check) for name, e in entries.items()}
+    _apply_defaults(enforcer)
     # Unknown names must never fall back to a permissive 'default' rule.
     enforcer.rules.default_rule = None
+    graph = rule_graph(enforcer.rules)
     for name, check in list(enforcer.rules.items()):
+        if graph.depth.get(name, MAX_POLICY_DEPTH + 1) > MAX_POLICY_DEPTH:
+            continue  # never evaluated: refused where a rules file uses it
         role_checks = case_insensitive_role_checks(check)
         if role_checks is not check:
             enforcer.rules[name] = role_checks
-    return PolicySet(enforcer, path)
+    return PolicySet(enforcer, path, entries, graph)
+
+
+@dataclass(frozen=True)
+class _FileRule:
+    """What oslo.policy's deprecated-rule handling reads of a file rule."""
+
+    check_str: object
+    check: _checks.BaseCheck
+
+
+def _apply_defaults(enforcer: oslo_policy.Enforcer) -> None:
+    """Registered defaults for every name the files do not define, as ``load_rules`` does.
+
+    Including oslo.policy's handling of deprecated rules (a file override of
+    a deprecated name keeps applying, a changed default is OR-ed with the old
+    one unless ``enforce_new_defaults``).
+    """
+    for default in enforcer.registered_rules.values():
+        if default.name in enforcer.rules:
+            continue
+        check = default.check
+        if default.deprecated_rule:
+            check = enforcer._handle_deprecated_rule(default)
+        enforcer.rules[default.name] = check
+    enforcer._need_check_rule = False  # its check_rules only logs, and recurses
+
+
+def too_deep(name: str, depth: int, where: Position) -> Problem:
+    return Problem(
+        "PG118",
+        Severity.ERROR,
+        where,
+        f"policy '{name}' nests {depth} levels deep ('rule:' references and and/or/not); "
+        f"propguard evaluates at most {MAX_POLICY_DEPTH} (oslo.policy recurses per level)",
+        "flatten the chain of rule: references",
+    )
+
+
+def unknown_namespace(namespace: str, where: Position) -> Problem:
+    return Problem(
+        "PG117",
+        Severity.ERROR,
+        where,
+        f"policy namespace '{namespace}' is not installed "
+        f"(no '{POLICY_ENTRY_POINT_GROUP}' entry point of that name)",
+        "install the service that registers it, or fix the name",
+    )
 
 
 #: Credential lists of role names: propguard lower-cases them (Keystone role
@@ -236,41 +476,3 @@ def case_insensitive_role_checks(check: _checks.BaseCheck) -> _checks.BaseCheck:
         rule = case_insensitive_role_checks(check.rule)
         return check if rule is check.rule else oslo_policy.NotCheck(rule)
     return check
-
-
-def _check_policy_file(path: str) -> None:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
-    except OSError as exc:
-        raise PolicyLoadError(
-            Problem(
-                "PG118",
-                Severity.ERROR,
-                Position(path, 1),
-                f"cannot read policy file: {exc.strerror}",
-            )
-        ) from exc
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else 1
-        column = mark.column + 1 if mark is not None else 1
-        raise PolicyLoadError(
-            Problem(
-                "PG118",
-                Severity.ERROR,
-                Position(path, line, column),
-                f"policy file is not valid YAML: {getattr(exc, 'problem', exc)}",
-            )
-        ) from exc
-    if data is not None and not isinstance(data, dict):
-        raise PolicyLoadError(
-            Problem(
-                "PG118",
-                Severity.ERROR,
-                Position(path, 1),
-                "policy file must be a mapping of rule names to check strings",
-            )
-        )

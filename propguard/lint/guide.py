@@ -1,0 +1,229 @@
+"""The documentation of ``propguard lint``, ``explain`` and ``matrix``, shipped with the package.
+
+The same text as docs/lint.md in the source tree (a test keeps them equal);
+``propguard lint --list-codes`` prints its table of codes.
+"""
+
+TEXT = r"""# `propguard lint`, `explain` and `matrix`
+
+```
+propguard lint [--format text|json|sarif] [--fail-on error|warning|info|never]
+               [--rules-format auto|roles|policies] [--policy-file F]
+               [--policy-dirs D,...] [--policy-namespaces NS,...] [--policy-namespace NS]...
+               [--known-roles a,b] [--service-role-mode strict|union] [--service-like-roles a,b]
+               [--ignore CODES] [--no-os-glance-section] [-o FILE] [-q] FILE|DIR...
+propguard lint --list-codes
+propguard explain --rules FILE [--policy-file F] --roles a,b [--service-roles s] PROPERTY [OP]
+propguard matrix  --rules FILE --roles-sets "member;admin;member+service:nova" [--format text|markdown|html|json]
+```
+
+`--rules-format`, `--policy-file`, `--policy-dirs`, `--policy-namespaces`,
+`--service-role-mode` and `--no-os-glance-section` are the filter's
+`rule_format`, `policy_file`, `policy_dirs`, `policy_namespaces`,
+`service_role_mode` and `os_glance_section`: give lint the filter's values and
+it reads exactly what the filter reads.
+
+## What lint reads
+
+Lint is never cleaner than the filter is strict: rules files go through the
+filter's own parser and loader, policy files through the filter's own reader
+(`propguard/rules/policy_source.py`), so whatever the filter refuses is an
+error here, with the same code, file, line and column. A differential test
+checks this over a few thousand generated and mutated rules files, policy
+files and `policy.d` directories. A file that lints without errors loads in
+the filter (with the same options).
+
+* A `FILE` named `*.yaml`, `*.yml` or `*.json` is an oslo.policy file. It is
+  read with the files of its `policy_dirs` (default `policy.d` beside it): as
+  oslo.policy and the filter read them, every file in the directory whose name
+  does not start with a dot, in name order (`20-override`, `30.YAML`, `x.bak`,
+  `y~` and dangling links included), each overriding the earlier ones.
+* Any other `FILE` is a rules file. Its format, with `--rules-format auto`
+  (the default): roles when a value uses roles syntax (`a,b`, `a+b`,
+  `service:x`) or names nothing; otherwise policies when a name is defined in
+  the policy set (the policy file, its `policy_dirs`, the namespaces' registered
+  defaults), when a policy file is given but cannot be loaded (its errors are
+  then reported, never hidden by reading the file as roles), or when the file
+  name says "polic"; roles otherwise. Give `--rules-format` to read it as the
+  filter is configured.
+* A rules file and one policy file given together: the rules' names resolve in
+  that policy file, as if it were `--policy-file`. With `--policy-file`, that
+  policy file (and its `policy_dirs`) is linted as well.
+* A directory: the rules files in it (INI files with create/read/update/delete
+  keys, or named like `*protection*`/`*rules*`), its policy files with their
+  `policy_dirs`, and, if it holds no policy file, its `policy.d` as a policy
+  directory. With exactly one policy file there, the rules files use it as their
+  policy file. Other files are skipped (the summary names them).
+* A directory named like one of `--policy-dirs` (`policy.d`): every file in it
+  not starting with a dot, as policy files.
+* An argument that gives nothing to lint (an empty directory, a directory
+  without rules or policy files) is an error: exit 2, naming it.
+
+A file that cannot be read (missing, a directory, not a regular file, not
+UTF-8), YAML with NUL or other control characters, a section pattern Python's
+`re` cannot compile (`[a{4294967296}]`, groups nested 1500 deep) and a policy
+nested more than 100 levels (`rule:` references and and/or/not) are findings
+with their position, in lint and in the filter, never a crash.
+
+What the filter's loader refuses in a policy set it reads: a file it cannot
+read or parse (PG118); for the names a rules file uses, and every rule they
+reach: an undefined name or `rule:` reference (PG111, with "did you mean"), a
+check string oslo.policy cannot parse or evaluate (PG303), a cycle (PG305), a
+nesting deeper than 100 (PG118). Lint reports these for every rule of a policy
+file, used or not.
+
+When names of a policies-format file are undefined and no policy file was
+given, the hint says to pass the filter's `policy_file` with `--policy-file`,
+naming a `policy.yaml` that lies beside the rules file.
+
+## Output
+
+Text output is `file:line:col: CODE severity message`, with an indented
+`hint:` line where one helps. `--format json` prints a list of objects with
+`code`, `severity`, `file`, `line`, `column`, `message` and (where given)
+`hint`. `--format sarif` prints SARIF 2.1.0 (validated against the OASIS
+schema in the tests) for code-scanning UIs: files under the current directory
+as URIs relative to `%SRCROOT%`, others as `file://` URIs, the
+`<policy_namespaces>` pseudo-file as a logical location; each rule carries its
+help text (this page ships with the package: `propguard lint --list-codes`
+prints the table of codes below).
+
+Every run ends with a one-line summary on stderr (`-q` drops it), e.g.
+`propguard lint: 4 files (3 rules (policies/roles format), 1 policy): 0 errors,
+0 warnings, 0 infos`.
+
+Exit codes: `0` nothing at or above `--fail-on` (default `error`), `1`
+findings at or above it, `2` usage error or an argument that gives nothing to
+lint. `explain` and `matrix` exit `1` when the rules file does not load and
+`2` when the policy file, a file of its `policy_dirs` or a namespace cannot be
+used; either way the problems are printed as lint prints them (code, file,
+line), never as a traceback. Errors in rules of the policy file that the rules
+do not use are printed as notes; the answer is still given.
+
+## Suppressing a finding
+
+* `# propguard: disable=PG203,PG204` on its own comment line applies to the
+  next non-comment line; above a `[section]` header it covers the whole
+  section. (INI has no end-of-line comments; in YAML the comment may also end
+  the line it applies to.)
+* `# propguard: disable-file=PG210` anywhere covers the whole file.
+* `disable=all` covers every code; `--ignore PG204` drops a code from a run.
+* An error the filter's loader raises is never suppressed: the filter refuses
+  the file whatever a comment says.
+
+## How the order analysis works
+
+Sections are matched like Glance does: `re.search`, first match wins, so the
+language of `[p]` is "names containing a match of `p`" unless `p` is anchored.
+The linter splits each pattern into top-level alternatives, takes `^`/`\A`
+and `$`/`\Z` off, and answers "do these overlap?" and "does this one contain
+that one?" exactly: a concrete name tried with the compiled regexes proves an
+overlap or refutes a containment; conflicting literal prefixes of `^`-anchored
+patterns prove disjointness; what is left goes to finite automata built by
+`interegular` (product search, with a shortest readable witness). Every
+witness quoted in a finding was checked against the real patterns. A pattern
+interegular cannot model (back-references, some look-arounds, anchors inside
+groups) gets `PG212` instead of a guess. Names are modelled without newlines.
+The built-in first section `[^os_glance]` is part of the model
+(`--no-os-glance-section` to leave it out, as the filter option does).
+
+The analysis runs on every section whose pattern compiles, those refused for
+their values included (they still take names in file order, so a section they
+shadow is reported as PG202); a section whose pattern does not compile is left
+out, and its PG104 says so. A file whose patterns are too large to model gets
+one PG212 saying the analysis was skipped.
+
+PG203 is reported only for real ambiguity: two sections with different rules
+whose languages overlap while neither contains the other (a specific section
+before a general one, e.g. `[x_foo_matcher]` before `[x_foo_*]`, is the normal
+idiom and not reported), and not for sections already flagged PG204/PG205,
+whose overlaps follow from being unanchored. The first (nearest) earlier
+section is named.
+
+## Codes
+
+| code | severity | meaning | example | fix |
+|---|---|---|---|---|
+| PG101 | error | rules file cannot be read (missing, a directory, not a regular file, not UTF-8) | `lint missing.conf` | fix the path or encoding |
+| PG102 | error | INI syntax: text before the first section, a line that is not `key = value` | `this is not an option` | one `op = value` per line |
+| PG103 | error | a section is defined twice (configparser refuses the file) | `[^a$]` twice | merge them |
+| PG104 | error | a section name is not a regex Python's `re` compiles (syntax, a repeat count above 4294967294, groups nested too deeply) | `[^[0-9)]` | fix the regex |
+| PG105 | error | a section lacks one of create/read/update/delete | no `delete =` | write all four |
+| PG106 | error | unknown or misspelt operation | `rade = admin` | `read = admin` |
+| PG107 | error | `@` and `!` in one value | `create = @,!` | keep one |
+| PG108 | error | empty role entry (Glance would match a caller with role `''`) | `admin,,member` | remove the stray comma |
+| PG109 | error | `%` in a value (configparser interpolation; Glance answers 500) | `create = %(role)s` | literal names only |
+| PG110 | error | more than one policy for an operation (policies format) | `create = a,b` | one policy; combine in the policy file |
+| PG111 | error | a policy name or `rule:` reference no policy file or registered default defines (Glance silently allows everyone) | `create = no_such_policy` | define it, or fix the name |
+| PG112 | error | `[DEFAULT]` silently fills operations into every section | `[DEFAULT] read = member` | write operations per section |
+| PG113 | error | an operation given twice in a section | `read =` twice | keep one |
+| PG114 | error | `@`/`!` mixed with role names (Glance: `@` wins / `!` wins silently) | `create = @,admin` | `@` alone or roles only |
+| PG115 | error | malformed role entry or multi-line value | `create = admin member` | `admin,member` |
+| PG116 | warning | a section in the reserved `os_glance` namespace (ignored, as Glance 32+) | `[os_glance_foo]` | remove it |
+| PG117 | error | a policy namespace that is not installed (reported once, at `<policy_namespaces>`) | `--policy-namespace nosuch` | install it or fix the name |
+| PG118 | error | a policy file that cannot be loaded (unreadable, not UTF-8, control characters, bad YAML, not a mapping), or a policy nested more than 100 levels | `"x": [oops` | fix the YAML; flatten the chain |
+| PG201 | warning | empty operation value: nobody is allowed | `create =` | write `!` to say so |
+| PG202 | warning | unreachable section: earlier sections take every name it matches (with a witness) | `[^x_.*]` then `[^x_foo_.*]` | move it above, or remove it |
+| PG203 | warning | two sections with different rules overlap, neither contains the other: order decides (with a witness) | `[^a.*]` then `[.*b$]`: `ab` | anchor so they do not overlap, or suppress to record intent |
+| PG204 | warning | unanchored pattern matches names that merely contain it | `[spl_read_prop]` matches `xspl_read_prop_2` | `^spl_read_prop$` or `^spl_read_prop` |
+| PG205 | warning | pattern reads like a shell glob (`_*` is "zero or more `_`") | `[x_foo_*]` | `^x_foo_.*` |
+| PG206 | warning | blind write: a role may create/update/delete but not read | `create = admin,member`, `read = admin` | let writers read |
+| PG207 | warning | a role written in different letter cases (or unlike its `--known-roles` spelling) | `Member` and `member` | one spelling |
+| PG208 | warning | a role not in `--known-roles` (rules files and `role:` checks) | `membr` | fix the spelling |
+| PG209 | warning | in `--service-role-mode union`, a service-like role (`service`, `nova`, ...) used as a user role: a service token alone satisfies it | `read = nova` | `service:nova` in strict mode, or pair with a user role |
+| PG210 | warning | no catch-all: some names match no section and are denied to everyone, admin included (with a witness) | no `[.*]` | end with `[.*]` |
+| PG211 | warning | pattern prone to catastrophic backtracking (nested/overlapping repetition) | `[^(a+)+$]` | `[^a+$]` |
+| PG212 | info | pattern the regex analysis cannot model; overlap/reachability not checked | `[^(ab)\1.*]` | avoid back-references and look-arounds |
+| PG213 | warning | an operation uses a policy that is always true | `read = default` (Glance: `''`) | `@` if meant, or a real check |
+| PG301 | warning | a policy name given twice in one YAML file (last wins, silently) | `"x"` twice | remove one |
+| PG302 | warning | a check string that is always true (`""`, `@`, `... or @`) | `"open": ""` | require roles, or `!` |
+| PG303 | error | a check string oslo.policy cannot parse (it becomes `!`) or evaluate, a value that is no check string (`"x":` is allow-all to oslo.policy), a name that is not a string | `role:admin or or role:member` | fix the syntax |
+| PG304 | error | `rule:X` where X is defined nowhere (falls back to `default`) | `rule:is_owner` | define X or fix the name |
+| PG305 | error | cyclic `rule:` references (each request through them would recurse until it fails) | `a: rule:b`, `b: rule:a` | break the cycle |
+| PG306 | warning | a check that can never match propguard's credentials: a key they do not have (they have those of oslo.context's `to_policy_values()`, plus `system`; `roles:` and `service_roles:` compare case-insensitively, like `role:`) | `service_role:service` | `service_roles:service` |
+
+One fixture per code lives in `tests/lint_fixtures/codes/` and produces
+exactly its finding.
+
+## What Glance's own files give
+
+* `etc/property-protections-roles.conf.sample`: nothing.
+* `etc/property-protections-policies.conf.sample`: one PG213: `[^x_.*]` uses
+  Glance's `default` policy, whose check string is `''` (everyone). Intended
+  there, but it is exactly the fallback that makes a misspelt policy name
+  allow everyone in Glance; write `@` to say "everyone".
+* `glance/tests/etc/property-protections.conf`: PG204 for the twelve
+  unanchored literal sections, PG205 for `[x_foo_*]`, PG206 for
+  `[spl_update_only_prop]` (spl_role may update, not read) and `[x_none_read]`
+  (create without read), PG207 for `admin,Member`.
+
+## explain and matrix
+
+`explain` prints, per operation, ALLOWED/DENIED, the section and
+`file:line` that decided, and why (`role entry 'admin' matched`, `policy ...
+passed`, or `no section matches this name: denied to everyone, admin
+included`). `--service-roles` are taken as a confirmed service token that
+carries one of `service_token_roles`. For an `os_glance*` name it adds that
+Glance reserves the namespace itself: it refuses a create, update or delete of
+such a property from any caller (403 "Attribute ... is reserved."), whatever
+the rules say.
+
+`matrix` rows are the sections in engine order (the built-in `[^os_glance]`
+first), columns the role sets (`;`-separated; roles joined by `+` or `,`;
+`service:<role>` for a service-token role; `-` for a caller with no role; an
+empty set or role is refused), cells `CRUD` letters allowed or `-`. Each row is
+decided by the real engine for an example name that the engine routes to that
+section; a section no name reaches is `unreachable`. `--format html` writes a
+self-contained, colour-coded page that stays readable at 1366 px with a dozen
+role sets: long patterns wrap and are cut at 60 characters (the whole pattern
+on hover), role-set headers wrap at `+`, `,` and `:`.
+
+## policy defaults
+
+`oslopolicy-sample-generator --namespace propguard` renders propguard's
+defaults (`propguard.policy_defaults:list_rules`): `propguard:admin`,
+`propguard:service_relay`, `propguard:admin_or_service_relay`,
+`propguard:reader_via_service`. All names carry the `propguard:` prefix, so
+`policy_namespaces = glance, propguard` loads both without a duplicate
+`context_is_admin`.
+"""
