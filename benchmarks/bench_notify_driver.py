@@ -61,8 +61,8 @@ def per_call(fn, number: int) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--number", type=int, default=2000, help="notifications per case per round")
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--number", type=int, default=300, help="notifications per case per round")
+    parser.add_argument("--rounds", type=int, default=20)
     args = parser.parse_args(argv)
 
     import logging

@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 from typing import Any, BinaryIO, TextIO
 
@@ -240,6 +241,9 @@ def _run_stdin(args: argparse.Namespace) -> int:
 def _run_service(args: argparse.Namespace) -> int:
     if not args.config_file and not args.config_dir:
         raise UsageError("the listener service needs --config-file (or use --stdin)")
+    # oslo.messaging imports oslo.service's eventlet backend, which warns on import;
+    # the service never uses eventlet.
+    warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
     from propguard.notifications import service
 
     conf = load_conf(args, service=True)

@@ -30,6 +30,7 @@ and message id only, and :meth:`PropguardDriver.notify` never raises.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from typing import Any
@@ -50,7 +51,7 @@ class ScrubbedMessagingV2Driver(MessagingV2Driver):
     def notify(self, ctxt: Any, message: dict[str, Any], priority: str, retry: Any) -> None:
         priority = priority.lower()
         for topic in self.topics:
-            target = oslo_messaging.Target(topic=f"{topic}.{priority}")
+            target = _target(f"{topic}.{priority}")
             try:
                 self.transport._send_notification(
                     target, ctxt, message, version=self.version, retry=retry
@@ -67,6 +68,12 @@ class ScrubbedMessagingV2Driver(MessagingV2Driver):
                         "error": type(exc).__name__,
                     },
                 )
+
+
+@functools.lru_cache(maxsize=256)
+def _target(topic: str) -> oslo_messaging.Target:
+    """One ``Target`` per routing key (the driver only reads it)."""
+    return oslo_messaging.Target(topic=topic)
 
 
 class _Stats:
