@@ -66,15 +66,21 @@ def or_chain(folder: str, terms: int, variant: int = 0) -> list[str]:
     return [rules, policy]
 
 
-def timed(make_paths, options: LintOptions, repeat: int) -> tuple[list, list[float]]:
-    times = []
+def timed(make_paths, options: LintOptions, repeat: int) -> tuple[list, list[float], list[float]]:
+    """Findings, wall times and CPU times of ``repeat`` runs (the first with cold caches).
+
+    CPU time is what the wall time would be on an idle machine: on a busy one
+    the wall time also counts other processes' turns.
+    """
+    times, cpu = [], []
     problems: list = []
     for run in range(repeat):
         paths = make_paths(run)
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         problems = lint_paths(paths, options)
         times.append(time.perf_counter() - start)
-    return problems, times
+        cpu.append(time.process_time() - start_cpu)
+    return problems, times, cpu
 
 
 def main() -> int:
@@ -88,7 +94,7 @@ def main() -> int:
         with open(path, "w") as handle:
             handle.write(generate(args.sections))
         print(f"linting {args.sections} sections, {args.repeat} times...", file=sys.stderr)
-        problems, times = timed(
+        problems, times, cpu = timed(
             lambda run: [path], LintOptions(rules=RulesOptions(rule_format="roles")), args.repeat
         )
         # Imports first (oslo.policy's check plugins, Glance's policy defaults: ~1 s once
@@ -97,19 +103,24 @@ def main() -> int:
         os.mkdir(warm)
         lint_paths(or_chain(warm, 3), LintOptions())
         print(f"linting a {args.terms}-term 'or' chain, {args.repeat} times...", file=sys.stderr)
-        chain_problems, chain_times = timed(
+        chain_problems, chain_times, chain_cpu = timed(
             lambda run: or_chain(tmp, args.terms, run + 1), LintOptions(), args.repeat
         )
     codes: dict[str, int] = {}
     for p in problems:
         codes[p.code] = codes.get(p.code, 0) + 1
-    best = min(times)
     print(f"sections={args.sections} findings={len(problems)} {codes}")
-    print(f"lint time: best {best:.2f}s, runs {', '.join(f'{t:.2f}' for t in times)}")
-    best_chain = min(chain_times)
+    print(_times("lint time", times, cpu))
     print(f"or chain: terms={args.terms} findings={len(chain_problems)}")
-    print(f"lint time: best {best_chain:.2f}s, runs {', '.join(f'{t:.2f}' for t in chain_times)}")
-    return 0 if best < 1.0 and best_chain < 1.0 else 1
+    print(_times("lint time", chain_times, chain_cpu))
+    return 0 if min(cpu) < 1.0 and min(chain_cpu) < 1.0 else 1
+
+
+def _times(label: str, wall: list[float], cpu: list[float]) -> str:
+    return (
+        f"{label}: best {min(wall):.2f}s (cpu {min(cpu):.2f}s), first (cold) {wall[0]:.2f}s "
+        f"(cpu {cpu[0]:.2f}s), runs {', '.join(f'{t:.2f}' for t in wall)}"
+    )
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ exactly as in Python's ``re``); witnesses use printable ASCII.
 
 from __future__ import annotations
 
+import functools
 import re
 import string
 from collections import deque
@@ -125,10 +126,16 @@ class PatternInfo:
         return self._fsm
 
 
+@functools.lru_cache(maxsize=8192)
+def _parse(pattern: str):
+    """``re``'s parse of ``pattern``, shared by the analyses (read-only; raises re.error)."""
+    return sre_parse.parse(pattern)
+
+
 def _largest_repeat(pattern: str) -> int:
     """The largest finite repeat bound in ``pattern`` (0 if none)."""
     try:
-        stack = [list(sre_parse.parse(pattern))]
+        stack = [list(_parse(pattern))]
     except (re.error, RecursionError, OverflowError):
         return 0
     largest = 0
@@ -266,7 +273,7 @@ def _analyse_alternative(text: str) -> Alternative:
     body, start, end = _strip_anchors(text)
     alt = Alternative(text, body, start, end, False, False)
     try:
-        items = list(sre_parse.parse(body))
+        items = list(_parse(body))
     except re.error:
         return alt
     while items and _is_dotstar(items[0]):
@@ -542,7 +549,7 @@ def backtracking_risk(pattern: str) -> str | None:
     ``re`` can take exponential time on a non-matching name.
     """
     try:
-        items = sre_parse.parse(pattern)
+        items = _parse(pattern)
     except re.error:
         return None
     return _scan(list(items), inside_repeat=False)

@@ -773,8 +773,10 @@ def assert_no_leak(env: Env, res: webob.Response, caller: str, sent: Any, state:
         for s in (k, v)
         if isinstance(s, str)
     }
-    tokens = env.hidden_names[caller] | env.hidden_values[caller]
-    for token in tokens:
+    # A hidden name the caller sent is no leak, nor one that only differs from
+    # a name it sent by white space (Glance strips JSON pointers: "/ x" is x).
+    names = {n for n in env.hidden_names[caller] if n.strip() not in sent_text}
+    for token in names | env.hidden_values[caller]:
         if not token or token not in text or token in sent_text:
             continue
         masked = text
