@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Create (or reuse) the Python 3.11 virtualenv in .venv and install propguard
-# into it, editable, with the extra named as the first argument (`test` or
-# `glance`). Used by test.sh and demo.sh; PYTHON and VENV override the defaults.
+# into it, editable, with the extra named as the first argument (`test`,
+# `demo` or `glance`). Used by test.sh and demo.sh; PYTHON and VENV override the defaults.
 #
 # Quick when nothing changed: the install is recorded in $VENV/.propguard-setup-<extra>
 # (a hash of setup.cfg, pyproject.toml and the Python version) and skipped while
-# it matches; the `test` extra includes everything `glance` needs. The long
+# it matches; `test` includes everything `demo` needs, `demo` all of `glance`. The long
 # first install shows one line per package; its full log is kept in
 # $VENV/pip-install.log and printed if it fails.
 set -euo pipefail
@@ -33,7 +33,8 @@ up_to_date() {
 }
 
 accepted=("$extra")
-[ "$extra" = glance ] && accepted+=(test)  # test = glance + the test tools
+case $extra in glance | demo) accepted+=(test) ;; esac  # test = demo + the test tools
+[ "$extra" = glance ] && accepted+=(demo)  # demo = glance + Keystone and uWSGI
 if up_to_date "${accepted[@]}"; then
     exit 0
 fi
