@@ -54,6 +54,14 @@ from propguard.rules.loading import RulesOptions, open_rules
 
 LOG = log.getLogger(__name__)
 
+#: The answer to a duplicate-key 500 from an add on a collating database.
+COLLIDING_DELETED_MESSAGE = (
+    "The image database could not store a property name of this request: it "
+    "treats the name as equal to one the image held before (a removed "
+    "property keeps its key there) or to one added at the same time. Nothing "
+    "was changed; use another name, or ask an administrator."
+)
+
 Handler = Callable[[webob.Request, Credentials, RuleEngine], webob.Response]
 
 
@@ -236,7 +244,15 @@ class PropertyProtectionFilter:
         if plan.draft != draft:
             request.content_type = plan.media_type
         replace_json(request.environ, plan.body())
-        return self._images_json(self._forward_write(request), creds, engine)
+        response = self._forward_write(request)
+        if response.status_code == 500 and plan.new_names and not self.protection.folding.is_identity:
+            # On a collating database a soft-deleted row keeps its key in
+            # Glance's unique index, and the API never shows deleted rows: an
+            # add of another spelling of a removed name is a duplicate-key
+            # 500 (Glance rolls the whole patch back). Say so, for the
+            # caller's own name only.
+            raise ApiError(409, COLLIDING_DELETED_MESSAGE)
+        return self._images_json(response, creds, engine)
 
     def _stored_names(self, request: webob.Request) -> set[str]:
         """Names of the image's properties as stored, read with the caller's credentials.

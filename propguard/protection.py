@@ -39,6 +39,9 @@ class PatchPlan:
 
     ops: list[PatchOp]
     draft: int
+    #: Property names the patch adds that the image does not hold (as the
+    #: database spells them): the rows Glance will insert.
+    new_names: frozenset[str] = frozenset()
 
     @property
     def media_type(self) -> str:
@@ -194,7 +197,12 @@ class ImageProtection:
         ops = checked
         if draft == 10 and _only_creating_adds(ops):
             draft = PATCH_MEDIA_TYPES[DRAFT4_PATCH_MEDIA_TYPE]
-        return PatchPlan(ops, draft)
+        new_names = frozenset(
+            op.root
+            for op in ops
+            if op.op in ("add", "replace") and self.is_rule_key(op.root) and op.root not in existing
+        )
+        return PatchPlan(ops, draft, new_names)
 
     def _check_new_name(self, name: str) -> None:
         """Names a UCA collation could equate in ways the folding does not model: 400."""

@@ -17,6 +17,8 @@ from urllib.parse import quote
 import pytest
 from glance_api import IMAGE, admin, member, patch, stored_properties
 
+from propguard.middleware import COLLIDING_DELETED_MESSAGE
+
 pytestmark = pytest.mark.glance
 
 RULES = """\
@@ -115,6 +117,30 @@ def test_two_spellings_of_one_key_in_a_create_body_are_a_400(on_mariadb):
     )
     assert response.status_int == 400
     assert "foo" in response.json["error"]["message"]
+
+
+def test_spelling_of_a_removed_name_is_a_409_and_changes_nothing(on_mariadb):
+    """The residual README documents: Glance keeps a removed property's row
+    (soft-deleted) and its key in the unique index, and shows it to nobody.
+    Another spelling of it made Glance insert a duplicate key: 500. propguard
+    answers 409 without naming anything; the same spelling reuses the row."""
+    glance, app, _, _ = on_mariadb
+    token = member(glance)
+    image_id = app.post_json(
+        "/v2/images", {**IMAGE, "colour": "blue"}, headers=glance.headers(token)
+    ).json["id"]
+    patch(app, glance, image_id, [{"op": "remove", "path": "/colour"}], token)
+    ops = [
+        {"op": "add", "path": "/shade", "value": "1"},
+        {"op": "add", "path": "/Cölour", "value": "red"},
+    ]
+    response = patch(app, glance, image_id, ops, token, status="*")
+    assert response.status_int == 409
+    assert response.json["error"]["message"] == COLLIDING_DELETED_MESSAGE
+    assert stored_properties(glance, image_id) == {}  # the whole patch rolled back
+    ops = [{"op": "add", "path": "/colour", "value": "red"}]
+    assert patch(app, glance, image_id, ops, token).json["colour"] == "red"
+    assert stored_properties(glance, image_id) == {"colour": "red"}
 
 
 def test_exact_databases_keep_exact_names(guarded_glance):
