@@ -1,0 +1,259 @@
+"""A JWKS URL kept fresh in the background: no request waits on the provider while a key is cached.
+
+What PyJWT 2.15.1's ``PyJWKClient`` does instead (reference §A.2, measured):
+it refetches synchronously under a process-wide lock once its cache expires
+(every in-flight validation stalled for the provider's 2 s), serves no stale
+keys when the provider is down (every request fails), and cannot verify a
+token without ``kid``. So propguard keeps its own cache:
+
+* a daemon thread fetches the document every ``refresh_interval`` (sooner
+  when ``Cache-Control: max-age`` says so, never more often than the
+  cooldown) and swaps in a new immutable :class:`~propguard.jwt.keys.KeyIndex`;
+  requests only read the current one;
+* an unknown ``kid`` causes at most one fetch at a time (single-flight;
+  requests that arrive meanwhile wait for *that* fetch, bounded by the
+  timeout), at most once per ``cooldown``, and a kid still unknown after a
+  fetch is remembered (negative cache) for ten cooldowns, so random kids
+  cannot turn into a fetch per request;
+* when fetching fails, the last good keys stay in use for ``max_stale``
+  seconds after their fetch, then the issuer's tokens are refused (fail
+  closed) until a fetch succeeds;
+* only http(s), no redirects (a redirect is a failed fetch), a 1 MiB cap,
+  https required except on loopback; the URL comes from configuration only,
+  never from a token's ``jku``/``x5u``.
+
+The thread is restarted lazily in a forked worker (glance-api and uWSGI load
+the pipeline before forking; threads do not survive a fork).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import ssl
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import urlsplit
+
+from propguard.jwt.keys import KeyIndex, KeyProblem, keys_from_jwks
+
+LOG = logging.getLogger(__name__)
+
+MAX_DOCUMENT_BYTES = 1024 * 1024
+NEGATIVE_CACHE_SIZE = 1024
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+_MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*(\d+)", re.IGNORECASE)
+
+Fetch = Callable[[], tuple[Any, float | None]]
+
+
+def check_url(url: str) -> None:
+    """Refuse a JWKS URL that is not https (http is allowed on loopback only)."""
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return
+    if parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS:
+        return
+    raise ValueError(f"{url!r}: must be an https URL (http only on loopback)")
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: ANN001
+        raise urllib.error.HTTPError(req.full_url, code, "redirects are refused", headers, fp)
+
+
+def http_fetcher(url: str, timeout: float, cafile: str | None = None) -> Fetch:
+    """``fetch() -> (document, max_age)`` over urllib: no redirects, size cap, TLS verified."""
+    check_url(url)
+    context = ssl.create_default_context(cafile=cafile) if url.startswith("https") else None
+    handlers: list[Any] = [_NoRedirect()]
+    if context is not None:
+        handlers.append(urllib.request.HTTPSHandler(context=context))
+    opener = urllib.request.build_opener(*handlers)
+    opener.addheaders = [("Accept", "application/jwk-set+json, application/json")]
+
+    def fetch() -> tuple[Any, float | None]:
+        with opener.open(url, timeout=timeout) as response:
+            body = response.read(MAX_DOCUMENT_BYTES + 1)
+            cache_control = response.headers.get("Cache-Control", "")
+        if len(body) > MAX_DOCUMENT_BYTES:
+            raise ValueError(f"JWKS document larger than {MAX_DOCUMENT_BYTES} bytes")
+        match = _MAX_AGE.search(cache_control)
+        return json.loads(body), float(match.group(1)) if match else None
+
+    return fetch
+
+
+class RemoteJWKS:
+    """The keys at a JWKS URL, refreshed in the background (see the module docstring)."""
+
+    def __init__(
+        self,
+        url: str,
+        algorithms: Iterable[str],
+        *,
+        refresh_interval: float = 300,
+        cooldown: float = 30,
+        max_stale: float = 86400,
+        timeout: float = 5,
+        cafile: str | None = None,
+        fetch: Fetch | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.url = url
+        self.algorithms = tuple(algorithms)
+        self.refresh_interval = float(refresh_interval)
+        self.cooldown = float(cooldown)
+        self.max_stale = float(max_stale)
+        self.timeout = float(timeout)
+        self._fetch = fetch or http_fetcher(url, timeout, cafile)
+        self.clock = clock
+        self._keys = KeyIndex()
+        self._fetched_at: float | None = None  # clock() of the last successful fetch
+        self._last_attempt: float | None = None
+        self._next_delay = self.refresh_interval
+        self._negative: OrderedDict[str, float] = OrderedDict()
+        self._fetching = threading.Lock()  # single flight
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._thread_pid: int | None = None
+        self._background = False
+        #: Counters for tests and operators (fetches attempted, failed).
+        self.fetches = 0
+        self.failures = 0
+
+    # -- reading (request path: never blocks) ------------------------------
+
+    def current(self) -> KeyIndex:
+        """The cached keys, or none once they are older than ``max_stale``."""
+        if self._background and self._thread_pid != os.getpid():
+            self.start_thread()  # a forked worker: the parent's thread did not come along
+        fetched_at = self._fetched_at
+        if fetched_at is None or self.clock() - fetched_at > self.max_stale:
+            return _EMPTY
+        return self._keys
+
+    def age(self) -> float | None:
+        """Seconds since the last successful fetch (None: never)."""
+        return None if self._fetched_at is None else self.clock() - self._fetched_at
+
+    # -- unknown kid --------------------------------------------------------
+
+    def refetch_for(self, kid: str) -> bool:
+        """One refetch for an unknown ``kid``, if allowed now; True if keys may have changed.
+
+        Only a request whose kid is not cached comes here: it may wait for
+        one fetch (bounded by the timeout), never one whose key is cached.
+        """
+        now = self.clock()
+        if self._fetching.locked():  # a fetch is under way: its result is the answer
+            if self._fetching.acquire(timeout=self.timeout * 2):
+                self._fetching.release()
+            return True
+        expiry = self._negative.get(kid)
+        if expiry is not None and expiry > now:
+            return False
+        if self._last_attempt is not None and now - self._last_attempt < self.cooldown:
+            return False
+        if not self._fetching.acquire(blocking=False):
+            if self._fetching.acquire(timeout=self.timeout * 2):
+                self._fetching.release()
+            return True
+        try:
+            if self._last_attempt is not None and self.clock() - self._last_attempt < self.cooldown:
+                return False  # another thread fetched between our check and the lock
+            self._refresh_locked()
+        finally:
+            self._fetching.release()
+        if kid not in self._keys.kids:
+            self._remember_unknown(kid)
+        return True
+
+    def _remember_unknown(self, kid: str) -> None:
+        self._negative[kid] = self.clock() + 10 * max(self.cooldown, 1.0)
+        self._negative.move_to_end(kid)
+        while len(self._negative) > NEGATIVE_CACHE_SIZE:
+            self._negative.popitem(last=False)
+
+    # -- fetching -------------------------------------------------------------
+
+    def refresh(self) -> bool:
+        """Fetch now (waiting for a fetch under way instead of starting a second one)."""
+        with self._fetching:
+            return self._refresh_locked()
+
+    def _refresh_locked(self) -> bool:
+        self._last_attempt = self.clock()
+        self.fetches += 1
+        try:
+            document, max_age = self._fetch()
+            keys = KeyIndex(keys_from_jwks(document, self.algorithms, self.url))
+        except (OSError, ValueError, KeyProblem, urllib.error.URLError) as exc:
+            self.failures += 1
+            self._next_delay = max(1.0, min(self.cooldown, self.refresh_interval))
+            age = self.age()
+            LOG.warning(
+                "JWKS %s: fetch failed (%s); %s",
+                self.url,
+                _describe(exc),
+                "no keys yet"
+                if age is None
+                else f"keeping keys fetched {age:.0f} s ago (max_stale {self.max_stale:.0f} s)",
+            )
+            return False
+        if not len(keys):
+            LOG.warning("JWKS %s: no usable signature keys in the document", self.url)
+        self._keys = keys
+        self._fetched_at = self.clock()
+        for kid in keys.kids:
+            self._negative.pop(kid, None)
+        delay = self.refresh_interval if max_age is None else max_age
+        self._next_delay = min(self.refresh_interval, max(delay, self.cooldown, 1.0))
+        return True
+
+    # -- background thread ----------------------------------------------------
+
+    def start(self) -> None:
+        """First fetch (bounded by the timeout; a failure is logged, not fatal), then the thread."""
+        self.refresh()
+        self.start_thread()
+
+    def start_thread(self) -> None:
+        self._background = True
+        self._thread_pid = os.getpid()
+        self._stop.clear()
+        self._thread = threading.Thread(
+            target=self._run, name=f"propguard-jwks {self.url}", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._background = False
+        self._stop.set()
+        if self._thread is not None and self._thread.is_alive():
+            self._thread.join(timeout=self.timeout + 1)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._next_delay):
+            try:
+                self.refresh()
+            except Exception:  # pragma: no cover - keep the refresher alive whatever happens
+                LOG.exception("JWKS %s: refresh failed", self.url)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, urllib.error.HTTPError):
+        return f"HTTP {exc.code}"
+    if isinstance(exc, urllib.error.URLError):
+        return str(exc.reason)
+    return f"{type(exc).__name__}: {exc}"
+
+
+_EMPTY = KeyIndex()
