@@ -282,6 +282,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     notify_cli.add_parser(sub)
     relations_cli.add_parsers(sub)
+    from propguard.jwt import token_cli
+
+    token_cli.add_parser(sub)
     return parser
 
 
@@ -398,6 +401,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from propguard.relations import cli as relations_cli
 
         return relations_cli.run(args)
+    if args.command == "token":
+        from propguard.jwt import token_cli
+
+        return token_cli.run(args)
     if args.command == "notify-filter":
         from propguard.notifications import cli as notify_cli
 
