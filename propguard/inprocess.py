@@ -265,6 +265,7 @@ def _write_paste_ini(
     authtoken_options: Mapping[str, str],
     extra_filters: Iterable[tuple[str, str, Mapping[str, str]]],
     recorder_sink: str | None,
+    auth_factory: str = "keystonemiddleware.auth_token:filter_factory",
 ) -> None:
     """The paste ini of pipeline ``authtoken <extra filters> [recorder] context rootapp``."""
     extra_filters = list(extra_filters)
@@ -276,7 +277,7 @@ def _write_paste_ini(
         "pipeline = " + " ".join(["authtoken", *names, "context", "rootapp"]),
         "",
         "[filter:authtoken]",
-        "paste.filter_factory = keystonemiddleware.auth_token:filter_factory",
+        f"paste.filter_factory = {auth_factory}",
         *(f"{k} = {_paste_value(v)}" for k, v in authtoken_options.items()),
         "",
     ]
@@ -437,6 +438,11 @@ class InProcessGlance:
     ``database_url``: an empty database to migrate and use instead of sqlite.
     ``glance_options``: more of Glance's options, ``{"name": v}`` or
     ``{"group.name": v}`` (e.g. ``{"image_property_quota": -1}``).
+    ``auth_filter``: ``("module:filter_factory", local_conf)`` of another auth
+    layer in ``auth_token``'s place (e.g. propguard's JWT filter,
+    ``("propguard.jwt.filter:filter_factory", {...})``); ``authtoken_options``
+    are then not used, and the fixture tokens of :meth:`user_token` are not
+    accepted by it.
     """
 
     def __init__(
@@ -452,8 +458,10 @@ class InProcessGlance:
         record_requests: bool = False,
         database_url: str | None = None,
         glance_options: Mapping[str, Any] | None = None,
+        auth_filter: tuple[str, Mapping[str, str]] | None = None,
     ) -> None:
         self.workdir = os.path.abspath(os.fspath(workdir))
+        self.auth_filter = auth_filter
         self.glance_options = dict(glance_options or {})
         self.extra_filters = _checked_extra_filters(extra_filters)
         self.glance_property_protection_file = _abspath_or_none(glance_property_protection_file)
@@ -524,9 +532,10 @@ class InProcessGlance:
         _write_paste_ini(
             self.paste_file,
             workdir=self.workdir,
-            authtoken_options=self.authtoken_options,
+            authtoken_options=self.auth_filter[1] if self.auth_filter else self.authtoken_options,
             extra_filters=self.extra_filters,
             recorder_sink=self._sink if self.record_requests else None,
+            **({"auth_factory": self.auth_filter[0]} if self.auth_filter else {}),
         )
         self._auth_fixture = ksm_fixture.AuthTokenFixture()
         self._auth_fixture.setUp()
