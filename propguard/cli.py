@@ -13,6 +13,7 @@ import dataclasses
 import json
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from propguard import __version__
 from propguard.rules.loading import RulesOptions
@@ -129,14 +130,34 @@ def _rules_options(args: argparse.Namespace) -> RulesOptions:
     return options
 
 
-def _lint_options(args: argparse.Namespace):
+def _lint_options(args: argparse.Namespace, deployed: dict[str, Any] | None = None):
+    """Options from the flags, or from the deployed filter's resolved options."""
+    from propguard.injection import Injection
     from propguard.lint.rules import SERVICE_LIKE_ROLES, LintOptions
 
+    rules, injection = _rules_options(args), None
+    if deployed is not None:
+        rules = RulesOptions.from_options({**deployed, "rules_file": None})
+        injection = Injection.from_options(
+            deployed["inject_properties"],
+            deployed["inject_ignore_roles"],
+            deployed["inject_service_roles"],
+        )
     return LintOptions(
-        rules=_rules_options(args),
+        rules=rules,
         known_roles=args.known_roles,
         service_like_roles=SERVICE_LIKE_ROLES | (args.service_like_roles or frozenset()),
+        injection=injection,
     )
+
+
+def _deployed_options(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The filter's options from --config-file/--paste-ini; None without them."""
+    if not (args.config_file or args.paste_ini):
+        return None
+    from propguard.lint.filter_config import filter_options
+
+    return filter_options(args.config_file, args.paste_ini, args.paste_filter)
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter):
@@ -210,6 +231,25 @@ def build_parser() -> argparse.ArgumentParser:
     lint.add_argument(
         "--list-codes", action="store_true", help="print every finding code with an example"
     )
+    deployed = lint.add_argument_group(
+        "the deployed filter's configuration (its options replace the flags below; "
+        "with no FILE, its rules file is linted)"
+    )
+    deployed.add_argument(
+        "--config-file",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="an oslo.config file with the filter's [propguard] options (repeatable)",
+    )
+    deployed.add_argument(
+        "--paste-ini", metavar="FILE", help="the paste.ini holding the filter's section"
+    )
+    deployed.add_argument(
+        "--paste-filter",
+        metavar="NAME",
+        help="its [filter:NAME] section (default: the one using egg:propguard#propguard)",
+    )
     _add_rules_options(lint)
 
     explain = sub.add_parser(
@@ -278,9 +318,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     # The adapters' own commands (their modules import nothing heavy at this point).
     from propguard.notifications import cli as notify_cli
+    from propguard.proxy import cli as proxy_cli
     from propguard.relations import cli as relations_cli
 
     notify_cli.add_parser(sub)
+    proxy_cli.add_parser(sub)
     relations_cli.add_parsers(sub)
     from propguard.jwt import token_cli
 
@@ -304,12 +346,27 @@ def _lint(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.list_codes:
         sys.stdout.write(render_codes())
         return 0
-    if not args.files:
-        print("propguard lint: error: give at least one FILE (or --list-codes)", file=sys.stderr)
+    from propguard.lint.filter_config import FilterConfigError
+
+    try:
+        deployed = _deployed_options(args)
+        options = _lint_options(args, deployed)
+    except (FilterConfigError, ValueError) as exc:
+        print(f"propguard lint: error: {exc}", file=sys.stderr)
+        return 2
+    files = list(args.files)
+    if not files and deployed is not None and deployed.get("rules_file"):
+        files = [deployed["rules_file"]]
+    if not files:
+        print(
+            "propguard lint: error: give at least one FILE, --config-file/--paste-ini "
+            "setting rules_file, or --list-codes",
+            file=sys.stderr,
+        )
         return 2
     try:
         run = lint_run(
-            args.files, _lint_options(args), ignore=frozenset(c.upper() for c in args.ignore)
+            files, options, ignore=frozenset(c.upper() for c in args.ignore)
         )
     except LintUsageError as exc:
         print(f"propguard lint: error: {exc}", file=sys.stderr)
@@ -401,6 +458,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from propguard.relations import cli as relations_cli
 
         return relations_cli.run(args)
+    if args.command == "serve":
+        from propguard.proxy import cli as proxy_cli
+
+        return proxy_cli.run(args)
     if args.command == "token":
         from propguard.jwt import token_cli
 

@@ -71,6 +71,13 @@ CODES: dict[str, Code] = {
         ),
         Code("PG212", INFO, "regex-not-analysed", "a pattern the regex analysis cannot model"),
         Code("PG213", W, "always-true-policy", "an operation uses a policy that is always true"),
+        Code(
+            "PG214",
+            W,
+            "injected-changeable",
+            "an injected property that callers it is injected for may update or delete",
+        ),
+        Code("PG215", W, "injected-unmatched", "an injected property no section matches"),
         Code("PG301", W, "duplicate-yaml-key", "a policy name given twice in a YAML file"),
         Code("PG302", W, "always-true-check", "a policy check string that is always true"),
         Code("PG303", E, "bad-check-string", "a check string that oslo.policy cannot parse"),

@@ -175,6 +175,8 @@ section is named.
 | PG211 | warning | pattern prone to catastrophic backtracking (nested/overlapping repetition) | `[^(a+)+$]` | `[^a+$]` |
 | PG212 | info | pattern the regex analysis cannot model; overlap/reachability not checked | `[^(ab)\1.*]` | avoid back-references and look-arounds |
 | PG213 | warning | an operation uses a policy that is always true | `read = default` (Glance: `''`) | `@` if meant, or a real check |
+| PG214 | warning | an injected property (`inject_properties`, from `--config-file`/`--paste-ini`) that a caller it is injected for (no `inject_ignore_roles` role) may update or delete: the injection is only a default | `inject_properties = x_owner:{project_id}`, `[^x_]` `update = admin,member` | `update = admin`, `delete = admin` |
+| PG215 | warning | an injected property no section matches: nobody may read or change it, admins included | `inject_properties = zz:1` with no `[.*]` | add a section for it |
 | PG301 | warning | a policy name given twice in one YAML file (last wins, silently) | `"x"` twice | remove one |
 | PG302 | warning | a check string that is always true (`""`, `@`, `... or @`) | `"open": ""` | require roles, or `!` |
 | PG303 | error | a check string oslo.policy cannot parse (it becomes `!`) or evaluate, a value that is no check string (`"x":` is allow-all to oslo.policy), a name that is not a string | `role:admin or or role:member` | fix the syntax |

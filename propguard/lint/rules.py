@@ -20,6 +20,7 @@ from oslo_policy import _checks
 from oslo_policy import policy as oslo_policy
 
 from propguard.credentials import Credentials
+from propguard.injection import Injection
 from propguard.lint.sections import SectionReport, analyse_sections
 from propguard.rules.engine import RuleEngine
 from propguard.rules.ini import DEFAULT_SECTION
@@ -76,6 +77,8 @@ class LintOptions:
     known_roles: frozenset[str] | None = None
     service_like_roles: frozenset[str] = field(default_factory=lambda: SERVICE_LIKE_ROLES)
     overlap: bool = True
+    #: The filter's ``inject_*`` options (from --config-file/--paste-ini): PG214, PG215.
+    injection: Injection | None = None
 
 
 @dataclass
@@ -138,6 +141,10 @@ def lint_rules_document(doc: RulesDocument, options: LintOptions) -> RulesLint:
         problems.extend(_always_true_policies(doc, result.policies))
     if result.engine is not None:
         problems.extend(_blind_writes(doc, result))
+        if options.injection is not None and options.injection.properties:
+            from propguard.lint.injection import injection_problems
+
+            problems.extend(injection_problems(doc, result.engine, options.injection))
     return result
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from data_paths import GLANCE_RULES_DIR, LINT_FIXTURES_DIR
 
+from propguard.injection import Injection
 from propguard.lint import LintOptions
 from propguard.rules.loading import RulesOptions
 
@@ -39,6 +40,9 @@ def fixture_options(path: Path) -> LintOptions:
                 kw[key] = tuple(value.split(","))
             elif key == "known_roles":
                 kw[key] = frozenset(value.split(","))
+            elif key == "inject_properties":
+                pairs = dict(pair.split(":", 1) for pair in value.split(","))
+                kw["injection"] = Injection.from_options(pairs, ["admin"], [])
             else:
                 kw[key] = value
     return lint_options(**kw)
