@@ -10,11 +10,12 @@ token without ``kid``. So propguard keeps its own cache:
   when ``Cache-Control: max-age`` says so, never more often than the
   cooldown) and swaps in a new immutable :class:`~propguard.jwt.keys.KeyIndex`;
   requests only read the current one;
-* an unknown ``kid`` causes at most one fetch at a time (single-flight;
-  requests that arrive meanwhile wait for *that* fetch, bounded by the
-  timeout), at most once per ``cooldown``, and a kid still unknown after a
-  fetch is remembered (negative cache) for ten cooldowns, so random kids
-  cannot turn into a fetch per request;
+* an unknown ``kid`` causes at most one fetch at a time (single-flight:
+  only the request that starts it waits, bounded by the timeout; others
+  with unknown kids meanwhile are refused at once), at most once per
+  ``cooldown``, and a kid still unknown after a fetch is remembered
+  (negative cache) for ten cooldowns, so random kids cannot turn into a
+  fetch per request, nor hold threads during a slow fetch;
 * when fetching fails, the last good keys stay in use for ``max_stale``
   seconds after their fetch, then the issuer's tokens are refused (fail
   closed) until a fetch succeeds;
@@ -149,31 +150,29 @@ class RemoteJWKS:
     def refetch_for(self, kid: str) -> bool:
         """One refetch for an unknown ``kid``, if allowed now; True if keys may have changed.
 
-        Only a request whose kid is not cached comes here: it may wait for
-        one fetch (bounded by the timeout), never one whose key is cached.
+        Only a request whose kid is not cached comes here, and only the one
+        that starts the fetch waits for it (bounded by the timeout): while a
+        fetch is under way, other unknown kids are refused at once, so a flood
+        of them cannot hold the server's threads during a slow fetch.
         """
         now = self.clock()
-        if self._fetching.locked():  # a fetch is under way: its result is the answer
-            if self._fetching.acquire(timeout=self.timeout * 2):
-                self._fetching.release()
-            return True
+        if self._fetching.locked():
+            return False
         expiry = self._negative.get(kid)
         if expiry is not None and expiry > now:
             return False
         if self._last_attempt is not None and now - self._last_attempt < self.cooldown:
             return False
         if not self._fetching.acquire(blocking=False):
-            if self._fetching.acquire(timeout=self.timeout * 2):
-                self._fetching.release()
-            return True
+            return False  # another request or the refresher is fetching
         try:
             if self._last_attempt is not None and self.clock() - self._last_attempt < self.cooldown:
                 return False  # another thread fetched between our check and the lock
             self._refresh_locked()
+            if kid not in self._keys.kids:
+                self._remember_unknown(kid)
         finally:
             self._fetching.release()
-        if kid not in self._keys.kids:
-            self._remember_unknown(kid)
         return True
 
     def _remember_unknown(self, kid: str) -> None:

@@ -276,8 +276,15 @@ def test_no_request_waits_on_a_slow_provider_while_its_key_is_cached(provider, j
     for _ in range(20):
         assert status(middleware, token) == 200
     elapsed = time.monotonic() - started
+    # An unknown kid during the fetch is refused at once: it does not queue behind it.
+    clock.now += 31
+    started = time.monotonic()
+    assert status(middleware, signed(private, "unknown")) == 401
+    unknown_elapsed = time.monotonic() - started
     refresher.join()
     assert elapsed < 0.75, f"cached-key requests waited {elapsed:.2f} s on the provider"
+    assert unknown_elapsed < 0.5, f"an unknown kid waited {unknown_elapsed:.2f} s"
+    assert provider.requests == 2  # load + the refresher's; none for the unknown kid
 
 
 def test_redirects_are_refused(provider, jwt_filter):
