@@ -16,13 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from jwt_unit_constants import AUD, ISS
 from oslo_config import cfg
 
 from propguard.jwt.filter import JWTAuthFilter, make_filter
 from propguard.jwt.token_cli import ensure_key_pair, ensure_secret, mint
-
-ISS = "https://idp.example/realms/openstack"
-AUD = "glance"
 
 
 @dataclass

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import AUD, ISS
+from jwt_unit_constants import AUD, ISS
 from oslo_config import cfg
 
 from propguard.jwt import config, opts

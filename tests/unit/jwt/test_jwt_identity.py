@@ -13,7 +13,7 @@ import time
 
 import pytest
 import webob
-from conftest import ISS
+from jwt_unit_constants import ISS
 
 from propguard.identity import credentials_from_environ
 from propguard.jwt.filter import STRIPPED

@@ -14,7 +14,7 @@ import time
 import jwt
 import pytest
 import webob
-from conftest import AUD, ISS
+from jwt_unit_constants import AUD, ISS
 
 from propguard.jwt.validator import TokenRejected
 

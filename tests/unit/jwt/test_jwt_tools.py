@@ -10,7 +10,7 @@ import time
 import jwt
 import pytest
 import webob
-from conftest import AUD, ISS
+from jwt_unit_constants import AUD, ISS
 from paste import deploy
 
 from propguard import cli
