@@ -313,7 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser(
         "demo",
-        help="run a real Glance with propguard and a scripted tour (propguard demo --help)",
+        help="start a real Keystone, Glance and propguard serve and walk a tour with real "
+        "tokens (propguard demo --help; --in-process: the tour on an in-process Glance)",
         add_help=False,
     )
     # The adapters' own commands (their modules import nothing heavy at this point).
@@ -444,9 +445,15 @@ def _matrix(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "demo":
-        from propguard.demo import main as demo_main
+        # Live (real Keystone, Glance, propguard serve) unless --in-process: the
+        # in-process tour of propguard.demo, kept under that name.
+        if "--in-process" in argv[1:]:
+            from propguard.demo import main as demo_main
 
-        return int(demo_main(argv[1:]) or 0)
+            return int(demo_main([a for a in argv[1:] if a != "--in-process"]) or 0)
+        from propguard.demo_live.main import main as live_main
+
+        return int(live_main(argv[1:]) or 0)
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

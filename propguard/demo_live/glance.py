@@ -59,15 +59,21 @@ def glance_paste_ini() -> str:
 
 
 def _write_paste(
-    workdir: str, placement: str, jwt: bool, propguard_options: Mapping[str, str]
+    workdir: str,
+    placement: str,
+    jwt: Mapping[str, str] | None,
+    propguard_options: Mapping[str, str],
 ) -> tuple[str, str]:
-    """(paste file, flavor) for the placement; written into ``workdir``."""
+    """(paste file, flavor) for the placement; written into ``workdir``.
+
+    ``jwt``: the JWT filter's options (``--jwt``), or None for Keystone.
+    """
     if placement == "paste":
         source = os.path.join(REPO, "paste.ini.example")
         flavor = "keystone"
     else:
         source = glance_paste_ini()
-        flavor = "trusted-auth" if jwt else "keystone"
+        flavor = "trusted-auth" if jwt is not None else "keystone"
     parser = configparser.RawConfigParser(strict=False)
     parser.optionxform = str  # type: ignore[assignment,method-assign]
     parser.read(source)
@@ -76,6 +82,16 @@ def _write_paste(
         parser.add_section("composite:glance-api-trusted-auth")
         for key, value in parser.items("composite:glance-api-keystone"):
             parser.set("composite:glance-api-trusted-auth", key, value)
+    if placement == "paste" and jwt is not None:  # the JWT filter in auth_token's place
+        parser.set(
+            "composite:api",
+            "keystone",
+            parser.get("composite:api", "keystone").replace("authtoken", "jwt"),
+        )
+        parser.add_section("filter:jwt")
+        parser.set("filter:jwt", "paste.filter_factory", "propguard.jwt.filter:filter_factory")
+        for key, value in jwt.items():
+            parser.set("filter:jwt", key, value)
     if placement == "paste":  # the example's values (paths under /etc) give way to the demo's
         for key in list(parser.options("filter:propguard")):
             if key != "paste.filter_factory":
@@ -107,13 +123,16 @@ def start_glance(
     *,
     authtoken: Mapping[str, str] | None,
     placement: str,
-    jwt: bool,
+    jwt: Mapping[str, str] | None,
     propguard_options: Mapping[str, str],
     notifications: Mapping[str, str] | None,
     native_protections: Mapping[str, str] | None = None,
     name: str = "glance",
 ) -> GlanceInfo:
     """Configure, migrate and serve Glance. ``authtoken``: [keystone_authtoken] (None: JWT).
+
+    ``jwt``: the JWT filter's options when tokens are JWTs (used in Glance's
+    pipeline with ``placement == "paste"``; else Glance trusts the proxy).
 
     ``propguard_options``: [propguard] (the rules; used by the notification
     driver, and by the filter when it runs in Glance's pipeline).

@@ -48,10 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--placement",
-        choices=("sidecar", "paste"),
-        default="sidecar",
-        help="sidecar: propguard serve in front of Glance (default); paste: the filter "
-        "inside glance-api's own pipeline (paste.ini.example), no proxy",
+        choices=("auto", "sidecar", "paste"),
+        default="auto",
+        help="sidecar: propguard serve in front of Glance; paste: the filter inside "
+        "glance-api's own pipeline (paste.ini.example), no proxy; auto (default): sidecar "
+        "when this checkout has propguard serve, else paste (said at the start)",
     )
     parser.add_argument(
         "--rules",
@@ -147,6 +148,13 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
             shutil.rmtree(workdir, ignore_errors=True)
 
 
+def serve_available() -> bool:
+    """True when this checkout has ``propguard serve`` (propguard.proxy.server)."""
+    import importlib.util
+
+    return importlib.util.find_spec("propguard.proxy.server") is not None
+
+
 def _ports(args: argparse.Namespace) -> dict[str, int]:
     names = ["glance"] + ([] if args.jwt else ["keystone"])
     if args.placement == "sidecar":
@@ -167,18 +175,31 @@ def _run(
     out: TextIO,
 ) -> int:
     from propguard.demo_live import glance as glance_mod
-    from propguard.demo_live import indexer
+    from propguard.demo_live import indexer, proxy
     from propguard.demo_live import keystone as keystone_mod
+    from propguard.rules import RulesError
     from propguard.rules.loading import RulesOptions
 
     say = progress.say
+    if args.placement == "auto":
+        args.placement = "sidecar" if serve_available() else "paste"
+        if args.placement == "paste":
+            say(
+                "NOTE: this checkout has no `propguard serve`: propguard runs inside "
+                "glance-api's pipeline instead (--placement paste), not as a sidecar"
+            )
+    elif args.placement == "sidecar" and not serve_available():
+        raise ServiceError("--placement sidecar: this checkout has no `propguard serve`")
     ports = _ports(args)
     mode = "JWT (no Keystone)" if args.jwt else "Keystone"
     say(f"propguard demo: {mode}, propguard as {args.placement}; work directory {workdir}")
     say("ports: " + ", ".join(f"{name} {HOST}:{port}" for name, port in ports.items()))
     sup.check_ports(ports)
     options = rules_info.filter_options()
-    engine = RulesOptions.from_options(options).load()
+    try:
+        engine = RulesOptions.from_options(options).load()
+    except RulesError as exc:
+        raise ServiceError(f"the rules do not load: {exc}") from exc
     p = demo.plan(engine)
 
     tap = None
@@ -202,7 +223,12 @@ def _run(
         }
         filter_options = {**options, **relations}
         ks = None
-        if not args.jwt:
+        keys = os.path.join(workdir, "jwt")
+        if args.jwt:  # the key pair the filter reads and `propguard token` signs with
+            from propguard.jwt.token_cli import ensure_key_pair
+
+            ensure_key_pair(keys, "RS256")
+        else:
             ks = keystone_mod.start_keystone(
                 sup, os.path.join(workdir, "keystone"), ports["keystone"], say
             )
@@ -213,12 +239,11 @@ def _run(
             say,
             authtoken=ks.authtoken_options("glance") if ks else None,
             placement=args.placement,
-            jwt=args.jwt,
+            jwt=proxy.jwt_options(keys, JWT_ISSUER, JWT_AUDIENCE) if args.jwt else None,
             propguard_options=filter_options if args.placement == "paste" else options,
             notifications=tap.transport() if tap else None,
         )
         say(f"glance: ready at {glance.url}")
-        keys = os.path.join(workdir, "jwt")
         if args.placement == "sidecar":
             endpoint = _start_proxy(
                 sup, workdir, ports["proxy"], glance.url, ks, keys, filter_options, args.jwt, say
@@ -239,9 +264,8 @@ def _run(
         elif args.compare:
             tour.say("\n== Glance alone ==")
             tour.say(
-                "   (with --jwt there is no Glance alone to compare: Glance trusts the "
-                "proxy's headers; `propguard demo` or `propguard demo --in-process` "
-                "shows the comparison)"
+                "   (skipped with --jwt: `propguard demo` runs this comparison with Keystone, "
+                "`propguard demo --in-process` in-process)"
             )
         return _verdict(tour, answers)
     finally:
@@ -408,6 +432,7 @@ def _jwt_cast(keys: str, endpoint: str, say: Callable[[str], None]) -> live.Cast
             service_user=service_user,
             service_roles=service_roles,
             service_counted="service" in service_roles,
+            validator="the JWT filter",
         )
 
     return live.Cast(
@@ -490,7 +515,7 @@ def _glance_alone(
         say,
         authtoken=ks.authtoken_options("glance"),
         placement="sidecar",
-        jwt=False,
+        jwt=None,
         propguard_options={},
         notifications=None,
         native_protections=native,

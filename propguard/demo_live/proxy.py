@@ -60,10 +60,6 @@ def write_config(
         handle.write(_ini(sections))
     if not jwt:
         return conf, None
-    # The key pair must exist before the filter loads: mint nothing, just make it.
-    from propguard.jwt.token_cli import ensure_key_pair
-
-    ensure_key_pair(keys, "RS256")
     parser = configparser.RawConfigParser(strict=False, interpolation=None)
     parser.optionxform = str  # type: ignore[assignment,method-assign]
     parser.read(SERVE_INI)

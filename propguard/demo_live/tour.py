@@ -42,6 +42,8 @@ class LiveActor:
     service_roles: tuple[str, ...] = ()  # roles that token carries
     #: True when the service token carries a service_token_roles role (auth_token confirms it).
     service_counted: bool = False
+    #: Who validates the tokens: "auth_token" (Keystone) or "the JWT filter".
+    validator: str = "auth_token"
 
     def credentials(self) -> Credentials:
         return Credentials(
@@ -67,7 +69,7 @@ class LiveActor:
         return text + (
             f"; X-Service-Token is {self.service_user}'s own token (roles "
             f"{', '.join(sorted(self.service_roles))}, no service_token_roles role): "
-            "auth_token marks it Invalid, no service roles"
+            f"{self.validator} marks it Invalid, no service roles"
         )
 
 
