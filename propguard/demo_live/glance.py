@@ -27,7 +27,7 @@ from __future__ import annotations
 import configparser
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from propguard.demo_live.keystone import uwsgi_ini
@@ -128,6 +128,7 @@ def start_glance(
     notifications: Mapping[str, str] | None,
     native_protections: Mapping[str, str] | None = None,
     name: str = "glance",
+    progress: Callable[[float], None] | None = None,
 ) -> GlanceInfo:
     """Configure, migrate and serve Glance. ``authtoken``: [keystone_authtoken] (None: JWT).
 
@@ -208,5 +209,6 @@ def start_glance(
         port=port,
         ready_path="/healthcheck",
         timeout=180,
+        progress=progress,
     )
     return GlanceInfo(port, workdir, flavor)

@@ -20,6 +20,7 @@ import os
 import pwd
 import secrets
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from propguard.demo_live.supervisor import HOST, Supervisor
@@ -128,7 +129,9 @@ disable-logging = true
 """
 
 
-def start_keystone(sup: Supervisor, workdir: str, port: int, say) -> KeystoneInfo:
+def start_keystone(
+    sup: Supervisor, workdir: str, port: int, say, progress: Callable[[float], None] | None = None
+) -> KeystoneInfo:
     """Configure, migrate, bootstrap and serve Keystone; create the tour's accounts."""
     os.makedirs(workdir, exist_ok=True)
     conf = os.path.join(workdir, "keystone.conf")
@@ -140,15 +143,17 @@ def start_keystone(sup: Supervisor, workdir: str, port: int, say) -> KeystoneInf
     manage = [os.path.join(bindir, "keystone-manage"), "--config-file", conf]
     env = {**os.environ, "OS_KEYSTONE_CONFIG_FILES": conf}
     user, group = pwd.getpwuid(os.getuid()).pw_name, grp.getgrgid(os.getgid()).gr_name
-    say("keystone: db_sync (sqlite), fernet and credential keys, bootstrap ...")
+    say("keystone: keystone-manage db_sync (sqlite) ...")
     sup.run("keystone-manage", [*manage, "db_sync"], env, timeout=300)
     for what in ("fernet_setup", "credential_setup"):
+        say(f"keystone: keystone-manage {what} ...")
         sup.run(
             "keystone-manage",
             [*manage, what, "--keystone-user", user, "--keystone-group", group],
             env,
             timeout=60,
         )
+    say("keystone: keystone-manage bootstrap (admin, roles admin/member/reader/service) ...")
     sup.run(
         "keystone-manage",
         [
@@ -183,6 +188,7 @@ def start_keystone(sup: Supervisor, workdir: str, port: int, say) -> KeystoneInf
         port=port,
         ready_path="/v3",
         timeout=120,
+        progress=progress,
     )
     _create_accounts(info)
     say(

@@ -134,7 +134,11 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
     try:
         with Supervisor(os.path.join(workdir, "logs"), out=out) as sup:
             os.makedirs(sup.logdir, exist_ok=True)
-            return _run(args, rules_info, workdir, sup, progress, out)
+            code = _run(args, rules_info, workdir, sup, progress, out)
+        if code != 0:  # keep what explains it
+            print(f"propguard demo: logs and configuration: {workdir}", file=out, flush=True)
+            args.keep = True
+        return code
     except ServiceError as exc:
         print(f"\npropguard demo: {exc}", file=out, flush=True)
         print(f"propguard demo: logs and configuration: {workdir}", file=out, flush=True)
@@ -230,7 +234,11 @@ def _run(
             ensure_key_pair(keys, "RS256")
         else:
             ks = keystone_mod.start_keystone(
-                sup, os.path.join(workdir, "keystone"), ports["keystone"], say
+                sup,
+                os.path.join(workdir, "keystone"),
+                ports["keystone"],
+                say,
+                progress.waiting("keystone"),
             )
         glance = glance_mod.start_glance(
             sup,
@@ -242,11 +250,21 @@ def _run(
             jwt=proxy.jwt_options(keys, JWT_ISSUER, JWT_AUDIENCE) if args.jwt else None,
             propguard_options=filter_options if args.placement == "paste" else options,
             notifications=tap.transport() if tap else None,
+            progress=progress.waiting("glance"),
         )
         say(f"glance: ready at {glance.url}")
         if args.placement == "sidecar":
             endpoint = _start_proxy(
-                sup, workdir, ports["proxy"], glance.url, ks, keys, filter_options, args.jwt, say
+                sup,
+                workdir,
+                ports["proxy"],
+                glance.url,
+                ks,
+                keys,
+                filter_options,
+                args.jwt,
+                say,
+                progress.waiting("propguard serve"),
             )
         else:
             endpoint = glance.url
@@ -283,6 +301,7 @@ def _start_proxy(
     filter_options: dict[str, str],
     jwt: bool,
     say: Callable[[str], None],
+    tick: Callable[[float], None],
 ) -> str:
     from propguard.demo_live import proxy
 
@@ -311,6 +330,7 @@ def _start_proxy(
         port=port,
         ready_path="/healthcheck",
         timeout=60,
+        progress=tick,
     )
     say(
         f"propguard serve: ready at {service.url} ({'jwt' if jwt else 'authtoken'} propguard proxy)"
