@@ -63,10 +63,16 @@ def write_config(
     parser = configparser.RawConfigParser(strict=False, interpolation=None)
     parser.optionxform = str  # type: ignore[assignment,method-assign]
     parser.read(SERVE_INI)
-    pipeline = parser.get("pipeline:main", "pipeline").split()
-    parser.set(
-        "pipeline:main", "pipeline", " ".join("jwt" if f == "authtoken" else f for f in pipeline)
-    )
+    swapped = False
+    for section in parser.sections():
+        if section.startswith("pipeline:") and parser.has_option(section, "pipeline"):
+            names = parser.get(section, "pipeline").split()
+            if "authtoken" in names:
+                swapped = True
+                names = ["jwt" if n == "authtoken" else n for n in names]
+                parser.set(section, "pipeline", " ".join(names))
+    if not swapped:
+        raise ValueError(f"{SERVE_INI}: no pipeline with authtoken to put the JWT filter in")
     parser.remove_section("filter:authtoken")
     parser.add_section("filter:jwt")
     parser.set("filter:jwt", "use", "egg:propguard#jwt")
