@@ -2,7 +2,7 @@
 # Set up everything the test suite needs and run it: a Python 3.11 virtualenv
 # in .venv with propguard and its `test` extra (Glance 33.0.0 and its test
 # requirements, keystonemiddleware, WebTest, pytest, ruff, drivers), qemu-img
-# for Glance's own functional tests, then ruff and the whole suite (unit and
+# and chromium for the tests (install-glance-suite-deps.sh), then ruff and the whole suite (unit and
 # functional; functional tests run a real in-process Glance v2, on sqlite and
 # on the machine's MariaDB, PostgreSQL and RabbitMQ). Extra arguments go to
 # pytest, e.g. `./scripts/test.sh tests/unit -q`.
