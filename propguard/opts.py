@@ -210,10 +210,14 @@ OPTS: list[cfg.Opt] = [
 
 
 def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
-    """Entry point for ``oslo-config-generator --namespace propguard``: the filter's
-    options (relations included); the notification filter's groups are the
-    ``propguard.notifications`` namespace."""
-    return [(GROUP, list(OPTS))]
+    """Entry point for ``oslo-config-generator --namespace propguard``: every group
+    of propguard's (the filter with relations, the notification driver and
+    service, the JWT filter). ``propguard.notifications`` and ``propguard.jwt``
+    list one part each, for a config file that needs only that part."""
+    from propguard.jwt import opts as jwt_opts
+    from propguard.notifications import opts as notification_opts
+
+    return [(GROUP, list(OPTS)), *notification_opts.list_opts(), *jwt_opts.list_opts()]
 
 
 def register_opts(conf: cfg.ConfigOpts) -> None:

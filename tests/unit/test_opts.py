@@ -85,10 +85,16 @@ def test_filter_refuses_to_start_without_rules(conf, monkeypatch):
 
 
 def test_list_opts_covers_every_option():
-    [(group, options)] = opts.list_opts()
-    assert group == "propguard"
-    assert {o.dest for o in options} == {o.dest for o in opts.OPTS}
-    assert all(o.help for o in options)
+    from propguard.jwt import opts as jwt_opts
+    from propguard.notifications import opts as notification_opts
+
+    listed = opts.list_opts()
+    groups = dict(listed)
+    assert len(groups) == len(listed)  # no group twice
+    assert {o.dest for o in groups["propguard"]} == {o.dest for o in opts.OPTS}
+    for group, options in (*notification_opts.list_opts(), *jwt_opts.list_opts()):
+        assert {o.dest for o in groups[group]} == {o.dest for o in options}
+    assert all(o.help for _, options in listed for o in options)
 
 
 def test_oslo_config_generator_namespace():
@@ -98,6 +104,8 @@ def test_oslo_config_generator_namespace():
         [generator, "--namespace", "propguard"], capture_output=True, text=True, check=True
     ).stdout
     assert "[propguard]" in out
+    assert "[propguard_notifications]" in out and "[propguard_notify_filter]" in out
+    assert "[propguard_jwt]" in out
     for opt in opts.OPTS:
         assert f"#{opt.dest} =" in out
 
