@@ -369,14 +369,11 @@ def filter_factory(global_conf: dict[str, Any] | None = None, **local_conf: Any)
     missing or broken file stops glance-api from starting, with the file,
     line and problem in the error.
     """
-    # -- propguard.relations (issue 9): its options, and its layer around the filter --
-    relations_conf, local_conf = relations.split_local_conf(local_conf)
-    options = opts.resolve(local_conf)
-    options.update(relations.resolve_options({**local_conf, **relations_conf}))
+    options = opts.resolve(local_conf)  # the relations options included
     here = (global_conf or {}).get("here")
 
     def _filter(app: Any) -> Any:
+        # The relations layer (off unless relations_connection is set) around the filter.
         return relations.wrap(PropertyProtectionFilter(app, options), options, here)
-    # -- end propguard.relations --
 
     return _filter

@@ -23,20 +23,6 @@ from typing import Any
 LOG = logging.getLogger(__name__)
 
 
-def split_local_conf(local_conf: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``(relations options, the rest)`` of the filter's paste section."""
-    from propguard.relations.opts import split_local_conf
-
-    return split_local_conf(local_conf)
-
-
-def resolve_options(local_conf: Mapping[str, Any]) -> dict[str, Any]:
-    """The relations options: paste section first, then ``[propguard]`` (see :mod:`.opts`)."""
-    from propguard.relations.opts import resolve
-
-    return resolve(local_conf)
-
-
 def wrap(application: Any, options: Mapping[str, Any], here: str | None = None) -> Any:
     """``application`` (propguard's filter) inside the relations layer, or unchanged when off.
 

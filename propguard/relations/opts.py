@@ -86,35 +86,12 @@ def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
     return [(GROUP, list(OPTS))]
 
 
-def split_local_conf(local_conf: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``(relations options, everything else)`` of a paste section."""
-    mine = {k: v for k, v in local_conf.items() if k in NAMES}
-    rest = {k: v for k, v in local_conf.items() if k not in NAMES}
-    return mine, rest
-
-
 def resolve(local_conf: Mapping[str, Any], conf: cfg.ConfigOpts | None = None) -> dict[str, Any]:
-    """These options' values: paste section first, then ``[propguard]`` of ``conf``.
-
-    Same conversion and the same refusal of a bad value (``ValueError``
-    naming the option) as :func:`propguard.opts.resolve`.
-    """
+    """These options' values, resolved as the filter resolves all of its options
+    (:func:`propguard.opts.resolve`, whose ``OPTS`` include these)."""
     from propguard import opts as main_opts
 
-    if conf is None:
-        conf = main_opts._paste_project_conf(local_conf) or cfg.CONF
-    conf.register_opts(OPTS, group=GROUP)
-    values: dict[str, Any] = {}
-    for opt in OPTS:
-        if opt.dest in local_conf:
-            raw = local_conf[opt.dest]
-            try:
-                values[opt.dest] = opt.type(raw) if isinstance(raw, str) else raw
-            except ValueError as exc:
-                raise ValueError(f"propguard option {opt.dest}={raw!r}: {exc}") from exc
-        else:
-            values[opt.dest] = main_opts._from_oslo_config(conf, opt)
-    return values
+    return {k: v for k, v in main_opts.resolve(local_conf, conf).items() if k in NAMES}
 
 
 def defaults() -> dict[str, Any]:

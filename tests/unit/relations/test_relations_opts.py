@@ -69,11 +69,9 @@ def test_bad_values_stop_the_filter(name, value):
         opts.resolve({name: value}, cfg.ConfigOpts())
 
 
-def test_list_opts_and_split():
+def test_list_opts():
     ((group, listed),) = opts.list_opts()
     assert group == "propguard" and {o.dest for o in listed} == opts.NAMES
-    mine, rest = opts.split_local_conf({"rules_file": "x", "relations_rotation": "true"})
-    assert mine == {"relations_rotation": "true"} and rest == {"rules_file": "x"}
 
 
 def test_off_by_default_the_filter_is_unchanged(tmp_path):
