@@ -319,9 +319,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     # The adapters' own commands (their modules import nothing heavy at this point).
     from propguard.notifications import cli as notify_cli
+    from propguard.proxy import cli as proxy_cli
     from propguard.relations import cli as relations_cli
 
     notify_cli.add_parser(sub)
+    proxy_cli.add_parser(sub)
     relations_cli.add_parsers(sub)
     from propguard.jwt import token_cli
 
@@ -463,6 +465,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from propguard.relations import cli as relations_cli
 
         return relations_cli.run(args)
+    if args.command == "serve":
+        from propguard.proxy import cli as proxy_cli
+
+        return proxy_cli.run(args)
     if args.command == "token":
         from propguard.jwt import token_cli
 

@@ -53,7 +53,7 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     real_getaddrinfo = socket.getaddrinfo
 
     def _allowed(host, port) -> bool:
-        return (host, port) in LOCAL_SERVICES
+        return (host, port) in LOCAL_SERVICES or (host, port) in _LOOPBACK_ALLOWED
 
     def _connect(sock, address):
         if sock.family in (socket.AF_INET, socket.AF_INET6) and not _allowed(*address[:2]):
@@ -73,6 +73,76 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket.socket, "connect", _connect)
     monkeypatch.setattr(socket, "create_connection", _create_connection)
     monkeypatch.setattr(socket, "getaddrinfo", _getaddrinfo)
+
+
+#: Loopback ports the running test opened itself (see ``allow_loopback_port``).
+_LOOPBACK_ALLOWED: set[tuple[str, int]] = set()
+
+
+@pytest.fixture
+def allow_loopback_port() -> Iterator[Callable[[int], None]]:
+    """Return ``allow(port)``: let this test connect to ``127.0.0.1:port`` (a server it started).
+
+    ``no_network`` refuses every other address; the allowance ends with the test.
+    """
+
+    def allow(port: int) -> None:
+        _LOOPBACK_ALLOWED.update({("127.0.0.1", port), ("localhost", port)})
+
+    yield allow
+    _LOOPBACK_ALLOWED.clear()
+
+
+_DOUBLE_SLASH = (
+    "sends //v2/... request targets, which the harness's cheroot server refuses as an "
+    "absolute URI (400); test_proxy_http checks //v2 routes through propguard serve (gunicorn)"
+)
+
+#: Suites whose guarded-Glance tests also run through ``propguard serve``'s
+#: pipeline over HTTP (``glance_transport`` "proxy", marker ``proxy``), and the
+#: tests of them that do not apply to a proxy, with why (docs/proxy.md).
+PROXY_SUITES: dict[str, dict[str, str]] = {
+    "test_defects": {},
+    "test_side_routes": {
+        "test_image_tasks_route_hides_task_input": _DOUBLE_SLASH,
+    },
+    "test_robustness": {
+        "test_paths_glance_normalises_are_checked": _DOUBLE_SLASH,
+        "test_without_auth_token_identity_headers_are_not_trusted": "builds pipelines of "
+        "its own from Glance's paste file (no auth_token): an in-pipeline deployment only",
+        "test_image_data_streams_through_untouched": "its probe counts reads of a WSGI input "
+        "object in one process; test_proxy_streaming measures the proxy's streaming",
+        "test_short_reads_of_the_request_body": "short reads are a property of the WSGI "
+        "input object; over HTTP the server's reader is used (chunked and Content-Length "
+        "bodies are in test_proxy_streaming)",
+    },
+    "test_quota": {},
+    "test_injection": {},
+}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "proxy: the request goes through propguard serve's pipeline over HTTP"
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run the tests of ``PROXY_SUITES`` that use ``guarded_glance`` both in-pipeline and proxied."""
+    module = metafunc.module.__name__.rpartition(".")[2]
+    if module not in PROXY_SUITES or "guarded_glance" not in metafunc.fixturenames:
+        return
+    transports = ["filter"]
+    if metafunc.function.__name__ not in PROXY_SUITES[module]:
+        transports.append(pytest.param("proxy", marks=pytest.mark.proxy))
+    metafunc.parametrize("glance_transport", transports, indirect=True)
+
+
+@pytest.fixture
+def glance_transport(request: pytest.FixtureRequest) -> str:
+    """How the guarded Glance is reached: "filter" (propguard in Glance's pipeline, in-process)
+    or "proxy" (client → HTTP → serve.ini pipeline → HTTP → Glance)."""
+    return getattr(request, "param", "filter")
 
 
 @pytest.fixture
@@ -123,7 +193,13 @@ def rules_path(tmp_path: Path) -> RulesPath:
 
 
 @pytest.fixture
-def guarded_glance(glance_factory: GlanceFactory, rules_path: RulesPath) -> GuardedGlance:
+def guarded_glance(
+    glance_factory: GlanceFactory,
+    rules_path: RulesPath,
+    glance_transport: str,
+    request: pytest.FixtureRequest,
+    allow_loopback_port: Callable[[int], None],
+) -> GuardedGlance:
     """Return ``start(rules, **options) -> started Glance`` with propguard in its pipeline.
 
     Glance's own property protections are off; propguard (right after
@@ -145,6 +221,20 @@ def guarded_glance(glance_factory: GlanceFactory, rules_path: RulesPath) -> Guar
         glance_options: Mapping[str, object] | None = None,
         **options: str,
     ) -> InProcessGlance:
+        if glance_transport == "proxy":
+            from proxy_harness import start_proxied
+
+            return start_proxied(
+                request,
+                glance_factory,
+                propguard_filter(rules_path(rules), **options),
+                filters_after=filters_after,
+                record_requests=record_requests,
+                glance_policy_file=glance_policy_file,
+                authtoken_options=authtoken_options,
+                database_url=database_url,
+                glance_options=glance_options,
+            )
         return glance_factory(
             extra_filters=[propguard_filter(rules_path(rules), **options), *filters_after],
             record_requests=record_requests,

@@ -1,0 +1,236 @@
+"""The proxy WSGI app (paste: ``egg:propguard#proxy``): forwards every request to Glance.
+
+It is the last app of ``propguard serve``'s pipeline (after the auth layer
+and the property filter) and knows nothing about Glance's API: the filter
+above it decides, this app relays. Image data streams both ways in
+``chunk_size`` pieces; only small JSON answers that name the upstream are
+read whole (to point their links at the proxy).
+
+Errors: no answer from the upstream is a 502 (refused, reset) or 504
+(timeout) in the OpenStack JSON shape, the details logged, never sent. Once
+the answer's headers went out, an upstream failure is raised from the body
+iterator, so the WSGI server aborts the client's connection instead of
+ending a truncated body cleanly.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterator
+from typing import Any
+from urllib.parse import quote
+
+from urllib3.exceptions import HTTPError
+
+from propguard.bodies import input_stream
+from propguard.errors import error_response
+from propguard.proxy import headers as hdrs
+from propguard.proxy.links import proxy_base_url, rewrite_json, rewrite_url
+from propguard.proxy.upstream import Upstream, UpstreamError, UpstreamOptions, classify
+
+LOG = logging.getLogger(__name__)
+
+CHUNK = 64 * 1024
+#: JSON answers at most this large are searched for upstream links.
+MAX_LINK_REWRITE = 4 * 1024 * 1024
+#: Characters kept as they are when the decoded path is quoted again (RFC 3986 pchar + "/").
+_PATH_SAFE = "/:@!$&'()*+,;=-._~"
+
+_SLASHES = re.compile(r"//+")
+
+MESSAGES = {
+    502: "The image service is not reachable.",
+    504: "The image service did not answer in time.",
+}
+
+
+class ClientDisconnected(Exception):
+    """The client's body ended before its ``Content-Length``: the upload is aborted."""
+
+
+class UpstreamAborted(Exception):
+    """The upstream failed after the answer started: raised so the server drops the connection."""
+
+
+def _body(stream: Any, length: int | None) -> Iterator[bytes]:
+    """The request body in pieces; exactly ``length`` bytes, or to the end when chunked."""
+    remaining = length
+    while remaining is None or remaining > 0:
+        try:
+            chunk = stream.read(CHUNK if remaining is None else min(CHUNK, remaining))
+        except Exception as exc:  # the server's reader: reset, bad chunk framing
+            raise ClientDisconnected(f"request body could not be read: {exc}") from exc
+        if not chunk:
+            if remaining:
+                raise ClientDisconnected(f"request body ended {remaining} bytes early")
+            return
+        if remaining is not None:
+            remaining -= len(chunk)
+        yield chunk
+
+
+def request_target(environ: dict[str, Any]) -> str:
+    """Path and query for the upstream: the decoded ``PATH_INFO`` the filter checked, re-quoted.
+
+    Forwarding the raw request line instead could let Glance see another
+    path than the one propguard's routes matched.
+    """
+    # Runs of "/" collapsed as Glance's URLMap collapses them (routing_path):
+    # "//v2/images" is the request-target form of an absolute URI to some servers.
+    path = _SLASHES.sub("/", environ.get("PATH_INFO", "")) or "/"
+    raw = path.encode("latin-1")  # PEP 3333: bytes as latin-1 code points
+    target = quote(raw, safe=_PATH_SAFE)
+    query = environ.get("QUERY_STRING")
+    return f"{target}?{query}" if query else target
+
+
+class ProxyApp:
+    """WSGI app relaying each request to :class:`Upstream`."""
+
+    def __init__(
+        self,
+        upstream: Upstream,
+        trusted_proxies: tuple[str, ...] = (),
+        rewrite_bases: tuple[str, ...] = (),
+    ) -> None:
+        self.upstream = upstream
+        self.trusted_proxies = trusted_proxies
+        self.rewrite_bases = tuple(dict.fromkeys((upstream.base_url, *rewrite_bases)))
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable) -> Any:
+        method = environ["REQUEST_METHOD"]
+        headers = hdrs.request_headers(environ, self.trusted_proxies)
+        body, chunked = self._request_body(environ, headers)
+        try:
+            response = self.upstream.open(method, request_target(environ), headers, body, chunked)
+        except UpstreamError as exc:
+            LOG.warning(
+                "propguard proxy: %s %s: upstream %s (%s)",
+                method,
+                environ.get("PATH_INFO"),
+                exc.reason,
+                environ.get("openstack.request_id", "-"),
+            )
+            return error_response(exc.status, MESSAGES[exc.status])(environ, start_response)
+        except ClientDisconnected as exc:
+            LOG.info("propguard proxy: %s %s: %s", method, environ.get("PATH_INFO"), exc)
+            return error_response(400, "The request body was incomplete.")(environ, start_response)
+        return self._respond(environ, start_response, response)
+
+    def _request_body(
+        self, environ: dict[str, Any], headers: dict[str, str]
+    ) -> tuple[Iterator[bytes] | None, bool]:
+        length_text = environ.get("CONTENT_LENGTH") or ""
+        stream = input_stream(environ)
+        if length_text:
+            length = int(length_text)  # the server validated it
+            headers["Content-Length"] = str(length)
+            return (_body(stream, length) if length else None), False
+        if stream is not None and (
+            environ.get("wsgi.input_terminated")
+            or "chunked" in (environ.get("HTTP_TRANSFER_ENCODING") or "").lower()
+        ):
+            return _body(stream, None), True
+        return None, False
+
+    def _respond(self, environ: dict[str, Any], start_response: Callable, response: Any) -> Any:
+        proxy_base = proxy_base_url(environ)
+        items = hdrs.response_headers(response.headers.items())
+        items = [
+            (name, rewrite_url(value, self.rewrite_bases, proxy_base))
+            if name.lower() in ("location", "content-location")
+            else (name, value)
+            for name, value in items
+        ]
+        status = f"{response.status} {response.reason or ''}".rstrip()
+        if _rewritable_json(response):
+            try:
+                data = response.read()
+            except (HTTPError, OSError) as exc:
+                response.release_conn()
+                error = classify(exc)
+                return error_response(error.status, MESSAGES[error.status])(environ, start_response)
+            response.release_conn()
+            rewritten = rewrite_json(data, self.rewrite_bases, proxy_base)
+            if rewritten is not None:
+                data = rewritten
+                items = [(n, v) for n, v in items if n.lower() != "content-length"]
+                items.append(("Content-Length", str(len(data))))
+            start_response(status, items)
+            return [data]
+        start_response(status, items)
+        return _stream(response, environ)
+
+
+def _rewritable_json(response: Any) -> bool:
+    content_type = (response.headers.get("Content-Type") or "").split(";", 1)[0].strip()
+    length = response.headers.get("Content-Length")
+    return (
+        content_type == "application/json"
+        and not response.headers.get("Content-Encoding")
+        and length is not None
+        and length.isdigit()
+        and int(length) <= MAX_LINK_REWRITE
+    )
+
+
+def _stream(response: Any, environ: dict[str, Any]) -> Iterator[bytes]:
+    """The upstream body in pieces; a failure mid-way raises (the server aborts the connection)."""
+    complete = False
+    try:
+        yield from response.stream(CHUNK, decode_content=False)
+        complete = True
+    except (HTTPError, OSError) as exc:
+        LOG.warning(
+            "propguard proxy: %s %s: upstream failed mid-response: %s (%s)",
+            environ.get("REQUEST_METHOD"),
+            environ.get("PATH_INFO"),
+            type(exc).__name__,
+            environ.get("openstack.request_id", "-"),
+        )
+        raise UpstreamAborted("upstream failed mid-response") from exc
+    finally:
+        if complete:
+            response.release_conn()
+        else:  # a half-read response must not go back to the pool
+            response.close()
+            response.release_conn()
+
+
+def _bool(value: Any) -> bool:
+    return str(value).strip().lower() in ("1", "true", "yes", "on")
+
+
+def _list(value: Any) -> tuple[str, ...]:
+    return tuple(v.strip() for v in str(value or "").replace(",", " ").split() if v.strip())
+
+
+def app_factory(global_conf: dict[str, Any] | None = None, **local_conf: Any) -> ProxyApp:
+    """paste.deploy entry point (``egg:propguard#proxy``).
+
+    Options (paste section, or ``[DEFAULT]``/global conf such as
+    ``propguard serve``'s ``upstream``): ``upstream`` (required),
+    ``connect_timeout`` (10 s), ``read_timeout`` (600 s, idle time per socket
+    operation), ``pool_maxsize`` (16), ``ca_file``, ``insecure`` (false),
+    ``trusted_proxies`` (addresses whose forwarding headers are kept),
+    ``upstream_public_urls`` (more base URLs Glance writes into links, e.g.
+    its ``public_endpoint``: rewritten to the proxy's URL too).
+    """
+    conf = {**(global_conf or {}), **local_conf}
+    upstream_url = conf.get("upstream")
+    if not upstream_url:
+        raise ValueError("propguard proxy: 'upstream' is not set (propguard serve --upstream URL)")
+    options = UpstreamOptions(
+        url=str(upstream_url),
+        connect_timeout=float(conf.get("connect_timeout", 10)),
+        read_timeout=float(conf.get("read_timeout", 600)),
+        pool_maxsize=int(conf.get("pool_maxsize", 16)),
+        ca_file=conf.get("ca_file") or None,
+        insecure=_bool(conf.get("insecure", False)),
+    )
+    return ProxyApp(
+        Upstream(options),
+        trusted_proxies=_list(conf.get("trusted_proxies")),
+        rewrite_bases=tuple(u.rstrip("/") for u in _list(conf.get("upstream_public_urls"))),
+    )
