@@ -53,21 +53,34 @@ class UpstreamAborted(Exception):
     """The upstream failed after the answer started: raised so the server drops the connection."""
 
 
-def _body(stream: Any, length: int | None) -> Iterator[bytes]:
-    """The request body in pieces; exactly ``length`` bytes, or to the end when chunked."""
-    remaining = length
-    while remaining is None or remaining > 0:
-        try:
-            chunk = stream.read(CHUNK if remaining is None else min(CHUNK, remaining))
-        except Exception as exc:  # the server's reader: reset, bad chunk framing
-            raise ClientDisconnected(f"request body could not be read: {exc}") from exc
-        if not chunk:
-            if remaining:
-                raise ClientDisconnected(f"request body ended {remaining} bytes early")
-            return
-        if remaining is not None:
-            remaining -= len(chunk)
-        yield chunk
+class RequestBody:
+    """The request body in pieces: exactly ``length`` bytes, or to the end when chunked.
+
+    ``done`` tells whether all of it was sent: after an early upstream answer
+    it was not, and that connection must not be reused (the upstream would
+    read the rest as the next request).
+    """
+
+    def __init__(self, stream: Any, length: int | None) -> None:
+        self.stream = stream
+        self.remaining = length
+        self.done = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        while self.remaining is None or self.remaining > 0:
+            want = CHUNK if self.remaining is None else min(CHUNK, self.remaining)
+            try:
+                chunk = self.stream.read(want)
+            except Exception as exc:  # the server's reader: reset, bad chunk framing
+                raise ClientDisconnected(f"request body could not be read: {exc}") from exc
+            if not chunk:
+                if self.remaining:
+                    raise ClientDisconnected(f"request body ended {self.remaining} bytes early")
+                break
+            if self.remaining is not None:
+                self.remaining -= len(chunk)
+            yield chunk
+        self.done = True
 
 
 def request_target(environ: dict[str, Any]) -> str:
@@ -116,25 +129,36 @@ class ProxyApp:
         except ClientDisconnected as exc:
             LOG.info("propguard proxy: %s %s: %s", method, environ.get("PATH_INFO"), exc)
             return error_response(400, "The request body was incomplete.")(environ, start_response)
-        return self._respond(environ, start_response, response)
+        # After an early answer (401, 413, ...) the body was not all sent: the
+        # answer is relayed, and that connection is closed, not reused.
+        reusable = body is None or body.done
+        return self._respond(environ, start_response, response, reusable)
 
     def _request_body(
         self, environ: dict[str, Any], headers: dict[str, str]
-    ) -> tuple[Iterator[bytes] | None, bool]:
+    ) -> tuple[RequestBody | None, bool]:
+        """The body to stream and whether it goes chunked.
+
+        Chunked only when the client sent it chunked: gunicorn sets
+        ``wsgi.input_terminated`` on every request, and a GET must not gain
+        an (empty) chunked body on its way upstream.
+        """
         length_text = environ.get("CONTENT_LENGTH") or ""
-        stream = input_stream(environ)
         if length_text:
             length = int(length_text)  # the server validated it
             headers["Content-Length"] = str(length)
-            return (_body(stream, length) if length else None), False
-        if stream is not None and (
-            environ.get("wsgi.input_terminated")
-            or "chunked" in (environ.get("HTTP_TRANSFER_ENCODING") or "").lower()
-        ):
-            return _body(stream, None), True
+            if length:
+                return RequestBody(input_stream(environ), length), False
+            return None, False
+        if "chunked" in (environ.get("HTTP_TRANSFER_ENCODING") or "").lower():
+            stream = input_stream(environ)
+            if stream is not None:
+                return RequestBody(stream, None), True
         return None, False
 
-    def _respond(self, environ: dict[str, Any], start_response: Callable, response: Any) -> Any:
+    def _respond(
+        self, environ: dict[str, Any], start_response: Callable, response: Any, reusable: bool
+    ) -> Any:
         proxy_base = proxy_base_url(environ)
         items = hdrs.response_headers(response.headers.items())
         items = [
@@ -148,9 +172,12 @@ class ProxyApp:
             try:
                 data = response.read()
             except (HTTPError, OSError) as exc:
+                response.close()
                 response.release_conn()
                 error = classify(exc)
                 return error_response(error.status, MESSAGES[error.status])(environ, start_response)
+            if not reusable:
+                response.close()
             response.release_conn()
             rewritten = rewrite_json(data, self.rewrite_bases, proxy_base)
             if rewritten is not None:
@@ -160,7 +187,7 @@ class ProxyApp:
             start_response(status, items)
             return [data]
         start_response(status, items)
-        return _stream(response, environ)
+        return _stream(response, environ, reusable)
 
 
 def _rewritable_json(response: Any) -> bool:
@@ -175,7 +202,7 @@ def _rewritable_json(response: Any) -> bool:
     )
 
 
-def _stream(response: Any, environ: dict[str, Any]) -> Iterator[bytes]:
+def _stream(response: Any, environ: dict[str, Any], reusable: bool) -> Iterator[bytes]:
     """The upstream body in pieces; a failure mid-way raises (the server aborts the connection)."""
     complete = False
     try:
@@ -191,7 +218,7 @@ def _stream(response: Any, environ: dict[str, Any]) -> Iterator[bytes]:
         )
         raise UpstreamAborted("upstream failed mid-response") from exc
     finally:
-        if complete:
+        if complete and reusable:
             response.release_conn()
         else:  # a half-read response must not go back to the pool
             response.close()

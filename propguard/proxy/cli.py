@@ -117,9 +117,11 @@ def run(args: argparse.Namespace) -> int:
         trusted_proxies=tuple(args.trusted_proxies),
         access_log=args.access_log,
     )
+    from propguard.rules.model import RulesError
+
     try:
         serve(options)
-    except (ValueError, LookupError, OSError) as exc:
+    except (ValueError, LookupError, OSError, RulesError) as exc:
         print(f"propguard serve: error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -50,6 +50,9 @@ class UpstreamOptions:
 def classify(exc: BaseException) -> UpstreamError:
     """502 for refused/reset/protocol errors, 504 for timeouts (connect or read)."""
     reason = getattr(exc, "reason", None) or exc
+    # urllib3's NewConnectionError (refused, unreachable) subclasses ConnectTimeoutError.
+    if isinstance(exc, NewConnectionError) or isinstance(reason, NewConnectionError):
+        return UpstreamError(502, f"unreachable: {type(reason).__name__}: {reason}")
     if isinstance(exc, (ConnectTimeoutError, ReadTimeoutError, TimeoutError)) or isinstance(
         reason, (ConnectTimeoutError, ReadTimeoutError, TimeoutError)
     ):

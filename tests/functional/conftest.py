@@ -95,7 +95,8 @@ def allow_loopback_port() -> Iterator[Callable[[int], None]]:
 
 _DOUBLE_SLASH = (
     "sends //v2/... request targets, which the harness's cheroot server refuses as an "
-    "absolute URI (400); test_proxy_http checks //v2 routes through propguard serve (gunicorn)"
+    "absolute URI (400) before any app runs; test_proxy_http sends //v2 and /v2//images "
+    "through propguard serve (gunicorn takes them as paths)"
 )
 
 #: Suites whose guarded-Glance tests also run through ``propguard serve``'s
