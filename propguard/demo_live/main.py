@@ -135,6 +135,7 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
         with Supervisor(os.path.join(workdir, "logs"), out=out) as sup:
             os.makedirs(sup.logdir, exist_ok=True)
             code = _run(args, rules_info, workdir, sup, progress, out)
+        progress.say("every service the demo started is stopped")
         if code != 0:  # keep what explains it
             print(f"propguard demo: logs and configuration: {workdir}", file=out, flush=True)
             args.keep = True

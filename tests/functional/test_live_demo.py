@@ -15,8 +15,8 @@ sockets and asks RabbitMQ whether it is up. RabbitMQ (127.0.0.1:5672,
 guest/guest) is needed for the indexer chapter: missing, these tests fail
 under CI=true and are skipped otherwise.
 
-Runtime on the 2-core machine: about 2 minutes in all (the Keystone tour
-~50 s, the JWT tour ~25 s, the Ctrl-C test ~20 s).
+Runtime on the 2-core machine: about 100 s in all (the Keystone tour with
+the Glance-alone chapter ~55 s, the JWT tour ~15 s, the Ctrl-C test ~25 s).
 """
 
 from __future__ import annotations
@@ -111,6 +111,7 @@ def _free(port: int) -> bool:
 
 
 def _assert_clean(workdir: Path, text: str) -> None:
+    assert "every service the demo started is stopped" in text, text
     assert _leftovers(workdir) == [], text
     assert all(_free(port) for port in _ports(text)), text
 
