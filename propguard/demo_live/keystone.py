@@ -138,7 +138,8 @@ def start_keystone(
     with open(conf, "w") as handle:
         handle.write(_conf(workdir))
     info = KeystoneInfo(port)
-    info.passwords = {name: secrets.token_urlsafe(12) for name in ("admin", *ACCOUNTS)}
+    # Hex: a password starting with '-' would read as an option to keystone-manage.
+    info.passwords = {name: secrets.token_hex(12) for name in ("admin", *ACCOUNTS)}
     bindir = os.path.dirname(sys.executable)
     manage = [os.path.join(bindir, "keystone-manage"), "--config-file", conf]
     env = {**os.environ, "OS_KEYSTONE_CONFIG_FILES": conf}
@@ -159,8 +160,7 @@ def start_keystone(
         [
             *manage,
             "bootstrap",
-            "--bootstrap-password",
-            info.passwords["admin"],
+            f"--bootstrap-password={info.passwords['admin']}",
             "--bootstrap-username",
             "admin",
             "--bootstrap-project-name",

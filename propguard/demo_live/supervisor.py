@@ -98,6 +98,7 @@ class Supervisor:
         name = signal.Signals(signum).name
         print(f"\npropguard demo: {name}: stopping the services it started", file=self.out)
         self.stop_all()
+        print("propguard demo: every service the demo started is stopped", file=self.out)
         raise SystemExit(128 + signum)
 
     def restore_handlers(self) -> None:
