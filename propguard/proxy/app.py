@@ -31,7 +31,7 @@ from propguard.proxy.upstream import Upstream, UpstreamError, UpstreamOptions, c
 
 LOG = logging.getLogger(__name__)
 
-CHUNK = 64 * 1024
+CHUNK = 1024 * 1024
 #: JSON answers at most this large are searched for upstream links.
 MAX_LINK_REWRITE = 4 * 1024 * 1024
 #: Characters kept as they are when the decoded path is quoted again (RFC 3986 pchar + "/").
@@ -186,8 +186,17 @@ class ProxyApp:
                 items.append(("Content-Length", str(len(data))))
             start_response(status, items)
             return [data]
+        # The first piece is read before the answer starts: an upstream that
+        # fails before sending any body byte is still a clean 502/504.
+        try:
+            first = response.read1(CHUNK, decode_content=False)
+        except (HTTPError, OSError) as exc:
+            response.close()
+            response.release_conn()
+            error = classify(exc)
+            return error_response(error.status, MESSAGES[error.status])(environ, start_response)
         start_response(status, items)
-        return _stream(response, environ, reusable)
+        return _stream(response, environ, reusable, first)
 
 
 def _rewritable_json(response: Any) -> bool:
@@ -202,11 +211,20 @@ def _rewritable_json(response: Any) -> bool:
     )
 
 
-def _stream(response: Any, environ: dict[str, Any], reusable: bool) -> Iterator[bytes]:
-    """The upstream body in pieces; a failure mid-way raises (the server aborts the connection)."""
+def _stream(
+    response: Any, environ: dict[str, Any], reusable: bool, first: bytes
+) -> Iterator[bytes]:
+    """The upstream body in pieces; a failure mid-way raises (the server aborts the connection).
+
+    ``read1``: what the socket has, up to ``CHUNK`` (a slow upstream's bytes
+    are relayed as they come, not held until a whole chunk is there).
+    """
     complete = False
+    chunk = first
     try:
-        yield from response.stream(CHUNK, decode_content=False)
+        while chunk:
+            yield chunk
+            chunk = response.read1(CHUNK, decode_content=False)
         complete = True
     except (HTTPError, OSError) as exc:
         LOG.warning(

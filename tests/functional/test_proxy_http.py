@@ -297,6 +297,8 @@ def test_upstream_timeout_is_504(tmp_path, allow_loopback_port) -> None:
 
 @pytest.mark.parametrize("framing", ["content-length", "chunked"])
 def test_upstream_reset_mid_response_aborts_the_client(tmp_path, allow_loopback_port, framing):
+    """Body bytes were relayed already: the client's connection is aborted, not ended."""
+
     def half(conn: socket.socket) -> None:
         read_head(conn)
         if framing == "chunked":
@@ -388,3 +390,21 @@ def test_serve_refuses_a_bad_upstream_and_a_missing_rules_file(tmp_path: Path) -
     )
     assert missing.returncode == 2, missing.stderr
     assert "PG101" in missing.stderr and "missing.conf" in missing.stderr
+
+
+def test_upstream_reset_before_any_body_byte_is_502(tmp_path, allow_loopback_port) -> None:
+    def headers_only(conn: socket.socket) -> None:
+        read_head(conn)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 10000000\r\n\r\n")
+        time.sleep(0.2)
+        reset(conn)
+
+    upstream = RawServer(headers_only)
+    ini = write_ini(tmp_path / "serve.ini", pipeline="request_id proxy")
+    proxy = ServeProcess(upstream.url, ini, allow=allow_loopback_port)
+    try:
+        status, _, data = request(proxy.url, "GET", "/v2/images/x/file")
+        assert_openstack_error(status, data, 502, str(upstream.port), "reset", "Errno")
+    finally:
+        proxy.stop()
+        upstream.stop()

@@ -1,0 +1,300 @@
+"""``propguard serve`` against direct access, in the same run.
+
+Run: ``.venv/bin/python benchmarks/bench_proxy.py`` (after ``./scripts/test.sh``);
+``--size-mib``, ``--rate-mbit``, ``--requests`` change the defaults.
+
+1. Small requests: ``GET /v2/images/{id}`` (20 extra properties) to a real
+   Glance 33 served by cheroot, directly and through ``propguard serve``
+   (gunicorn gthread, 1 worker; pipeline ``request_id propguard proxy``,
+   propguard with the production-like rules of the functional tests),
+   alternating, keep-alive clients; medians and the added milliseconds.
+2. Streaming, 1 GiB up (Content-Length and chunked) and down, against an
+   upstream that only counts or generates bytes (gunicorn gthread in its own
+   process), so that the proxy's cost is what is measured and not Glance's
+   hashing: unthrottled on loopback (target: report; aim 70% of direct), and
+   with the upstream limited to ``--rate-mbit`` (default 1000 Mbit/s, a
+   1 Gbit/s-class image-store link; target >= 90% of direct). The proxy
+   worker's peak RSS growth is printed for each transfer (target < 32 MiB).
+
+Everything shares this machine's cores (client, proxy, upstream), which
+penalises the proxy more on loopback than on a real network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests" / "functional"))
+MIB = 1024 * 1024
+BLOCK = bytes(range(256)) * 4096
+
+UPSTREAM = r"""
+import sys, time
+from gunicorn.app.base import BaseApplication
+
+PORT, RATE = int(sys.argv[1]), float(sys.argv[2])  # bytes/s, 0: unlimited
+BLOCK = bytes(range(256)) * 4096
+
+
+class Pace:
+    def __init__(self):
+        self.start, self.sent = time.monotonic(), 0
+
+    def __call__(self, n):
+        self.sent += n
+        if RATE:
+            ahead = self.sent / RATE - (time.monotonic() - self.start)
+            if ahead > 0:
+                time.sleep(ahead)
+
+
+def app(environ, start_response):
+    if environ["REQUEST_METHOD"] == "PUT":
+        stream, pace, total = environ["wsgi.input"], Pace(), 0
+        while chunk := stream.read(1 << 20):
+            total += len(chunk)
+            pace(len(chunk))
+        start_response("204 No Content", [("X-Bytes", str(total))])
+        return []
+    size = int(environ.get("QUERY_STRING", "size=0").split("=")[1])
+
+    def body():
+        pace, left = Pace(), size
+        while left:
+            chunk = BLOCK[: min(len(BLOCK), left)]
+            left -= len(chunk)
+            pace(len(chunk))
+            yield chunk
+
+    start_response("200 OK", [("Content-Type", "application/octet-stream"),
+                              ("Content-Length", str(size))])
+    return body()
+
+
+class Upstream(BaseApplication):
+    def load_config(self):
+        for key, value in {"bind": [f"127.0.0.1:{PORT}"], "worker_class": "gthread",
+                           "workers": 1, "threads": 4, "errorlog": "/dev/null"}.items():
+            self.cfg.set(key, value)
+
+    def load(self):
+        return app
+
+
+Upstream().run()
+"""
+
+
+def blocks(size: int) -> Iterator[bytes]:
+    for offset in range(0, size, len(BLOCK)):
+        yield BLOCK[: min(len(BLOCK), size - offset)]
+
+
+def upload(port: int, size: int, chunked: bool, headers: dict[str, str]) -> float:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+    headers = {**headers, "Content-Type": "application/octet-stream"}
+    if not chunked:
+        headers["Content-Length"] = str(size)
+    started = time.perf_counter()
+    connection.request("PUT", "/v2/images/x/file", blocks(size), headers, encode_chunked=chunked)
+    response = connection.getresponse()
+    response.read()
+    elapsed = time.perf_counter() - started
+    connection.close()
+    assert response.status == 204 and int(response.headers["X-Bytes"]) == size, response.status
+    return elapsed
+
+
+def download(port: int, size: int, headers: dict[str, str]) -> float:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+    started = time.perf_counter()
+    connection.request("GET", f"/v2/images/x/file?size={size}", headers=headers)
+    response = connection.getresponse()
+    received = 0
+    while chunk := response.read(MIB):
+        received += len(chunk)
+    elapsed = time.perf_counter() - started
+    connection.close()
+    assert response.status == 200 and received == size, (response.status, received)
+    return elapsed
+
+
+class Peak:
+    def __init__(self, pid: int) -> None:
+        import psutil
+
+        self.process = psutil.Process(pid)
+        self.base = self.process.memory_info().rss
+        self.peak = self.base
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self) -> None:
+        while not self.stop.wait(0.02):
+            self.peak = max(self.peak, self.process.memory_info().rss)
+
+    def growth_mib(self) -> float:
+        self.stop.set()
+        self.thread.join()
+        return (self.peak - self.base) / MIB
+
+
+def start_upstream(rate: float) -> tuple[subprocess.Popen, int]:
+    from proxy_processes import free_port
+
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-c", UPSTREAM, str(port), str(rate)])
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            http.client.HTTPConnection("127.0.0.1", port, timeout=1).connect()
+            return process, port
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("upstream did not start")
+
+
+IDENTITY = {
+    "X-Identity-Status": "Confirmed",
+    "X-Roles": "member,reader",
+    "X-User-Id": "demo-user-id",
+    "X-Project-Id": "demo-project-id",
+}
+
+
+def proxy_ini(work: Path, rules: Path) -> Path:
+    from proxy_processes import write_ini
+
+    return write_ini(
+        work / "serve.ini",
+        pipeline="request_id propguard proxy",
+        propguard_options={
+            "rules_file": str(rules),
+            "trust_identity_headers": "true",
+            "reload_on_sighup": "false",
+        },
+    )
+
+
+def streaming(work: Path, ini: Path, size: int, rate: float, label: str) -> list[tuple]:
+    from proxy_processes import ServeProcess
+
+    upstream, port = start_upstream(rate)
+    proxy = ServeProcess(f"http://127.0.0.1:{port}", ini, threads=4)
+    rows = []
+    try:
+        (worker,) = proxy.worker_pids()
+        upload(proxy.port, MIB, False, IDENTITY)  # warm-up
+        for name, run in (
+            ("upload, Content-Length", lambda p: upload(p, size, False, IDENTITY)),
+            ("upload, chunked", lambda p: upload(p, size, True, IDENTITY)),
+            ("download", lambda p: download(p, size, IDENTITY)),
+        ):
+            direct = run(port)
+            peak = Peak(worker)
+            proxied = run(proxy.port)
+            growth = peak.growth_mib()
+            rows.append((label, name, direct, proxied, growth))
+            print(
+                f"  {label:<22} {name:<24} direct {size / MIB / direct:7.0f} MiB/s  "
+                f"proxy {size / MIB / proxied:7.0f} MiB/s  ratio {direct / proxied:5.0%}  "
+                f"RSS +{growth:.1f} MiB",
+                flush=True,
+            )
+    finally:
+        proxy.stop()
+        upstream.terminate()
+        upstream.wait()
+    return rows
+
+
+def small_requests(work: Path, ini: Path, requests: int) -> None:
+    from glance_api import IMAGE
+    from proxy_harness import ServerThread
+    from proxy_processes import ServeProcess
+
+    from propguard.inprocess import InProcessGlance
+
+    glance = InProcessGlance(work / "glance")
+    glance.start()
+    server = ServerThread(glance.app)
+    proxy = ServeProcess(server.url, ini, threads=4)
+    try:
+        token = glance.user_token(["member", "reader"])
+        headers = {**IDENTITY, "X-Auth-Token": token, "Content-Type": "application/json"}
+        properties = {f"x_prop_{i}": f"value {i}" for i in range(20)}
+        body = json.dumps({**IMAGE, **properties}).encode()
+        conns = {
+            "direct": http.client.HTTPConnection("127.0.0.1", server.port, timeout=60),
+            "proxy": http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=60),
+        }
+        conns["direct"].request("POST", "/v2/images", body, headers)
+        image_id = json.loads(conns["direct"].getresponse().read())["id"]
+        times: dict[str, list[float]] = {"direct": [], "proxy": []}
+        for i in range(requests + 20):
+            for kind, connection in conns.items():
+                started = time.perf_counter()
+                connection.request("GET", f"/v2/images/{image_id}", headers=headers)
+                response = connection.getresponse()
+                response.read()
+                if i >= 20:
+                    times[kind].append(time.perf_counter() - started)
+                assert response.status == 200
+        direct = statistics.median(times["direct"]) * 1000
+        proxied = statistics.median(times["proxy"]) * 1000
+        print(
+            f"  GET /v2/images/{{id}} (20 properties), median of {requests}: direct "
+            f"{direct:.2f} ms, through propguard serve {proxied:.2f} ms "
+            f"(+{proxied - direct:.2f} ms, ratio {proxied / direct:.2f}x)",
+            flush=True,
+        )
+    finally:
+        proxy.stop()
+        server.stop()
+        glance.stop()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size-mib", type=int, default=1024)
+    parser.add_argument("--rate-mbit", type=float, default=1000.0)
+    parser.add_argument("--requests", type=int, default=300)
+    args = parser.parse_args()
+    warnings.simplefilter("ignore")
+    from test_proxy_http import RULES
+
+    size = args.size_mib * MIB
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        rules = work / "rules.conf"
+        rules.write_text(RULES)
+        ini = proxy_ini(work, rules)
+        print("small requests (real Glance, propguard filtering the image JSON):", flush=True)
+        small_requests(work, ini, args.requests)
+        print(f"streaming {args.size_mib} MiB (upstream counts/generates bytes):", flush=True)
+        rows = streaming(work, ini, size, 0, "loopback, unthrottled")
+        rate = args.rate_mbit * 1e6 / 8
+        rows += streaming(work, ini, size, rate, f"upstream {args.rate_mbit:.0f} Mbit/s")
+        worst = max(r[4] for r in rows)
+        print(f"worst proxy RSS growth: {worst:.1f} MiB (target < 32 MiB)")
+        for label in {r[0] for r in rows}:
+            ratios = [r[2] / r[3] for r in rows if r[0] == label]
+            print(f"{label}: throughput ratio {min(ratios):.0%}..{max(ratios):.0%} of direct")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
