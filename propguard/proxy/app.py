@@ -16,6 +16,7 @@ ending a truncated body cleanly.
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -254,15 +255,21 @@ def _list(value: Any) -> tuple[str, ...]:
 def app_factory(global_conf: dict[str, Any] | None = None, **local_conf: Any) -> ProxyApp:
     """paste.deploy entry point (``egg:propguard#proxy``).
 
-    Options (paste section, or ``[DEFAULT]``/global conf such as
-    ``propguard serve``'s ``upstream``): ``upstream`` (required),
+    Options (paste section; ``propguard serve`` sets ``upstream`` and
+    ``trusted_proxies`` from its command line): ``upstream`` (required),
     ``connect_timeout`` (10 s), ``read_timeout`` (600 s, idle time per socket
     operation), ``pool_maxsize`` (16), ``ca_file``, ``insecure`` (false),
     ``trusted_proxies`` (addresses whose forwarding headers are kept),
     ``upstream_public_urls`` (more base URLs Glance writes into links, e.g.
     its ``public_endpoint``: rewritten to the proxy's URL too).
     """
+    from propguard.proxy.server import TRUSTED_ENV, UPSTREAM_ENV
+
     conf = {**(global_conf or {}), **local_conf}
+    # propguard serve's --upstream / --trusted-proxy win over the paste file.
+    if os.environ.get(UPSTREAM_ENV):
+        conf["upstream"] = os.environ[UPSTREAM_ENV]
+        conf["trusted_proxies"] = os.environ.get(TRUSTED_ENV, "")
     upstream_url = conf.get("upstream")
     if not upstream_url:
         raise ValueError("propguard proxy: 'upstream' is not set (propguard serve --upstream URL)")

@@ -44,18 +44,19 @@ class ServeOptions:
     access_log: str | None = None
 
 
-def global_conf(options: ServeOptions) -> dict[str, str]:
-    """The values ``serve.ini`` reads as ``%(name)s`` (and the proxy app from its global conf)."""
-    return {
-        "upstream": options.upstream,
-        "trusted_proxies": ",".join(options.trusted_proxies),
-    }
+#: How ``propguard serve`` hands ``--upstream``/``--trusted-proxy`` to the proxy app
+#: (inherited by gunicorn's workers). Not paste's global conf: every filter
+#: would get them, and keystonemiddleware warns about options it does not know.
+UPSTREAM_ENV = "PROPGUARD_SERVE_UPSTREAM"
+TRUSTED_ENV = "PROPGUARD_SERVE_TRUSTED_PROXIES"
 
 
 def load_pipeline(options: ServeOptions) -> Any:
     """The WSGI app of the paste pipeline, built by paste.deploy (as glance-api builds its own)."""
+    os.environ[UPSTREAM_ENV] = options.upstream
+    os.environ[TRUSTED_ENV] = ",".join(options.trusted_proxies)
     ini = os.path.abspath(options.paste_ini or shipped_ini())
-    return deploy.loadapp(f"config:{ini}", name=options.pipeline, global_conf=global_conf(options))
+    return deploy.loadapp(f"config:{ini}", name=options.pipeline)
 
 
 def parse_config_files(config_files: tuple[str, ...]) -> None:
@@ -87,6 +88,9 @@ def gunicorn_settings(options: ServeOptions) -> dict[str, Any]:
         "accesslog": options.access_log,
         "errorlog": "-",
         "proc_name": "propguard-serve",
+        # gunicorn 27's runtime control socket ($HOME/.gunicorn/gunicorn.ctl):
+        # not needed, and shared by every gunicorn of the user.
+        "control_socket_disable": True,
         # Glance's tokens and image headers can be long (Glance's own uWSGI
         # deployment raises buffer-size to 65535).
         "limit_request_field_size": 65535,
