@@ -137,7 +137,9 @@ def _model_attributes() -> frozenset[str] | None:
     Glance is importable (inside glance-api); it varies with Python and SQLAlchemy."""
     try:
         from glance.db.sqlalchemy import models
-    except ImportError:
+    except Exception:  # not installed; or a process (propguard serve) whose config
+        # is already parsed, where importing glance.db fails to register its
+        # command-line options (ArgsAlreadyParsedError): the fallback list.
         return None
     image = models.Image
     return frozenset(dir(image)) | frozenset(dir(type(image)))
