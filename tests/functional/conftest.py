@@ -119,6 +119,8 @@ PROXY_SUITES: dict[str, dict[str, str]] = {
     },
     "test_quota": {},
     "test_injection": {},
+    "test_gzip": {},
+    "test_policy_cases": {},
 }
 
 
