@@ -14,6 +14,7 @@ from __future__ import annotations
 import http.client
 import json
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -405,6 +406,44 @@ def test_upstream_reset_before_any_body_byte_is_502(tmp_path, allow_loopback_por
     try:
         status, _, data = request(proxy.url, "GET", "/v2/images/x/file")
         assert_openstack_error(status, data, 502, str(upstream.port), "reset", "Errno")
+    finally:
+        proxy.stop()
+        upstream.stop()
+
+
+def test_client_gone_mid_upload_aborts_the_upstream_request(tmp_path, allow_loopback_port) -> None:
+    """Glance must not see a short body as complete: the upstream connection is dropped."""
+    seen: dict[str, int | bool] = {}
+    done = threading.Event()
+
+    def counting(conn: socket.socket) -> None:
+        head = read_head(conn)
+        body_start = head.split(b"\r\n\r\n", 1)[1]
+        received, ended_early = len(body_start), False
+        conn.settimeout(20)
+        while received < 64 * 1024 * 1024:
+            chunk = conn.recv(1 << 20)
+            if not chunk:
+                ended_early = True
+                break
+            received += len(chunk)
+        seen.update(received=received, ended_early=ended_early)
+        done.set()
+
+    upstream = RawServer(counting)
+    ini = write_ini(tmp_path / "serve.ini", pipeline="request_id proxy")
+    proxy = ServeProcess(upstream.url, ini, allow=allow_loopback_port)
+    try:
+        with socket.create_connection(("127.0.0.1", proxy.port)) as client:
+            client.sendall(
+                b"PUT /v2/images/x/file HTTP/1.1\r\nHost: x\r\n"
+                b"Content-Type: application/octet-stream\r\n"
+                b"Content-Length: %d\r\n\r\n" % (64 * 1024 * 1024)
+            )
+            client.sendall(b"x" * (8 * 1024 * 1024))
+        assert done.wait(30), "the upstream request was left open"
+        assert seen["ended_early"] is True
+        assert seen["received"] < 64 * 1024 * 1024
     finally:
         proxy.stop()
         upstream.stop()
