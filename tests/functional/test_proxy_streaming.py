@@ -18,6 +18,7 @@ import hashlib
 import http.client
 import json
 import os
+import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -100,6 +101,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         proxy.stop()
         server.stop()
         glance.stop()
+        # Several GiB of image data: not left for pytest's kept temporary directories.
+        shutil.rmtree(glance.store_dir, ignore_errors=True)
+        shutil.rmtree(glance.staging_dir, ignore_errors=True)
 
 
 @pytest.fixture
