@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from proxy_processes import free_port
+from proxy_processes import ServeProcess, free_port, write_ini
 
 RULES = """\
 [^x_admin_only$]
@@ -64,12 +64,22 @@ def uwsgi_binary() -> str:
     return found
 
 
-@pytest.fixture
-def served(tmp_path: Path, allow_loopback_port) -> Iterator[int]:
-    rules = tmp_path / "rules.conf"
-    rules.write_text(RULES)
+COUNTER = '''
+import uwsgi
+
+def application(environ, start_response):
+    """Reads a chunked body as Glance does under uWSGI, answers with its size."""
+    total = 0
+    while chunk := uwsgi.chunked_read():
+        total += len(chunk)
+    start_response("204 No Content", [("X-Bytes", str(total))])
+    return []
+'''
+
+
+def start_uwsgi(tmp_path: Path, source: str, allow_loopback_port) -> Iterator[int]:
     app = tmp_path / "uwsgi_app.py"
-    app.write_text(f"RULES_FILE = {str(rules)!r}\n" + APP)
+    app.write_text(source)
     port = free_port()
     allow_loopback_port(port)
     # Glance's recommended uWSGI options for chunked uploads (doc/source/admin/apache-httpd.rst).
@@ -109,6 +119,35 @@ def served(tmp_path: Path, allow_loopback_port) -> Iterator[int]:
     finally:
         process.terminate()
         process.wait(15)
+
+
+@pytest.fixture
+def served(tmp_path: Path, allow_loopback_port) -> Iterator[int]:
+    rules = tmp_path / "rules.conf"
+    rules.write_text(RULES)
+    yield from start_uwsgi(tmp_path, f"RULES_FILE = {str(rules)!r}\n" + APP, allow_loopback_port)
+
+
+def test_proxy_streams_chunked_uploads_to_a_uwsgi_glance(tmp_path, allow_loopback_port) -> None:
+    """Each upstream chunk stays under uWSGI's chunked-input-limit (1 MiB by default)."""
+    for port in start_uwsgi(tmp_path, COUNTER, allow_loopback_port):
+        ini = write_ini(tmp_path / "serve.ini", pipeline="request_id proxy")
+        proxy = ServeProcess(f"http://127.0.0.1:{port}", ini, allow=allow_loopback_port)
+        try:
+            size = 8 * 1024 * 1024 + 5
+            body = b"y" * size
+            pieces = (body[i : i + (3 << 20)] for i in range(0, size, 3 << 20))
+            connection = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=60)
+            connection.request(
+                "PUT", "/v2/images/x/file", pieces, {"Content-Type": "application/octet-stream"},
+                encode_chunked=True,
+            )  # fmt: skip
+            response = connection.getresponse()
+            response.read()
+            assert response.status == 204
+            assert int(response.headers["X-Bytes"]) == size
+        finally:
+            proxy.stop()
 
 
 def post(port: int, document: dict, roles: str, chunked: bool) -> tuple[int, dict]:
