@@ -18,6 +18,8 @@ from oslo_log import log
 from propguard.errors import UNCHECKABLE, ApiError
 
 LOG = log.getLogger(__name__)
+#: The answer to an image document past ``max_response_body_size``.
+TOO_LARGE = "The image service response is too large to check."
 
 
 def read_document(response: webob.Response, max_size: int) -> Any:
@@ -37,8 +39,8 @@ def read_document(response: webob.Response, max_size: int) -> Any:
         )
         raise ApiError(502, UNCHECKABLE)
     if response.content_length is not None and response.content_length > max_size:
-        raise ApiError(502, "The image service response is too large to check.")
-    body = response.body
+        raise ApiError(502, TOO_LARGE)
+    body = response.body if response.content_length is not None else _bounded(response, max_size)
     if encoding == "gzip":
         body = _gunzip(body, max_size)
     try:
@@ -46,6 +48,28 @@ def read_document(response: webob.Response, max_size: int) -> Any:
     except orjson.JSONDecodeError:
         LOG.error("propguard: upstream image JSON did not parse; refusing to pass it on")
         raise ApiError(502, UNCHECKABLE) from None
+
+
+def _bounded(response: webob.Response, max_size: int) -> bytes:
+    """A body without ``Content-Length`` (chunked, e.g. from a remote Glance behind
+    ``propguard serve``), read piece by piece and refused past ``max_size``."""
+    pieces: list[bytes] = []
+    size = 0
+    app_iter = response.app_iter
+    try:
+        for piece in app_iter:
+            size += len(piece)
+            if size > max_size:
+                raise ApiError(502, TOO_LARGE)
+            pieces.append(piece)
+    finally:
+        close = getattr(app_iter, "close", None)
+        if close is not None:
+            close()
+    body = b"".join(pieces)
+    response.app_iter = [body]
+    response.content_length = len(body)
+    return body
 
 
 def _gunzip(body: bytes, max_size: int) -> bytes:
@@ -56,7 +80,7 @@ def _gunzip(body: bytes, max_size: int) -> bytes:
         LOG.error("propguard: upstream gzip body did not decompress; refusing to pass it on")
         raise ApiError(502, UNCHECKABLE) from None
     if len(data) > max_size or decompressor.unconsumed_tail:
-        raise ApiError(502, "The image service response is too large to check.")
+        raise ApiError(502, TOO_LARGE)
     return data
 
 
