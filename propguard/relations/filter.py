@@ -36,7 +36,7 @@ import orjson
 import webob
 import webob.exc
 
-from propguard.bodies import read_up_to
+from propguard.bodies import input_stream, read_up_to
 from propguard.credentials import Credentials
 from propguard.errors import ApiError
 from propguard.glance.routes import routing_path
@@ -380,9 +380,14 @@ def peek_json(environ: dict[str, Any], limit: int) -> Any:
         environ.get("wsgi.input_terminated")
         or "chunked" in (environ.get("HTTP_TRANSFER_ENCODING") or "").lower()
     ):
+        stream = input_stream(environ)  # under uWSGI: uwsgi.chunked_read()
         body = read_up_to(stream, limit + 1)
         if len(body) > limit:
+            # Put back what was read; readers below must take it from
+            # wsgi.input (to its end), not from uWSGI's chunk reader again.
             environ["wsgi.input"] = _Prefixed(body, stream)
+            environ["wsgi.input_terminated"] = True
+            environ.pop("HTTP_TRANSFER_ENCODING", None)
             return None
         environ["wsgi.input"] = io.BytesIO(body)
         environ["CONTENT_LENGTH"] = str(len(body))

@@ -283,3 +283,22 @@ def test_store_unavailable_api_is_503(layer, monkeypatch):
     assert response.status_int == 503
     response = call(make(FakeGlance()), "POST", f"/v2/instances/{INSTANCE}/images", **identity())
     assert response.status_int == 405
+
+
+def test_chunked_body_under_uwsgi_is_peeked_and_put_back(monkeypatch):
+    """uWSGI's wsgi.input reads 0 bytes of a chunked body: read it with
+    uwsgi.chunked_read(), as propguard's filter and Glance do."""
+    import sys
+    import types
+
+    small, big = json.dumps(BODY).encode(), json.dumps({**BODY, "pad": "x" * 2000}).encode()
+    for body, expected in ((small, BODY), (big, None)):
+        chunks = [body[:7], body[7:]]
+        fake = types.ModuleType("uwsgi")
+        fake.chunked_read = lambda chunks=chunks: chunks.pop(0) if chunks else b""
+        monkeypatch.setitem(sys.modules, "uwsgi", fake)
+        environ = {"wsgi.input": io.BytesIO(b""), "HTTP_TRANSFER_ENCODING": "chunked"}
+        assert peek_json(environ, 1024) == expected
+        # Whatever was peeked is there again, whole, for the app below.
+        assert environ["wsgi.input"].read() == body
+        assert "HTTP_TRANSFER_ENCODING" not in environ
