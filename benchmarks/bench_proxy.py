@@ -23,6 +23,7 @@ penalises the proxy more on loopback than on a real network.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import statistics
@@ -221,6 +222,68 @@ def streaming(work: Path, ini: Path, size: int, rate: float, label: str) -> list
     return rows
 
 
+class TcpRelay:
+    """The floor for any relay that copies bytes through Python: a bare TCP relay
+    (no HTTP, no filter), one thread per direction, 1 MiB ``recv_into``/``sendall``."""
+
+    def __init__(self, upstream_port: int) -> None:
+        import socket
+
+        self.upstream_port = upstream_port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self) -> None:
+        import socket
+
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self.pump, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def pump(source, sink) -> None:
+        buffer = memoryview(bytearray(MIB))
+        try:
+            while n := source.recv_into(buffer):
+                sink.sendall(buffer[:n])
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(2)
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def relay_floor(size: int) -> None:
+    """Download through a bare Python TCP relay vs direct, same upstream, same run."""
+    upstream, port = start_upstream(0)
+    relay = TcpRelay(port)
+    try:
+        download(port, MIB, {})  # warm-up
+        for _ in range(2):
+            direct = download(port, size, {})
+            relayed = download(relay.port, size, {})
+            print(
+                f"  {'loopback, unthrottled':<22} {'download, bare TCP relay':<24} "
+                f"direct {size / MIB / direct:7.0f} MiB/s  relay {size / MIB / relayed:7.0f} "
+                f"MiB/s  ratio {direct / relayed:5.0%}  (floor of a Python relay)",
+                flush=True,
+            )
+    finally:
+        relay.close()
+        upstream.terminate()
+        upstream.wait()
+
+
 def small_requests(work: Path, ini: Path, requests: int) -> None:
     from glance_api import IMAGE
     from proxy_harness import ServerThread
@@ -286,6 +349,7 @@ def main() -> int:
         small_requests(work, ini, args.requests)
         print(f"streaming {args.size_mib} MiB (upstream counts/generates bytes):", flush=True)
         rows = streaming(work, ini, size, 0, "loopback, unthrottled")
+        relay_floor(size)
         rate = args.rate_mbit * 1e6 / 8
         rows += streaming(work, ini, size, rate, f"upstream {args.rate_mbit:.0f} Mbit/s")
         worst = max(r[4] for r in rows)
