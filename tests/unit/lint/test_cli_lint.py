@@ -106,9 +106,15 @@ def test_format_autodetection(capsys, monkeypatch):
 
 
 def test_demo_is_imported_lazily(monkeypatch):
+    """Both tours are imported only when asked for; the arguments reach them as given."""
     seen = []
-    fake = types.ModuleType("propguard.demo")
-    fake.main = lambda argv: seen.append(argv) or 0
-    monkeypatch.setitem(sys.modules, "propguard.demo", fake)
-    assert main(["demo", "--port", "0"]) == 0
-    assert seen == [["--port", "0"]]
+    for name in ("propguard.demo", "propguard.demo_live.main"):
+        fake = types.ModuleType(name)
+        fake.main = lambda argv, name=name: seen.append((name, argv)) or 0
+        monkeypatch.setitem(sys.modules, name, fake)
+    assert main(["demo", "--in-process", "--rules", "x.conf"]) == 0
+    assert main(["demo", "--ports", "auto"]) == 0
+    assert seen == [
+        ("propguard.demo", ["--rules", "x.conf"]),
+        ("propguard.demo_live.main", ["--ports", "auto"]),
+    ]
