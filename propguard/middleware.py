@@ -320,8 +320,11 @@ def name_folding(collation: str) -> NameFolding:
 
     ``auto``: from Glance's ``[database] connection`` when propguard runs
     inside glance-api (MySQL/MariaDB: the ``utf8mb3_general_ci`` of Glance's
-    schema; SQLite, PostgreSQL: exact). Outside glance-api there is nothing
-    to read it from: exact, with a warning to set it.
+    schema; SQLite, PostgreSQL: exact). Outside glance-api (``propguard
+    serve``) there is nothing to read it from: ``mysql_any``, which takes as
+    one every pair of names any MySQL collation equates (fail closed: exact
+    comparison in front of a MariaDB Glance would reopen the collation
+    oracles), with a warning to set it (``binary`` for SQLite/PostgreSQL).
     """
     if collation != "auto":
         return folding(collation)
@@ -330,9 +333,10 @@ def name_folding(collation: str) -> NameFolding:
     except (cfg.Error, AttributeError):
         LOG.warning(
             "propguard: name_collation = auto, but glance-api's [database] connection cannot "
-            "be read; comparing property names exactly. On MySQL/MariaDB set name_collation."
+            "be read; names any MySQL collation equates are taken as one (mysql_any). Set "
+            "name_collation to Glance's database: binary for SQLite or PostgreSQL."
         )
-        return folding("binary")
+        return folding("mysql_any")
     return folding_for_connection(connection)
 
 
