@@ -132,27 +132,6 @@ def download(port: int, size: int, headers: dict[str, str]) -> float:
     return elapsed
 
 
-class Peak:
-    def __init__(self, pid: int) -> None:
-        import psutil
-
-        self.process = psutil.Process(pid)
-        self.base = self.process.memory_info().rss
-        self.peak = self.base
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.run, daemon=True)
-        self.thread.start()
-
-    def run(self) -> None:
-        while not self.stop.wait(0.02):
-            self.peak = max(self.peak, self.process.memory_info().rss)
-
-    def growth_mib(self) -> float:
-        self.stop.set()
-        self.thread.join()
-        return (self.peak - self.base) / MIB
-
-
 def start_upstream(rate: float) -> tuple[subprocess.Popen, int]:
     from proxy_processes import free_port
 
@@ -177,21 +156,13 @@ IDENTITY = {
 
 
 def proxy_ini(work: Path, rules: Path) -> Path:
-    from proxy_processes import write_ini
+    from proxy_processes import trusted_identity_ini
 
-    return write_ini(
-        work / "serve.ini",
-        pipeline="request_id propguard proxy",
-        propguard_options={
-            "rules_file": str(rules),
-            "trust_identity_headers": "true",
-            "reload_on_sighup": "false",
-        },
-    )
+    return trusted_identity_ini(work / "serve.ini", rules)
 
 
 def streaming(work: Path, ini: Path, size: int, rate: float, label: str) -> list[tuple]:
-    from proxy_processes import ServeProcess
+    from proxy_processes import RssSampler, ServeProcess
 
     upstream, port = start_upstream(rate)
     proxy = ServeProcess(f"http://127.0.0.1:{port}", ini, threads=4)
@@ -205,9 +176,9 @@ def streaming(work: Path, ini: Path, size: int, rate: float, label: str) -> list
             ("download", lambda p: download(p, size, IDENTITY)),
         ):
             direct = run(port)
-            peak = Peak(worker)
+            peak = RssSampler(worker)
             proxied = run(proxy.port)
-            growth = peak.growth_mib()
+            growth = peak.growth() / MIB
             rows.append((label, name, direct, proxied, growth))
             print(
                 f"  {label:<22} {name:<24} direct {size / MIB / direct:7.0f} MiB/s  "

@@ -47,6 +47,44 @@ def write_ini(
     return path
 
 
+def trusted_identity_ini(path: Path, rules: Path) -> Path:
+    """``request_id propguard proxy``: the caller's identity headers trusted (no
+    ``auth_token`` in the proxy; the Glance behind it, if any, validates tokens)."""
+    return write_ini(
+        path,
+        pipeline="request_id propguard proxy",
+        propguard_options={
+            "rules_file": str(rules),
+            "trust_identity_headers": "true",
+            "reload_on_sighup": "false",
+        },
+    )
+
+
+class RssSampler:
+    """Peak resident memory of a process, sampled every 20 ms in a thread."""
+
+    def __init__(self, pid: int) -> None:
+        import psutil
+
+        self.process = psutil.Process(pid)
+        self.baseline = self.process.memory_info().rss
+        self.peak = self.baseline
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            self.peak = max(self.peak, self.process.memory_info().rss)
+
+    def growth(self) -> int:
+        """Bytes above the baseline at the peak; stops sampling."""
+        self._stop.set()
+        self._thread.join()
+        return self.peak - self.baseline
+
+
 class ServeProcess:
     """``python -m propguard.cli serve`` on a free loopback port; :meth:`stop` ends it."""
 

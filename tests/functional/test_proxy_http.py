@@ -23,7 +23,14 @@ from typing import Any
 import pytest
 from glance_api import IMAGE
 from proxy_harness import ServerThread
-from proxy_processes import RawServer, ServeProcess, read_head, reset, write_ini
+from proxy_processes import (
+    RawServer,
+    ServeProcess,
+    read_head,
+    reset,
+    trusted_identity_ini,
+    write_ini,
+)
 
 from propguard.inprocess import InProcessGlance
 
@@ -80,15 +87,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     glance = InProcessGlance(work / "glance")
     glance.start()
     server = ServerThread(glance.app)
-    ini = write_ini(
-        work / "serve.ini",
-        pipeline="request_id propguard proxy",
-        propguard_options={
-            "rules_file": str(rules),
-            "trust_identity_headers": "true",
-            "reload_on_sighup": "false",
-        },
-    )
+    ini = trusted_identity_ini(work / "serve.ini", rules)
     proxy = ServeProcess(server.url, ini, log=work / "serve.log")
     try:
         yield {"glance": glance, "glance_url": server.url, "proxy": proxy, "work": work}

@@ -19,7 +19,6 @@ import http.client
 import json
 import os
 import shutil
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -28,7 +27,7 @@ import psutil
 import pytest
 from glance_api import IMAGE
 from proxy_harness import ServerThread
-from proxy_processes import ServeProcess, write_ini
+from proxy_processes import RssSampler, ServeProcess, trusted_identity_ini
 from test_proxy_http import RULES, identity, request
 
 from propguard.inprocess import InProcessGlance
@@ -52,27 +51,6 @@ def expected_digest(size: int) -> str:
     return digest.hexdigest()
 
 
-class RssSampler:
-    """Peak resident memory of a process, sampled every 20 ms in a thread."""
-
-    def __init__(self, pid: int) -> None:
-        self.process = psutil.Process(pid)
-        self.baseline = self.process.memory_info().rss
-        self.peak = self.baseline
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.02):
-            self.peak = max(self.peak, self.process.memory_info().rss)
-
-    def growth(self) -> int:
-        self._stop.set()
-        self._thread.join()
-        return self.peak - self.baseline
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     work = tmp_path_factory.mktemp("proxy-stream")
@@ -83,15 +61,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     glance = InProcessGlance(work / "glance")
     glance.start()
     server = ServerThread(glance.app)
-    ini = write_ini(
-        work / "serve.ini",
-        pipeline="request_id propguard proxy",
-        propguard_options={
-            "rules_file": str(rules),
-            "trust_identity_headers": "true",
-            "reload_on_sighup": "false",
-        },
-    )
+    ini = trusted_identity_ini(work / "serve.ini", rules)
     proxy = ServeProcess(
         server.url, ini, env={"TMPDIR": str(tmpdir)}, log=work / "serve.log", threads=4
     )
