@@ -250,7 +250,13 @@ class PropertyProtectionFilter:
             # Glance's unique index, and the API never shows deleted rows: an
             # add of another spelling of a removed name is a duplicate-key
             # 500 (Glance rolls the whole patch back). Say so, for the
-            # caller's own name only.
+            # caller's own name only; the log keeps that it was Glance's 500.
+            LOG.warning(
+                "propguard: Glance answered 500 to a PATCH adding %d new name(s) on a collating "
+                "database; answered 409 (request %s)",
+                len(plan.new_names),
+                request.environ.get("openstack.request_id", "-"),
+            )
             raise ApiError(409, COLLIDING_DELETED_MESSAGE)
         return self._images_json(response, creds, engine)
 
