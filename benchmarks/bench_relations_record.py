@@ -37,6 +37,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, os.pardir)
 RULES = os.path.join(ROOT, "policies", "production.conf")
 CAPTURE = os.path.join(ROOT, "tests", "unit", "relations", "data", "nova-glance-requests.json")
+sys.path.insert(0, os.path.join(ROOT, "tests", "functional"))  # relations_db (shared helpers)
 
 
 def snapshot_post() -> dict:
@@ -73,23 +74,9 @@ def database(kind: str):
     return url, dropper
 
 
-def find_layer(app):
-    from propguard.relations.filter import RelationsFilter
-
-    seen = set()
-    while app is not None and id(app) not in seen:
-        seen.add(id(app))
-        if isinstance(app, RelationsFilter):
-            return app
-        app = (
-            getattr(app, "_app", None)
-            or getattr(app, "app", None)
-            or getattr(app, "application", None)
-        )
-    raise RuntimeError("relations layer not found")
-
-
 def run(kind: str, requests: int, workdir: str, synchronous: bool) -> dict:
+    from relations_db import relations_layer
+
     from propguard.inprocess import InProcessGlance
     from propguard.relations.store import create_engine, upgrade
 
@@ -117,7 +104,7 @@ def run(kind: str, requests: int, workdir: str, synchronous: bool) -> dict:
         ) as glance:
             user = glance.user_token(["member", "reader"], user_id=body["user_id"])
             service = glance.service_token()
-            layer = find_layer(glance.app)
+            layer = relations_layer(glance)
             inner = layer.application
             below: list[float] = []
 
