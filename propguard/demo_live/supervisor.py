@@ -73,6 +73,10 @@ def log_tail(path: str, lines: int = 25) -> str:
     return "\n".join("    | " + line for line in text.splitlines()[-lines:])
 
 
+#: The signals that stop the demo (and everything it started).
+STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
+
+
 @dataclass
 class Supervisor:
     """Owns the demo's child processes."""
@@ -80,6 +84,8 @@ class Supervisor:
     logdir: str
     out: TextIO = sys.stdout
     services: list[Service] = field(default_factory=list)
+    #: One-shot commands running now (a db sync...), killed with the services.
+    commands: list[subprocess.Popen[bytes]] = field(default_factory=list)
     _handlers_installed: bool = False
     _previous: dict[int, object] = field(default_factory=dict)
 
@@ -134,24 +140,37 @@ class Supervisor:
         """Run a one-shot command (a db sync, a bootstrap); its output goes to its log."""
         log_path = os.path.join(self.logdir, f"{name}.log")
         with open(log_path, "ab") as log:
+            # Ctrl-C between the fork and the bookkeeping would leave the
+            # command running: the stop signals wait until it is recorded
+            # (the child gets the usual mask back before it runs).
+            previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
             try:
-                done = subprocess.run(
+                process = subprocess.Popen(
                     list(argv),
                     env=dict(env),
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
-                    timeout=timeout,
-                    check=False,
+                    start_new_session=True,
+                    preexec_fn=lambda: signal.pthread_sigmask(signal.SIG_SETMASK, previous),
                 )
+                self.commands.append(process)
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+            try:
+                returncode = process.wait(timeout=timeout)
             except subprocess.TimeoutExpired as exc:
+                self._kill_command(process)
                 raise ServiceError(
                     f"{name} did not finish in {timeout:.0f} s: {' '.join(argv)}\n"
                     f"  the end of {log_path}:\n{log_tail(log_path)}"
                 ) from exc
-        if done.returncode != 0:
+            finally:
+                if process in self.commands and process.poll() is not None:
+                    self.commands.remove(process)
+        if returncode != 0:
             raise ServiceError(
-                f"{name} failed (exit {done.returncode}): {' '.join(argv)}\n"
+                f"{name} failed (exit {returncode}): {' '.join(argv)}\n"
                 f"  the end of {log_path}:\n{log_tail(log_path)}"
             )
 
@@ -237,8 +256,18 @@ class Supervisor:
 
     def stop_all(self) -> None:
         """Stop every service started, newest first; safe to call more than once."""
+        while self.commands:
+            self._kill_command(self.commands[-1])
         while self.services:
             self.stop(self.services.pop())
+
+    def _kill_command(self, process: subprocess.Popen[bytes]) -> None:
+        """A one-shot command and its process group: killed at once (no state to keep)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        if process in self.commands:
+            self.commands.remove(process)
 
 
 def _http_status(port: int, path: str) -> int | str:
