@@ -40,7 +40,7 @@ from oslo_log import log
 from propguard import opts, relations
 from propguard.bodies import read_json, replace_json
 from propguard.credentials import Credentials
-from propguard.errors import UNCHECKABLE, ApiError, UpstreamAnswer
+from propguard.errors import UNCHECKABLE, ApiError, UpstreamAnswer, forbidden_property
 from propguard.glance.collation import NameFolding, folding, folding_for_connection
 from propguard.glance.documents import filter_images, read_document
 from propguard.glance.listing import ImageListing, PageLimits
@@ -49,8 +49,8 @@ from propguard.glance.routes import GLANCE_DOWNLOAD, match_route, method_overrid
 from propguard.identity import credentials_from_environ
 from propguard.injection import Injection
 from propguard.protection import QUOTA_MESSAGE, ImageProtection
-from propguard.rules import RuleEngine
 from propguard.rules.loading import RulesOptions, open_rules
+from propguard.view import Reader, UnexpectedDocument, view_from_options
 
 LOG = log.getLogger(__name__)
 
@@ -62,7 +62,7 @@ COLLIDING_DELETED_MESSAGE = (
     "was changed; use another name, or ask an administrator."
 )
 
-Handler = Callable[[webob.Request, Credentials, RuleEngine], webob.Response]
+Handler = Callable[[webob.Request, Reader], webob.Response]
 
 
 class PropertyProtectionFilter:
@@ -79,11 +79,9 @@ class PropertyProtectionFilter:
             reload_interval=float(options["reload_interval"]),
             reload_on_sighup=bool(options["reload_on_sighup"]),
         )
-        self.protection = ImageProtection(
-            frozenset(options["protect_core_attributes"]),
-            int(options["property_quota"]),
-            name_folding(options["name_collation"]),
-        )
+        #: What a caller may see: the one view every adapter asks (:mod:`propguard.view`).
+        self.view = view_from_options(options)
+        self.protection = ImageProtection(self.view.config, int(options["property_quota"]))
         warn_about_glance_quota(self.protection.property_quota)
         self.injection = Injection.from_options(
             options["inject_properties"],
@@ -97,7 +95,6 @@ class PropertyProtectionFilter:
         self.allow_glance_download = bool(options["allow_glance_download"])
         self.list_images = ImageListing(
             self._forward,
-            self.protection,
             limits=PageLimits(int(options["limit_param_default"]), int(options["api_limit_max"])),
             scan_limit=int(options["list_scan_limit"]),
             max_response_body=self.max_response_body,
@@ -154,7 +151,10 @@ class PropertyProtectionFilter:
             trust_identity_headers=self.trust_identity_headers,
         )
         try:
-            return handler(request, creds, self.protection.rules_view(self.rules.current()))
+            return handler(request, self.reader(creds))
+        except UnexpectedDocument as exc:
+            LOG.error("propguard: %s; refusing to pass it on unfiltered", exc)
+            raise ApiError(502, UNCHECKABLE) from None
         except UnicodeDecodeError:
             # e.g. ``?%ff=1``: webob decodes the query as UTF-8 when asked for it.
             raise ApiError(400, "The request is not valid UTF-8.") from None
@@ -169,6 +169,10 @@ class PropertyProtectionFilter:
                     request.environ.get("openstack.request_id", "-"),
                 )
             raise
+
+    def reader(self, creds: Credentials) -> Reader:
+        """``creds``'s view of images under the rules current now (the relations API asks it too)."""
+        return self.view.reader(self.rules.current(), creds)
 
     def _forward(self, request: webob.Request) -> webob.Response:
         return request.get_response(self.application)
@@ -185,45 +189,36 @@ class PropertyProtectionFilter:
             raise ApiError(413, QUOTA_MESSAGE)
         return response
 
-    def _images_json(
-        self, response: webob.Response, creds: Credentials, engine: RuleEngine
-    ) -> webob.Response:
+    def _images_json(self, response: webob.Response, reader: Reader) -> webob.Response:
         """Remove what the caller cannot read from an image response."""
+        return filter_images(response, self.max_response_body, False, reader.images)
 
-        def hide(images: list[Any]) -> None:
-            self.protection.hide_unreadable(images, creds, engine)
-
-        return filter_images(response, self.max_response_body, False, hide)
-
-    def _task_json(
-        self, response: webob.Response, creds: Credentials, engine: RuleEngine
-    ) -> webob.Response:
-        """Glance shows a task (with its ``input.image_properties``) to whoever may
-        read it, not only to the properties' owner."""
+    def _task_json(self, response: webob.Response, reader: Reader) -> webob.Response:
+        """A task, with what the caller cannot read of its input removed."""
 
         def hide(documents: list[Any]) -> None:
-            self.protection.hide_in_task(documents[0], creds, engine)
+            reader.task(documents[0])
 
         return filter_images(response, self.max_response_body, False, hide)
 
     # -- routes -------------------------------------------------------------
 
-    def _show_image(self, request, creds, engine):
-        return self._images_json(self._forward(request), creds, engine)
+    def _show_image(self, request, reader):
+        return self._images_json(self._forward(request), reader)
 
-    def _create_image(self, request, creds, engine):
+    def _create_image(self, request, reader):
         document = read_json(request.environ, self.max_request_body)
         if not isinstance(document, dict):
             raise ApiError(400, "Request body must be a JSON object.")
-        self.protection.check_create(document, creds, engine, self._injected(creds))
+        self.protection.check_create(document, reader, self._injected(reader.creds))
         replace_json(request.environ, document)
-        return self._images_json(self._forward_write(request), creds, engine)
+        return self._images_json(self._forward_write(request), reader)
 
     def _injected(self, creds: Credentials) -> dict[str, str]:
         """The operator's properties for an image this caller creates (none if exempt)."""
         return self.injection.values_for(creds) if self.injection.applies_to(creds) else {}
 
-    def _update_image(self, request, creds, engine):
+    def _update_image(self, request, reader):
         # Compared exactly, as Glance does (``request.content_type not in ...``):
         # a spelling Glance refuses must not be checked and forwarded as a patch.
         draft = PATCH_MEDIA_TYPES.get(request.content_type or "")
@@ -238,9 +233,7 @@ class PropertyProtectionFilter:
             ops = parse_patch(read_json(request.environ, self.max_request_body), draft)
         except PatchError as exc:
             raise ApiError(exc.status, str(exc)) from None
-        plan = self.protection.plan_patch(
-            ops, lambda: self._stored_names(request), creds, engine, draft
-        )
+        plan = self.protection.plan_patch(ops, lambda: self._stored_names(request), reader, draft)
         if plan.draft != draft:
             request.content_type = plan.media_type
         replace_json(request.environ, plan.body())
@@ -258,7 +251,7 @@ class PropertyProtectionFilter:
                 request.environ.get("openstack.request_id", "-"),
             )
             raise ApiError(409, COLLIDING_DELETED_MESSAGE)
-        return self._images_json(response, creds, engine)
+        return self._images_json(response, reader)
 
     def _stored_names(self, request: webob.Request) -> set[str]:
         """Names of the image's properties as stored, read with the caller's credentials.
@@ -277,26 +270,26 @@ class PropertyProtectionFilter:
             raise ApiError(502, UNCHECKABLE)
         return {k for k in document if self.protection.is_rule_key(k)}
 
-    def _create_task(self, request, creds, engine):
+    def _create_task(self, request, reader):
         document = read_json(request.environ, self.max_request_body)
-        self.protection.check_task_input(document, creds, engine, self._injected(creds))
+        self.protection.check_task_input(document, reader, self._injected(reader.creds))
         replace_json(request.environ, document)
-        return self._task_json(self._forward(request), creds, engine)
+        return self._task_json(self._forward(request), reader)
 
-    def _show_task(self, request, creds, engine):
-        return self._task_json(self._forward(request), creds, engine)
+    def _show_task(self, request, reader):
+        return self._task_json(self._forward(request), reader)
 
-    def _image_tasks(self, request, creds, engine):
+    def _image_tasks(self, request, reader):
         """``GET /v2/images/{id}/tasks``: every task of the image, to any reader of the image."""
 
         def hide(documents: list[Any]) -> None:
             for task in documents:
-                self.protection.hide_in_task(task, creds, engine)
+                reader.task(task)
 
         response = self._forward(request)
         return filter_images(response, self.max_response_body, True, hide, key="tasks")
 
-    def _import_image(self, request, creds, engine):
+    def _import_image(self, request, reader):
         """Refuse ``glance-download`` unless allowed: it sets properties nobody checks."""
         document = read_json(request.environ, self.max_request_body)
         method = document.get("method") if isinstance(document, dict) else None
@@ -310,14 +303,14 @@ class PropertyProtectionFilter:
         replace_json(request.environ, document)
         return self._forward(request)
 
-    def _locations_read(self, request, creds, engine):
-        if "locations" in self.protection.protected_core:
-            self.protection.require(engine, "locations", "read", creds)
+    def _locations_read(self, request, reader):
+        if not reader.can_read("locations"):
+            raise forbidden_property("locations")
         return self._forward(request)
 
-    def _locations_add(self, request, creds, engine):
+    def _locations_add(self, request, reader):
         if "locations" in self.protection.protected_core:
-            self.protection.require(engine, "locations", "create", creds)
+            self.protection.require(reader, "locations", "create")
         return self._forward_write(request)
 
 

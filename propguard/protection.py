@@ -1,8 +1,10 @@
-"""What the rules mean for Glance v2 image documents: create, read, PATCH, list filters.
+"""What the rules mean for changes to Glance v2 images: create, PATCH, quota, task input.
 
-Pure functions of a :class:`~propguard.rules.RuleEngine`, the caller's
-:class:`~propguard.identity.Credentials` and Glance's JSON; no WSGI. The
-filter (:mod:`propguard.middleware`) feeds them requests and responses.
+Pure functions of one caller's :class:`~propguard.view.Reader` (the rules as
+the database folds names, the caller's credentials) and Glance's JSON; no
+WSGI. What a caller may *see* is the view's alone (:mod:`propguard.view`);
+these checks ask it too. The filter (:mod:`propguard.middleware`) feeds them
+requests.
 """
 
 from __future__ import annotations
@@ -12,18 +14,17 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from propguard.credentials import Credentials
 from propguard.errors import ApiError, forbidden_property, missing_property
 from propguard.glance.attributes import (
     CORE_ATTRIBUTES,
-    PROTECTABLE_CORE_ATTRIBUTES,
+    CREATE_READ_ONLY,
     RESERVED_NAMESPACES,
     is_object_attribute,
 )
-from propguard.glance.collation import BINARY, NameFolding
+from propguard.glance.collation import NameFolding
 from propguard.glance.patch import DRAFT4_PATCH_MEDIA_TYPE, PATCH_MEDIA_TYPES, PatchOp
 from propguard.glance.routes import PUBLIC_TASK_TYPE
-from propguard.rules import RuleEngine
+from propguard.view import Reader, ViewConfig
 
 #: Glance refuses longer property names with 400 before any protection check.
 MAX_PROPERTY_NAME = 255
@@ -52,44 +53,18 @@ class PatchPlan:
 
 
 class ImageProtection:
-    """Applies the rules to image documents; ``protected_core`` puts core attributes under them."""
+    """Applies the rules to changes of image documents, as one caller's :class:`Reader` sees them."""
 
-    def __init__(
-        self,
-        protected_core: frozenset[str] = frozenset(),
-        property_quota: int = -1,
-        folding: NameFolding = BINARY,
-    ) -> None:
-        unknown = protected_core - PROTECTABLE_CORE_ATTRIBUTES
-        if unknown:
-            raise ValueError(
-                "propguard: protect_core_attributes accepts only "
-                f"{sorted(PROTECTABLE_CORE_ATTRIBUTES)}, not {sorted(unknown)}"
-            )
-        self.protected_core = protected_core
+    def __init__(self, config: ViewConfig | None = None, property_quota: int = -1) -> None:
+        config = config if config is not None else ViewConfig()
+        self.config = config
+        self.protected_core = config.protected_core
         #: Keys of an image document that are never subject to the rules.
-        self.free_keys = CORE_ATTRIBUTES - protected_core
+        self.free_keys = config.free_keys
         #: Most extra properties an image may hold *as its caller sees it* (-1: no limit).
         self.property_quota = property_quota
-        #: How Glance's database compares property names (see :meth:`rules_view`).
-        self.folding = folding
-        self._view: tuple[RuleEngine, Any] | None = None
-
-    def rules_view(self, engine: RuleEngine) -> Any:
-        """``engine`` deciding for each name as the database stores it.
-
-        On a database that equates names (MySQL/MariaDB: ``SECRET_Key``,
-        ``sécret_key`` and ``secret_key`` are one key), every spelling gets
-        the decision of its canonical spelling (``folding.fold``), so no
-        spelling reaches a hidden value through a section written for another.
-        Exact databases: the engine itself.
-        """
-        if self.folding.is_identity:
-            return engine
-        view = self._view
-        if view is None or view[0] is not engine:
-            view = self._view = (engine, FoldedRules(engine, self.folding.fold))
-        return view[1]
+        #: How Glance's database compares property names.
+        self.folding: NameFolding = config.folding
 
     def is_counted(self, key: str) -> bool:
         """Does ``key`` count against the property quota (an extra property, as in Glance)?"""
@@ -103,21 +78,25 @@ class ImageProtection:
         return key not in self.free_keys
 
     @staticmethod
-    def require(engine: RuleEngine, name: str, op: str, creds: Credentials) -> None:
-        if not engine.allowed(name, op, creds):
+    def require(reader: Reader, name: str, op: str) -> None:
+        """``op`` on ``name`` for the reader's caller, else Glance's 403."""
+        if not reader.may(name, op):
             raise forbidden_property(name)
 
     def check_create(
         self,
         properties: dict[str, Any],
-        creds: Credentials,
-        engine: RuleEngine,
+        reader: Reader,
         inject: Mapping[str, str] | None = None,
     ) -> None:
         """``create`` for every extra property; the first denial is Glance's 403.
 
         Names of Glance's image objects that are no image attribute are refused
         for everyone: stored, they would be properties no PATCH could change.
+        So are the read-only attributes Glance's create would store as extra
+        properties (``os_hash_algo``, ``os_hash_value``: see
+        :data:`~propguard.glance.attributes.CREATE_READ_ONLY`), with the 403
+        its PATCH gives them.
         ``inject``: the operator's properties, set (in place) whatever the body
         sent for those names, or any spelling the database equates with them;
         the caller needs no ``create`` right for them.
@@ -142,39 +121,21 @@ class ImageProtection:
                 names.add(key)
         for key in properties:
             check_name_length(key)
+            if key in CREATE_READ_ONLY:
+                raise ApiError(403, f"Attribute '{key}' is read-only.")
             if is_object_attribute(key) or key.startswith(RESERVED_NAMESPACES):
                 # Glance refuses os_glance_* on image create but not in an
                 # import task's image_properties (e.g. os_glance_stage_host,
                 # which a later DELETE follows with the deleter's token).
                 raise forbidden_property(key)
             if self.is_rule_key(key) and key not in inject:
-                self.require(engine, key, "create", creds)
-
-    def hide_unreadable(self, images: list[Any], creds: Credentials, engine: RuleEngine) -> bool:
-        """Remove, in place, what the caller cannot read; True if anything was removed."""
-        can_read = engine.checker("read", creds)
-        free = self.free_keys
-        changed = False
-        # Images of one page mostly share their key sets: decide once per set.
-        hidden_for: dict[tuple[str, ...], list[str]] = {}
-        for image in images:
-            if not isinstance(image, dict):
-                continue
-            keys = tuple(image)
-            hidden = hidden_for.get(keys)
-            if hidden is None:
-                hidden = hidden_for[keys] = [k for k in keys if k not in free and not can_read(k)]
-            for key in hidden:
-                del image[key]
-            changed = changed or bool(hidden)
-        return changed
+                self.require(reader, key, "create")
 
     def plan_patch(
         self,
         ops: list[PatchOp],
         stored: Callable[[], set[str]],
-        creds: Credentials,
-        engine: RuleEngine,
+        reader: Reader,
         draft: int,
     ) -> PatchPlan:
         """Screen and check ``ops`` and choose the draft to send them in.
@@ -192,8 +153,8 @@ class ImageProtection:
         if not any(self.is_rule_key(op.root) for op in ops):
             return PatchPlan(ops, draft)
         existing = stored()
-        checked = self.check_patch(ops, existing, creds, engine, draft)
-        self.check_patch_quota(ops, existing, creds, engine)
+        checked = self.check_patch(ops, existing, reader, draft)
+        self.check_patch_quota(ops, existing, reader)
         ops = checked
         if draft == 10 and _only_creating_adds(ops):
             draft = PATCH_MEDIA_TYPES[DRAFT4_PATCH_MEDIA_TYPE]
@@ -209,9 +170,7 @@ class ImageProtection:
         if not self.folding.is_safe_new_name(name):
             raise ApiError(400, f"Property name {name} cannot be stored by the image database.")
 
-    def check_patch_quota(
-        self, ops: list[PatchOp], existing: set[str], creds: Credentials, engine: RuleEngine
-    ) -> None:
+    def check_patch_quota(self, ops: list[PatchOp], existing: set[str], reader: Reader) -> None:
         """``property_quota`` on the properties the caller can read, after the patch.
 
         Glance counts every stored property (``image_property_quota``), so its
@@ -222,7 +181,7 @@ class ImageProtection:
         """
         if self.property_quota < 0:
             return
-        can_read = engine.checker("read", creds)
+        can_read = reader.can_read
         fold = self.folding.fold
         visible = {fold(n) for n in existing if self.is_counted(n) and can_read(n)}
         added = False
@@ -243,8 +202,7 @@ class ImageProtection:
     def check_task_input(
         self,
         document: Any,
-        creds: Credentials,
-        engine: RuleEngine,
+        reader: Reader,
         inject: Mapping[str, str] | None = None,
     ) -> None:
         """``POST /v2/tasks``: only ``import`` tasks, ``create`` for their ``image_properties``.
@@ -265,36 +223,15 @@ class ImageProtection:
             task_input["image_properties"] = {}
         props = task_input.get("image_properties") if isinstance(task_input, dict) else None
         if isinstance(props, dict):
-            self.check_create(props, creds, engine, inject)
+            self.check_create(props, reader, inject)
         elif props is not None:
             raise ApiError(400, "'image_properties' must be a JSON object.")
-
-    def hide_in_task(self, document: Any, creds: Credentials, engine: RuleEngine) -> None:
-        """Remove what the caller cannot read from a task's input, in place.
-
-        ``input.image_properties`` are image properties; ``input.loc_url`` (a
-        ``location_import`` task) is a location, under the rules when
-        ``locations`` is a protected core attribute.
-        """
-        task_input = document.get("input") if isinstance(document, dict) else None
-        if not isinstance(task_input, dict):
-            return
-        props = task_input.get("image_properties")
-        if isinstance(props, dict):
-            self.hide_unreadable([props], creds, engine)
-        if (
-            "loc_url" in task_input
-            and "locations" in self.protected_core
-            and not engine.allowed("locations", "read", creds)
-        ):
-            del task_input["loc_url"]
 
     def check_patch(
         self,
         ops: list[PatchOp],
         existing: set[str],
-        creds: Credentials,
-        engine: RuleEngine,
+        reader: Reader,
         draft: int = 10,
     ) -> list[PatchOp]:
         """Apply Glance's semantics op by op on a model of the stored properties.
@@ -319,10 +256,10 @@ class ImageProtection:
                 continue
             check_name_length(name)
             if name in self.protected_core:
-                self.require(engine, name, _CORE_OP[op.op], creds)
+                self.require(reader, name, _CORE_OP[op.op])
                 checked.append(op)
                 continue
-            readable = engine.allowed(name, "read", creds)
+            readable = reader.can_read(name)
             if op.op == "add":
                 # The stored property the database would take this name for:
                 # itself, or (MySQL/MariaDB) another spelling of the same key.
@@ -334,16 +271,16 @@ class ImageProtection:
                         # Glance's _do_add: a visible property is "already present"
                         # in draft 4, before (and whatever) the update right.
                         raise ApiError(409, f"Property {name} already present.")
-                    self.require(engine, name, "update", creds)
+                    self.require(reader, name, "update")
                     if stored != name:
                         op = PatchOp("replace", (stored,), op.value, True)
                 elif readable:
-                    self.require(engine, name, "create", creds)
-                    if not engine.allowed(name, "update", creds):
+                    self.require(reader, name, "create")
+                    if not reader.may(name, "update"):
                         op = PatchOp(op.op, op.path, op.value, op.has_value, absent_only=True)
                 else:
-                    self.require(engine, name, "create", creds)
-                    self.require(engine, name, "update", creds)
+                    self.require(reader, name, "create")
+                    self.require(reader, name, "update")
                     if stored is not None:
                         # Glance would insert a second spelling of the key (500).
                         op = PatchOp("replace", (stored,), op.value, True)
@@ -351,41 +288,14 @@ class ImageProtection:
             elif op.op == "replace":
                 if not readable or name not in exists:
                     raise missing_property(name)
-                self.require(engine, name, "update", creds)
+                self.require(reader, name, "update")
             else:  # remove
                 if not readable or name not in exists:
                     raise missing_property(name)
-                self.require(engine, name, "delete", creds)
+                self.require(reader, name, "delete")
                 exists.discard(name)
             checked.append(op)
         return checked
-
-
-class FoldedRules:
-    """A rules engine asked about the canonical spelling of each name (see
-    :meth:`ImageProtection.rules_view`)."""
-
-    __slots__ = ("engine", "fold")
-
-    def __init__(self, engine: RuleEngine, fold: Callable[[str], str]) -> None:
-        self.engine = engine
-        self.fold = fold
-
-    def allowed(self, name: str, op: str, creds: Credentials) -> bool:
-        return self.engine.allowed(self.fold(name), op, creds)
-
-    def checker(self, op: str, creds: Credentials) -> Callable[[str], bool]:
-        check = self.engine.checker(op, creds)
-        fold = self.fold
-        memo: dict[str, bool] = {}
-
-        def folded(name: str) -> bool:
-            result = memo.get(name)
-            if result is None:
-                result = memo[name] = check(fold(name))
-            return result
-
-        return folded
 
 
 class StoredNames:

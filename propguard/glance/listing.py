@@ -24,7 +24,6 @@ from urllib.parse import urlencode
 
 import webob
 
-from propguard.credentials import Credentials
 from propguard.errors import UNCHECKABLE, ApiError, UpstreamAnswer
 from propguard.glance.attributes import SINGLE_LIST_PARAMETERS, ListFilter, classify_list_key
 from propguard.glance.documents import (
@@ -34,8 +33,8 @@ from propguard.glance.documents import (
     read_document,
     write_document,
 )
-from propguard.protection import ImageProtection, matches_filters
-from propguard.rules import RuleEngine
+from propguard.protection import matches_filters
+from propguard.view import Reader
 
 #: Glance's defaults of ``limit_param_default`` and ``api_limit_max``.
 GLANCE_DEFAULT_LIMIT = 25
@@ -81,26 +80,22 @@ class ImageListing:
     def __init__(
         self,
         forward: Forward,
-        protection: ImageProtection,
         *,
         limits: PageLimits = PageLimits(),
         scan_limit: int = 5000,
         max_response_body: int = 64 * 1024 * 1024,
     ) -> None:
         self.forward = forward
-        self.protection = protection
         self.limits = limits
         self.scan_limit = scan_limit
         self.max_response_body = max_response_body
 
-    def __call__(
-        self, request: webob.Request, creds: Credentials, engine: RuleEngine
-    ) -> webob.Response:
-        property_keys, hidden = self._classify(request, creds, engine)
+    def __call__(self, request: webob.Request, reader: Reader) -> webob.Response:
+        property_keys, hidden = self._classify(request, reader)
         if hidden:
             return self._empty_listing(request, hidden)
         if not property_keys:
-            return self._filtered(self.forward(request), creds, engine)
+            return filter_images(self.forward(request), self.max_response_body, True, reader.images)
         # Glance's router rewrites SCRIPT_NAME/PATH_INFO of the request it
         # serves: later pages are asked with a copy taken before.
         pristine = request.copy_get()
@@ -109,12 +104,10 @@ class ImageListing:
         response = self.forward(request)
         if response.status_code != 200:
             return response
-        return self._property_filtered(pristine, response, creds, engine, filters)
+        return self._property_filtered(pristine, response, reader, filters)
 
     @staticmethod
-    def _classify(
-        request: webob.Request, creds: Credentials, engine: RuleEngine
-    ) -> tuple[list[str], list[str]]:
+    def _classify(request: webob.Request, reader: Reader) -> tuple[list[str], list[str]]:
         """(readable property filter keys, filter keys that must match nothing)."""
         for key in SINGLE_LIST_PARAMETERS:
             if len(request.GET.getall(key)) > 1:
@@ -130,23 +123,14 @@ class ImageListing:
                 never.append(key)
             elif kind is ListFilter.PROPERTY:
                 property_keys.append(key)
-        hidden = never + [k for k in property_keys if not engine.allowed(k, "read", creds)]
+        hidden = never + [k for k in property_keys if not reader.can_read(k)]
         return property_keys, hidden
-
-    def _filtered(
-        self, response: webob.Response, creds: Credentials, engine: RuleEngine
-    ) -> webob.Response:
-        def hide(images: list[Any]) -> None:
-            self.protection.hide_unreadable(images, creds, engine)
-
-        return filter_images(response, self.max_response_body, True, hide)
 
     def _property_filtered(
         self,
         request: webob.Request,
         response: webob.Response,
-        creds: Credentials,
-        engine: RuleEngine,
+        reader: Reader,
         filters: dict[str, list[str]],
     ) -> webob.Response:
         """Keep images whose readable property of exactly that name matches; read on
@@ -171,7 +155,7 @@ class ImageListing:
             document.pop("next", None)
             if marker is not None:
                 document["next"] = next_link(request, marker)
-        self.protection.hide_unreadable(images, creds, engine)
+        reader.images(images)
         return write_document(response, document)
 
     def _page_after(

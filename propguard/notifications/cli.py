@@ -79,6 +79,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--policy-file", metavar="FILE", help="oslo.policy file for policies format")
     p.add_argument(
+        "--name-collation",
+        metavar="COLLATION",
+        help="how Glance's database compares property names, as the API filter's "
+        "name_collation (binary for SQLite/PostgreSQL, utf8mb3_general_ci for Glance's "
+        "MySQL/MariaDB schema; default: [propguard] name_collation)",
+    )
+    p.add_argument(
         "--roles",
         type=_csv,
         metavar="R1,R2",
@@ -144,9 +151,11 @@ def load_conf(args: argparse.Namespace, *, service: bool = False) -> cfg.ConfigO
 
 
 def open_rules_for(args: argparse.Namespace, conf: cfg.ConfigOpts):
-    """The rules holder for ``[propguard]`` (quick options first); raises ``RulesError``."""
+    """The rules holder for ``[propguard]`` (quick options first) and the view of images
+    its options describe, as the API filter's; raises ``RulesError``."""
     from propguard import opts as propguard_opts
     from propguard.rules.loading import RulesOptions, open_rules
+    from propguard.view import view_from_options
 
     try:
         values = propguard_opts.resolve({}, conf)
@@ -158,13 +167,20 @@ def open_rules_for(args: argparse.Namespace, conf: cfg.ConfigOpts):
         values["rule_format"] = args.rule_format
     if args.policy_file:
         values["policy_file"] = propguard_opts.locate(args.policy_file, conf)
+    if args.name_collation:
+        values["name_collation"] = args.name_collation
     if not values.get("rules_file"):
         raise UsageError("no rules: give --rules-file, or rules_file in [propguard]")
-    return open_rules(
+    try:
+        view = view_from_options(values)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    holder = open_rules(
         RulesOptions.from_options(values),
         reload_interval=values["reload_interval"],
         reload_on_sighup=values["reload_on_sighup"],
     )
+    return holder, view
 
 
 def output_config(args: argparse.Namespace, conf: cfg.ConfigOpts) -> notify_opts.OutputConfig:
@@ -224,8 +240,8 @@ def filter_lines(
 def _run_stdin(args: argparse.Namespace) -> int:
     conf = load_conf(args)
     config = output_config(args, conf)
-    holder = open_rules_for(args, conf)
-    nf = config.build(holder.current)
+    holder, view = open_rules_for(args, conf)
+    nf = config.build(holder.current, view)
     bad = filter_lines(nf, sys.stdin.buffer, sys.stdout.buffer, sys.stderr)
     if nf.warnings:
         print(
@@ -248,8 +264,8 @@ def _run_service(args: argparse.Namespace) -> int:
 
     conf = load_conf(args, service=True)
     config = output_config(args, conf)
-    holder = open_rules_for(args, conf)
-    return service.main(conf, config, holder)
+    holder, view = open_rules_for(args, conf)
+    return service.main(conf, config, holder, view)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -4,9 +4,10 @@ Pure: no messaging, no I/O, no logging of payloads. Every adapter (the
 ``--stdin`` command, the glance-api driver, the listener service) decodes a
 notification into a ``dict`` (:mod:`propguard.notifications.wire`), asks
 :meth:`NotificationFilter.outputs` for the outputs and sends them its own way.
-Decisions are the rules engine's (``RuleEngine.allowed(name, 'read', creds)``);
-nothing here knows what a section or a role means, except :func:`read_rule`,
-which *reports* a section's ``read`` value for ``annotate``.
+What an audience may see is the reader's view's (:mod:`propguard.view`: the
+same folding of names and core attributes as the API filter); nothing here
+knows what a section or a role means, except :func:`read_rule`, which
+*reports* a section's ``read`` value for ``annotate``.
 
 The three modes (each output is a whole notification, see :class:`Output`):
 
@@ -42,10 +43,7 @@ from typing import Any, NamedTuple
 from propguard.credentials import Credentials
 from propguard.rules.engine import RuleEngine
 from propguard.rules.model import Conjunction, RuleFormat
-
-#: Properties Glance's v2 API hides from every response
-#: (``ResponseSerializer._hidden_properties``); notifications carry them.
-ALWAYS_HIDDEN = frozenset({"os_glance_stage_host", "os_glance_hash_op_host"})
+from propguard.view import ALWAYS_HIDDEN, ImageView, Reader
 
 #: Top-level key of a ``views`` output: the reader class's name.
 VIEW_KEY = "propguard_view"
@@ -59,7 +57,7 @@ NOTIFICATION_KEYS = ("message_id", "publisher_id", "event_type", "priority", "pa
 #: oslo.messaging's per-send de-duplication id (``amqp._add_unique_id``).
 UNIQUE_ID_KEY = "_unique_id"
 
-#: Bound of each per-caller memo of read decisions (names are caller-chosen).
+#: Bound of the memo of ``annotate``'s per-name reports (names are caller-chosen).
 MEMO_SIZE = 65536
 
 
@@ -154,42 +152,6 @@ def _suffix(mode: Mode, view: str | None) -> str:
     return f".{mode.value}" if view is None else f".{mode.value}.{view}"
 
 
-class _Memo:
-    """Read decisions of one engine for one caller, bounded (names are caller-chosen).
-
-    :data:`ALWAYS_HIDDEN` names are decided ``False`` up front, so one lookup
-    per property answers both questions.
-    """
-
-    __slots__ = ("creds", "engine", "known")
-
-    def __init__(self, engine: RuleEngine, creds: Credentials) -> None:
-        self.engine = engine
-        self.creds = creds
-        self.known: dict[str, bool] = dict.fromkeys(ALWAYS_HIDDEN, False)
-
-    def allowed(self, name: str) -> bool:
-        result = self.known.get(name)
-        if result is None:
-            result = self.engine.allowed(name, "read", self.creds)
-            if len(self.known) >= MEMO_SIZE:
-                self.known = dict.fromkeys(ALWAYS_HIDDEN, False)
-            self.known[name] = result
-        return result
-
-    def strip(self, properties: dict[str, Any]) -> dict[str, Any]:
-        """The properties this caller may read (never an :data:`ALWAYS_HIDDEN` one)."""
-        known = self.known
-        kept = {}
-        for name, value in properties.items():
-            result = known.get(name)
-            if result is None:
-                result = self.allowed(name)
-            if result:
-                kept[name] = value
-        return kept
-
-
 EngineSource = RuleEngine | Callable[[], RuleEngine]
 
 
@@ -200,7 +162,9 @@ class NotificationFilter:
     (``RulesHolder.current``: reloads are picked up per notification).
     ``modes``: which outputs to produce, in this order: strip, views, annotate.
     ``audience``: the caller ``strip`` filters for. ``reader_classes``: the
-    ``views`` copies and the classes ``annotate`` names.
+    ``views`` copies and the classes ``annotate`` names. ``view``: the
+    operator's view of images (name folding, protected core attributes), the
+    same as the API filter's.
     """
 
     def __init__(
@@ -210,7 +174,9 @@ class NotificationFilter:
         modes: Iterable[Mode | str] = (Mode.STRIP,),
         audience: Credentials | None = None,
         reader_classes: Sequence[ReaderClass] = (),
+        view: ImageView | None = None,
     ) -> None:
+        self.view = view if view is not None else ImageView()
         self._current = rules if callable(rules) and not isinstance(rules, RuleEngine) else None
         self._engine = rules if isinstance(rules, RuleEngine) else None
         wanted = {Mode(m) for m in modes}
@@ -227,7 +193,7 @@ class NotificationFilter:
         #: Outcome counters: ``filtered``, ``passed``, ``no_properties``.
         self.counts: dict[str, int] = {"filtered": 0, "passed": 0, "no_properties": 0}
         self._memo_engine: RuleEngine | None = None
-        self._memos: dict[Credentials, _Memo] = {}
+        self._memos: dict[Credentials, Reader] = {}
         self._annotations: dict[str, tuple[list[str], Any]] = {}
 
     @property
@@ -241,15 +207,16 @@ class NotificationFilter:
         assert self._current is not None
         return self._current()
 
-    def _memo(self, engine: RuleEngine, creds: Credentials) -> _Memo:
+    def _memo(self, engine: RuleEngine, creds: Credentials) -> Reader:
+        """The audience's reader, kept (with its decisions) until the rules change."""
         if engine is not self._memo_engine:  # rules reloaded: forget every decision
             self._memo_engine = engine
             self._memos = {}
             self._annotations = {}
-        memo = self._memos.get(creds)
-        if memo is None:
-            memo = self._memos[creds] = _Memo(engine, creds)
-        return memo
+        reader = self._memos.get(creds)
+        if reader is None:
+            reader = self._memos[creds] = self.view.reader(engine, creds)
+        return reader
 
     # -- the modes -----------------------------------------------------------
 
@@ -280,11 +247,11 @@ class NotificationFilter:
         results: list[Output] = []
         for mode in self.modes:
             if mode is Mode.STRIP:
-                kept = self._memo(engine, self.audience).strip(properties)
+                kept = self._memo(engine, self.audience).properties(properties)
                 results.append(_stripped(notification, payload, kept, mode, None))
             elif mode is Mode.VIEWS:
                 for rc in self.reader_classes:
-                    kept = self._memo(engine, rc.credentials).strip(properties)
+                    kept = self._memo(engine, rc.credentials).properties(properties)
                     results.append(_stripped(notification, payload, kept, mode, rc.name))
             else:
                 results.append(self._annotated(engine, notification, payload, properties))
@@ -316,8 +283,8 @@ class NotificationFilter:
             kept[name] = value
             known = annotations.get(name)
             if known is None:
-                readers = [c for c, memo in memos if memo.allowed(name)]
-                known = (readers, read_rule(engine, name))
+                readers = [c for c, memo in memos if memo.can_read(name)]
+                known = (readers, read_rule(engine, self.view.folding.fold(name)))
                 if len(annotations) >= MEMO_SIZE:
                     annotations.clear()
                 annotations[name] = known

@@ -109,13 +109,22 @@ def filter_for(conf: Any) -> tuple[NotificationFilter, OutputConfig]:
     load): the driver then does not load, and oslo.messaging sends nothing.
     """
     from propguard.rules.loading import RulesOptions, open_rules
+    from propguard.view import view_from_options
 
     values = _rules_values(conf)
     options = RulesOptions.from_options(values)
     if not options.rules_file:
         raise ValueError("propguard notification driver: [propguard] rules_file is not set")
     config = OutputConfig.from_conf(conf)
-    key = (id(conf), options, values["reload_interval"], values["reload_on_sighup"], config)
+    key = (
+        id(conf),
+        options,
+        values["reload_interval"],
+        values["reload_on_sighup"],
+        config,
+        values["name_collation"],
+        tuple(values["protect_core_attributes"]),
+    )
     with _FILTERS_LOCK:
         built = _FILTERS.get(key)
         if built is None:
@@ -124,7 +133,8 @@ def filter_for(conf: Any) -> tuple[NotificationFilter, OutputConfig]:
                 reload_interval=values["reload_interval"],
                 reload_on_sighup=values["reload_on_sighup"],
             )
-            built = _FILTERS[key] = (config.build(holder.current), config)
+            view = view_from_options(values)  # the API filter's view, from the same options
+            built = _FILTERS[key] = (config.build(holder.current, view), config)
         return built
 
 

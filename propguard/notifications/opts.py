@@ -21,6 +21,7 @@ from typing import Any
 from oslo_config import cfg
 
 from propguard.notifications.core import Mode, NotificationFilter, ReaderClass, audience
+from propguard.view import ImageView
 
 OUTPUT_GROUP = "propguard_notifications"
 SERVICE_GROUP = "propguard_notify_filter"
@@ -249,13 +250,15 @@ class OutputConfig:
         if Mode.ANNOTATE in self.modes and not self.annotate_topic:
             raise ValueError(f"[{OUTPUT_GROUP}] annotate_topic is empty")
 
-    def build(self, rules) -> NotificationFilter:
-        """The filter core over ``rules`` (an engine or ``RulesHolder.current``)."""
+    def build(self, rules, view: ImageView | None = None) -> NotificationFilter:
+        """The filter core over ``rules`` (an engine or ``RulesHolder.current``), seeing
+        images through ``view`` (the API filter's: from the same ``[propguard]`` options)."""
         return NotificationFilter(
             rules,
             modes=self.modes,
             audience=audience(self.audience_roles, self.audience_service_roles),
             reader_classes=self.reader_classes,
+            view=view,
         )
 
     def topics_for(self, mode: Mode, view: str | None, strip_topics: tuple[str, ...]) -> list[str]:

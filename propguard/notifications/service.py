@@ -61,6 +61,7 @@ from propguard.notifications.core import (
     NotificationFilter,
 )
 from propguard.notifications.opts import SERVICE_GROUP, OutputConfig
+from propguard.view import ImageView
 
 LOG = logging.getLogger(__name__)
 
@@ -546,7 +547,7 @@ def _utcnow() -> str:
     return str(datetime.now(UTC).replace(tzinfo=None))
 
 
-def main(conf: Any, outputs: OutputConfig, holder: Any) -> int:
+def main(conf: Any, outputs: OutputConfig, holder: Any, view: ImageView | None = None) -> int:
     """Entry of ``propguard notify-filter`` (service mode); returns the exit status."""
     from oslo_log import log as oslo_log
 
@@ -556,7 +557,7 @@ def main(conf: Any, outputs: OutputConfig, holder: Any) -> int:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
         settings = ServiceSettings.from_conf(conf)
-        service = NotifyFilterService(settings, outputs.build(holder.current), outputs)
+        service = NotifyFilterService(settings, outputs.build(holder.current, view), outputs)
     except (StartupError, ValueError) as exc:
         LOG.error("propguard notify-filter: %s", exc)
         return 2

@@ -7,6 +7,13 @@ Who sees what:
 * anyone else authenticated: the relations of images their project owns;
 * unauthenticated: 401, for every instance alike.
 
+A relation repeats image properties (``instance_uuid``, ``backup_type``,
+``base_image_ref``...): each is shown as the image API would show it, through
+the caller's :class:`~propguard.view.Reader`. A caller who may not read
+``instance_uuid`` sees no relation at all (the route itself names the
+instance), and a filter on a property the caller cannot read matches nothing,
+as the image list's does.
+
 An instance with no relation the caller may see (deleted ones included) is
 a 404 for every caller, so the route tells nothing about instances the
 caller has no image of. Query: ``kind``, ``backup_type``, ``origin``,
@@ -18,7 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlencode
 
@@ -30,6 +37,26 @@ from propguard.errors import ApiError
 from propguard.relations import models
 from propguard.relations.events import DOES_NOT_PROVE, canonical_uuid
 from propguard.relations.store import RelationStore, StoreUnavailable
+from propguard.view import Reader
+
+#: Fields of a relation that repeat an image property, and that property's name.
+PROPERTY_FIELDS = {
+    "instance_uuid": "instance_uuid",
+    "kind": "image_type",
+    "backup_type": "backup_type",
+    "base_image_ref": "base_image_ref",
+    "requester_user_id": "user_id",
+    "instance_project_id": "owner_id",
+}
+#: Query filters on a relation field that repeats an image property.
+PROPERTY_FILTERS = {"kind": "image_type", "backup_type": "backup_type"}
+#: Notes of the asserted provenance, and the image property each tells of.
+ASSERTED_NOTES = {
+    "kind_basis": "image_type",
+    "backup_type_note": "backup_type",
+    "cinder_snapshot_ids": "block_device_mapping",
+    "visibility_note": "visibility",
+}
 
 INSTANCE_IMAGES = re.compile(r"^/v2(?:\.\d+)?/instances/(?P<instance>[^/]+)/images/?$")
 PARAMS = frozenset({"kind", "backup_type", "origin", "include_deleted", "limit", "marker"})
@@ -54,10 +81,13 @@ class InstanceImagesApi:
         store: RelationStore,
         relations_service_roles: frozenset[str],
         *,
+        reader_for: Callable[[Credentials], Reader],
         limit_default: int = 25,
         limit_max: int = 1000,
     ) -> None:
         self.store = store
+        #: The caller's view of images (the property filter's own).
+        self.reader_for = reader_for
         self.relations_service_roles = relations_service_roles
         self.limit_default = limit_default
         self.limit_max = limit_max
@@ -83,14 +113,27 @@ class InstanceImagesApi:
             )
         filters = self._filters(query)
         limit = self._limit(_single(query, "limit"))
+        reader = self.reader_for(creds)
+        if not reader.can_read("instance_uuid"):
+            # Every relation would tell this caller an image's instance_uuid.
+            raise ApiError(404, f"No image relations found for instance {instance_uuid}.")
+        # A filter on a property the caller cannot read matches nothing.
+        blind = any(
+            filters[key] is not None and not reader.can_read(name)
+            for key, name in PROPERTY_FILTERS.items()
+        )
         owner = self._owner(creds)
         marker = _single(query, "marker")
         after = None
         try:
-            if marker is not None:
+            if marker is not None and not blind:
                 after = self._marker_row(instance_uuid, marker, filters, owner)
-            rows = self.store.list_for_instance(
-                instance_uuid, owner=owner, limit=limit + 1, after=after, **filters
+            rows = (
+                []
+                if blind
+                else self.store.list_for_instance(
+                    instance_uuid, owner=owner, limit=limit + 1, after=after, **filters
+                )
             )
             if not rows and after is None and not self._any_visible(instance_uuid, owner):
                 raise ApiError(404, f"No image relations found for instance {instance_uuid}.")
@@ -101,7 +144,7 @@ class InstanceImagesApi:
         base = f"/v2/instances/{instance_uuid}/images"
         shown = self._echo(query)
         body: dict[str, Any] = {
-            "images": [present(row) for row in rows],
+            "images": [present(row, reader) for row in rows],
             "first": base + (f"?{urlencode(shown)}" if shown else ""),
         }
         if more and rows:
@@ -176,8 +219,9 @@ class InstanceImagesApi:
         )
 
 
-def present(row: Mapping[str, Any]) -> dict[str, Any]:
-    """One relation as the API and ``propguard relations show --json`` give it."""
+def present(row: Mapping[str, Any], reader: Reader | None = None) -> dict[str, Any]:
+    """One relation as the API (``reader``: what the caller may see) and ``propguard
+    relations show --json`` (an operator's tool: everything) give it."""
     proves = [
         f"a confirmed service token of service user {row['service_user_id']} "
         f"(project {row['service_project_id']}) relayed the image create"
@@ -191,7 +235,7 @@ def present(row: Mapping[str, Any]) -> dict[str, Any]:
         proves.append(
             f"the image data was uploaded ({row['upload_method']}) under the same request id"
         )
-    return {
+    document = {
         "image_id": row["image_id"],
         "instance_uuid": row["instance_uuid"],
         "kind": row["kind"],
@@ -222,3 +266,28 @@ def present(row: Mapping[str, Any]) -> dict[str, Any]:
             "mismatches": row["mismatches"],
         },
     }
+    return document if reader is None else _as_seen_by(document, reader)
+
+
+def _as_seen_by(document: dict[str, Any], reader: Reader) -> dict[str, Any]:
+    """``document`` without what repeats an image property ``reader``'s caller cannot read.
+
+    A hidden field is ``null`` (the layout stays the same for every caller);
+    the asserted values go through the view like any image properties, their
+    notes with the property they tell of; the mismatches, which quote
+    asserted values, only to a caller who may read all of them.
+    """
+    for field, name in PROPERTY_FIELDS.items():
+        if not reader.can_read(name):
+            document[field] = None
+    provenance = document["provenance"]
+    asserted = provenance["asserted"] or {}
+    shown = reader.properties({k: v for k, v in asserted.items() if k not in ASSERTED_NOTES})
+    for note, name in ASSERTED_NOTES.items():
+        if note in asserted and reader.can_read(name):
+            shown[note] = asserted[note]
+    provenance["asserted"] = shown
+    told = set(PROPERTY_FIELDS.values()) | set(ASSERTED_NOTES.values())
+    if not all(reader.can_read(name) for name in told):
+        provenance["mismatches"] = []
+    return document

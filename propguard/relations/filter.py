@@ -45,6 +45,7 @@ from propguard.relations import events, models
 from propguard.relations.api import INSTANCE_IMAGES, InstanceImagesApi
 from propguard.relations.recorder import Recorder
 from propguard.relations.store import StoreUnavailable
+from propguard.view import Reader
 
 LOG = logging.getLogger(__name__)
 
@@ -78,6 +79,7 @@ class RelationsFilter:
         max_request_body: int = 114688,
         limit_default: int = 25,
         limit_max: int = 1000,
+        reader_for: Callable[[Credentials], Reader] | None = None,
     ) -> None:
         self.application = application
         self.recorder = recorder
@@ -92,9 +94,14 @@ class RelationsFilter:
         #: how long a read waits for this worker's own queued writes (read-your-writes)
         self.read_wait = read_wait
         self.max_request_body = max_request_body
+        if reader_for is None:
+            # The property filter's view of images (what the relations API shows
+            # must be what the image API shows): the wrapped filter's own.
+            reader_for = application.reader
         self.api = InstanceImagesApi(
             self.store,
             self.relations_service_roles,
+            reader_for=reader_for,
             limit_default=limit_default,
             limit_max=limit_max,
         )

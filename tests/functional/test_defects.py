@@ -454,3 +454,64 @@ def test_d11_undefined_policy_name_is_a_load_error(native_glance, guarded_glance
     ).json["id"]
     patch(app, glance, image_id, [{"op": "remove", "path": "/x_pol_a"}], tok, status=403)
     assert stored_properties(glance, image_id) == {"x_pol_a": "1"}
+
+
+# -- Core names Glance's create stores as extra properties ----------------------
+
+#: Each core name of the image resource that Glance's create does not take as an
+#: attribute, with Glance's answer alone (protections off) and propguard's.
+CREATE_CORE_NAMES = {
+    # stored as *extra properties* by Glance alone: a forged hash on the image
+    "os_hash_algo": (201, 403),
+    "os_hash_value": (201, 403),
+    # refused by Glance itself (read-only or reserved): the same through propguard
+    "checksum": (403, 403),
+    "size": (403, 403),
+    "locations": (403, 403),
+    "direct_url": (403, 403),
+    "stores": (403, 403),
+    "self": (403, 403),
+}
+
+
+def test_create_with_read_only_names_glance_would_store(glance_factory, guarded_glance) -> None:
+    """``os_hash_algo``/``os_hash_value`` in a member's create: Glance alone stores them as
+    extra properties (past its read-only check, and past any rule: they are core names);
+    propguard refuses them as Glance's PATCH does. Their siblings answer alike."""
+    alone = glance_factory()
+    app = alone.webtest_app()
+    answers_alone = {}
+    for name in CREATE_CORE_NAMES:
+        res = app.post_json(
+            "/v2/images",
+            {**IMAGE, name: "f" * 32},
+            headers=alone.headers(member(alone)),
+            expect_errors=True,
+        )
+        answers_alone[name] = res.status_int
+        if res.status_int == 201 and name.startswith("os_hash"):
+            assert stored_properties(alone, res.json["id"]) == {name: "f" * 32}  # the defect
+    alone.stop()
+
+    guarded = guarded_glance(RULES)
+    app = guarded.webtest_app()
+    answers = {}
+    for name in CREATE_CORE_NAMES:
+        res = app.post_json(
+            "/v2/images",
+            {**IMAGE, name: "f" * 32},
+            headers=guarded.headers(member(guarded)),
+            expect_errors=True,
+        )
+        answers[name] = res.status_int
+        if name.startswith("os_hash"):
+            assert res.json["error"]["message"] == f"Attribute '{name}' is read-only."
+    assert {n: (answers_alone[n], answers[n]) for n in CREATE_CORE_NAMES} == CREATE_CORE_NAMES
+    # An admin is refused too: no caller can give an image a hash it does not have.
+    res = app.post_json(
+        "/v2/images",
+        {**IMAGE, "os_hash_value": "f" * 32},
+        headers=guarded.headers(admin(guarded)),
+        expect_errors=True,
+    )
+    assert res.status_int == 403

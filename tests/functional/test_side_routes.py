@@ -20,8 +20,8 @@ from functional_rules import REFERENCE_2_4_SECTIONS
 from glance_api import IMAGE, admin, member
 
 from propguard.credentials import Credentials
-from propguard.protection import ImageProtection
 from propguard.rules.loading import RulesOptions, open_rules
+from propguard.view import ImageView, ViewConfig
 
 pytestmark = pytest.mark.glance
 
@@ -96,12 +96,12 @@ def test_task_input_location_is_hidden_when_locations_are_protected(tmp_path):
         + "\n[^locations$]\ncreate = admin\nread = admin\nupdate = admin\ndelete = admin\n"
     )
     engine = open_rules(RulesOptions(rules_file=str(rules))).current()
-    protection = ImageProtection(frozenset({"locations"}))
+    view = ImageView(ViewConfig(frozenset({"locations"})))
     task = {"input": {"loc_url": "rbd://x", "image_properties": {"x_none_read": "s", "a": "1"}}}
-    protection.hide_in_task(task, Credentials.for_roles(["member"]), engine)
+    view.reader(engine, Credentials.for_roles(["member"])).task(task)
     assert task == {"input": {"image_properties": {"a": "1"}}}
     task = {"input": {"loc_url": "rbd://x"}}
-    protection.hide_in_task(task, Credentials.for_roles(["admin"]), engine)
+    view.reader(engine, Credentials.for_roles(["admin"])).task(task)
     assert task == {"input": {"loc_url": "rbd://x"}}
 
 

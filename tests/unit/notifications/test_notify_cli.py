@@ -45,6 +45,9 @@ def rules(tmp_path: Path) -> Path:
 
 
 def _run(argv: list[str], stdin: bytes) -> subprocess.CompletedProcess:
+    """The command for a SQLite Glance (names compared exactly), unless ``argv`` says otherwise."""
+    if "--name-collation" not in argv:
+        argv = [*argv, "--name-collation", "binary"]
     return subprocess.run(
         [sys.executable, "-m", "propguard.notifications.cli", *argv],
         input=stdin,

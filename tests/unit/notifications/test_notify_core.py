@@ -373,14 +373,17 @@ def test_derived_unique_id_is_stable_and_distinct() -> None:
 
 
 def test_memo_is_bounded(roles_engine, monkeypatch) -> None:
+    from propguard import view
     from propguard.notifications import core
 
     monkeypatch.setattr(core, "MEMO_SIZE", 8)
+    # A reader's memo starts with the core attributes and the always-hidden names.
+    monkeypatch.setattr(view, "MEMO_SIZE", 40)
     nf = NotificationFilter(roles_engine, modes=["strip", "annotate"], audience=audience(["admin"]))
     props = {f"p{i}": "v" for i in range(50)}
     strip, _ = nf.outputs(samples.notification("image.update", samples.image_payload(props)))
     assert strip.notification["payload"]["properties"] == props
-    assert all(len(m.known) <= 8 for m in nf._memos.values())
+    assert all(len(m._memo) <= 40 for m in nf._memos.values())
     assert len(nf._annotations) <= 8
 
 

@@ -14,6 +14,18 @@ from propguard.relations.filter import RelationsFilter, peek_json
 from propguard.relations.outbox import Outbox
 from propguard.relations.recorder import Recorder
 from propguard.relations.store import RelationStore, StoreUnavailable, open_store
+from propguard.rules import parse_rules_text
+from propguard.rules.engine import compile_rules
+from propguard.view import ImageView
+
+#: Rules that let everyone read everything: the relations layer's own behaviour.
+READ_ALL_RULES = compile_rules(
+    parse_rules_text("all.conf", "[.*]\ncreate = @\nread = @\nupdate = @\ndelete = @\n", "roles")
+)
+
+
+def read_all(creds):
+    return ImageView().reader(READ_ALL_RULES, creds)
 
 INSTANCE = "f3e5b7a1-8c2d-4e6f-9a0b-1c2d3e4f5a6b"
 IMAGE_ID = "938d90cd-756c-4155-ae1d-63e78b029928"
@@ -77,7 +89,7 @@ def layer(tmp_path):
             relations_service_roles=["service"],
             service_token_roles=["service"],
             trust_identity_headers=True,
-            **kwargs,
+            **{"reader_for": read_all, **kwargs},
         )
 
     yield make, store, recorder
@@ -302,3 +314,59 @@ def test_chunked_body_under_uwsgi_is_peeked_and_put_back(monkeypatch):
         # Whatever was peeked is there again, whole, for the app below.
         assert environ["wsgi.input"].read() == body
         assert "HTTP_TRANSFER_ENCODING" not in environ
+
+
+HIDING_RULES = compile_rules(
+    parse_rules_text(
+        "hiding.conf",
+        "[^base_image_ref$]\ncreate = @\nread = admin\nupdate = @\ndelete = @\n"
+        "[^backup_type$]\ncreate = @\nread = admin\nupdate = @\ndelete = @\n"
+        "[.*]\ncreate = @\nread = @\nupdate = @\ndelete = @\n",
+        "roles",
+    )
+)
+
+
+def test_relations_show_what_the_image_api_would(layer):
+    """``base_image_ref`` hidden from members by the rules is hidden in the relation and
+    in its asserted provenance; a filter on a hidden property matches nothing (no oracle);
+    admins see it all. Fails where the relations API answers without the view."""
+    make, store, _ = layer
+    body = {**BODY, "base_image_ref": "secret-base-ref"}
+    call(make(FakeGlance()), "POST", "/v2/images", body, **identity())
+    path = f"/v2/instances/{INSTANCE}/images"
+
+    def hiding(creds):
+        return ImageView().reader(HIDING_RULES, creds)
+
+    app = make(FakeGlance(), reader_for=hiding)
+    member = call(app, "GET", path, **identity(service=False))
+    assert member.status_int == 200
+    (relation,) = member.json["images"]
+    assert relation["base_image_ref"] is None
+    assert "base_image_ref" not in relation["provenance"]["asserted"]
+    assert "secret-base-ref" not in member.text
+    assert relation["instance_uuid"] == INSTANCE and relation["kind"] == "snapshot"
+    # The same answer whatever the hidden value asked: matches nothing, as a list filter.
+    for value in ("daily", "weekly"):
+        answer = call(app, "GET", f"{path}?backup_type={value}", **identity(service=False))
+        assert (answer.status_int, answer.json["images"]) == (200, [])
+    admin = call(app, "GET", path, **identity(service=False, HTTP_X_ROLES="admin"))
+    assert admin.json["images"][0]["base_image_ref"] == "secret-base-ref"
+
+
+def test_a_caller_who_may_not_read_instance_uuid_sees_no_relation(layer):
+    make, store, _ = layer
+    call(make(FakeGlance()), "POST", "/v2/images", BODY, **identity())
+    rules = compile_rules(
+        parse_rules_text(
+            "r.conf",
+            "[^instance_uuid$]\ncreate = @\nread = admin\nupdate = @\ndelete = @\n"
+            "[.*]\ncreate = @\nread = @\nupdate = @\ndelete = @\n",
+            "roles",
+        )
+    )
+    app = make(FakeGlance(), reader_for=lambda creds: ImageView().reader(rules, creds))
+    path = f"/v2/instances/{INSTANCE}/images"
+    assert call(app, "GET", path, **identity(service=False)).status_int == 404
+    assert call(app, "GET", path, **identity(service=False, HTTP_X_ROLES="admin")).status_int == 200
