@@ -243,11 +243,6 @@ def _run_stdin(args: argparse.Namespace) -> int:
     holder, view = open_rules_for(args, conf)
     nf = config.build(holder.current, view)
     bad = filter_lines(nf, sys.stdin.buffer, sys.stdout.buffer, sys.stderr)
-    if nf.warnings:
-        print(
-            f"{PROG}: {nf.warnings} image notification(s) without 'properties' passed unchanged",
-            file=sys.stderr,
-        )
     if bad:
         print(f"{PROG}: {bad} line(s) could not be filtered", file=sys.stderr)
         return 1

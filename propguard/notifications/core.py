@@ -23,13 +23,16 @@ The three modes (each output is a whole notification, see :class:`Output`):
     own ``read`` value (``property_read_roles`` in the roles format, ``@`` and
     ``!`` kept; ``property_read_policies`` in the policies format).
 
-Whatever the rules say, :data:`ALWAYS_HIDDEN` properties (which Glance's v2 API
-never shows) are removed from ``properties`` in every output. Only image
-events are filtered (``image.*`` but not ``image.member.*`` and not
-``image.send``); every other event, and a string payload (Glance's error
-notifications), passes unchanged to every output. An image event whose payload
-has no ``properties`` passes unchanged too, and is counted in
-:attr:`NotificationFilter.warnings`.
+Only what is known is passed on (:mod:`propguard.notifications.shapes`): the
+event types Glance 33 sends, each with the payload shape Glance gives it, and
+the types an operator adds (``extra_events``). Anything else (an unknown type,
+a payload of another shape, a key Glance never sends) raises
+:class:`FilterError`: the adapters dead-letter, report or drop it, never pass
+it on. An image payload goes through the reader's view whole: its
+``properties``, and its top-level keys that are image attributes or
+properties (``os_glance_*``). Whatever the rules say, :data:`ALWAYS_HIDDEN`
+properties are removed in every output, and an annotation or view tag found
+in an input is removed before anything else (it names hidden properties).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from propguard.credentials import Credentials
+from propguard.notifications.shapes import EVENTS, IMAGE_STRUCTURE, Shape, ShapeError, check_payload
 from propguard.rules.engine import RuleEngine
 from propguard.rules.model import Conjunction, RuleFormat
 from propguard.view import ALWAYS_HIDDEN, ImageView, Reader
@@ -112,11 +116,7 @@ class Output(NamedTuple):
 
 def is_image_event(event_type: str) -> bool:
     """The events whose payload is an image (``format_image_notification``)."""
-    return (
-        event_type.startswith("image.")
-        and not event_type.startswith("image.member.")
-        and event_type != "image.send"
-    )
+    return EVENTS.get(event_type) is Shape.IMAGE
 
 
 def read_rule(engine: RuleEngine, name: str) -> list[str] | str:
@@ -164,7 +164,8 @@ class NotificationFilter:
     ``audience``: the caller ``strip`` filters for. ``reader_classes``: the
     ``views`` copies and the classes ``annotate`` names. ``view``: the
     operator's view of images (name folding, protected core attributes), the
-    same as the API filter's.
+    same as the API filter's. ``extra_events``: event types the operator
+    allows beyond Glance's, each with the payload shape to check and filter.
     """
 
     def __init__(
@@ -175,8 +176,10 @@ class NotificationFilter:
         audience: Credentials | None = None,
         reader_classes: Sequence[ReaderClass] = (),
         view: ImageView | None = None,
+        extra_events: Mapping[str, Shape] | None = None,
     ) -> None:
         self.view = view if view is not None else ImageView()
+        self.events: dict[str, Shape] = {**EVENTS, **(extra_events or {})}
         self._current = rules if callable(rules) and not isinstance(rules, RuleEngine) else None
         self._engine = rules if isinstance(rules, RuleEngine) else None
         wanted = {Mode(m) for m in modes}
@@ -190,16 +193,11 @@ class NotificationFilter:
         if Mode.VIEWS in wanted and not reader_classes:
             raise ValueError("mode 'views' needs at least one reader class")
         self.reader_classes = tuple(reader_classes)
-        #: Outcome counters: ``filtered``, ``passed``, ``no_properties``.
-        self.counts: dict[str, int] = {"filtered": 0, "passed": 0, "no_properties": 0}
+        #: Outcome counters: ``filtered`` (image payloads), ``passed`` (others, checked).
+        self.counts: dict[str, int] = {"filtered": 0, "passed": 0}
         self._memo_engine: RuleEngine | None = None
         self._memos: dict[Credentials, Reader] = {}
         self._annotations: dict[str, tuple[list[str], Any]] = {}
-
-    @property
-    def warnings(self) -> int:
-        """Image events that had no ``properties`` to filter (passed unchanged)."""
-        return self.counts["no_properties"]
 
     def engine(self) -> RuleEngine:
         if self._engine is not None:
@@ -231,15 +229,16 @@ class NotificationFilter:
         event_type = notification.get("event_type")
         if not isinstance(event_type, str):
             raise FilterError("notification has no string 'event_type'")
+        shape = self.events.get(event_type)
+        if shape is None:
+            raise FilterError("event type not on the allow-list (Glance's and extra_events)")
+        notification = _without_tags(notification)
         payload = notification.get("payload")
-        properties = None
-        if is_image_event(event_type) and isinstance(payload, dict):
-            properties = payload.get("properties")
-            if properties is None:
-                self.counts["no_properties"] += 1
-            elif not isinstance(properties, dict):
-                raise FilterError("the 'properties' of an image event is not an object")
-        if properties is None:
+        try:
+            check_payload(event_type, shape, payload)
+        except ShapeError as exc:
+            raise FilterError(str(exc)) from None
+        if shape is not Shape.IMAGE or not isinstance(payload, dict):
             self.counts["passed"] += 1
             return self._unchanged(notification)
         self.counts["filtered"] += 1
@@ -247,14 +246,14 @@ class NotificationFilter:
         results: list[Output] = []
         for mode in self.modes:
             if mode is Mode.STRIP:
-                kept = self._memo(engine, self.audience).properties(properties)
-                results.append(_stripped(notification, payload, kept, mode, None))
+                seen = _as_seen_by(self._memo(engine, self.audience), payload)
+                results.append(_stripped(notification, seen, mode, None))
             elif mode is Mode.VIEWS:
                 for rc in self.reader_classes:
-                    kept = self._memo(engine, rc.credentials).properties(properties)
-                    results.append(_stripped(notification, payload, kept, mode, rc.name))
+                    seen = _as_seen_by(self._memo(engine, rc.credentials), payload)
+                    results.append(_stripped(notification, seen, mode, rc.name))
             else:
-                results.append(self._annotated(engine, notification, payload, properties))
+                results.append(self._annotated(engine, notification, payload, payload["properties"]))
         return results
 
     def _unchanged(self, notification: Mapping[str, Any]) -> list[Output]:
@@ -307,20 +306,37 @@ class NotificationFilter:
         return Output(Mode.ANNOTATE, None, out)
 
 
+def _as_seen_by(reader: Reader, payload: dict[str, Any]) -> dict[str, Any]:
+    """An image payload as ``reader``'s caller may see it: its top-level image attributes
+    and properties (``os_glance_*``) and its ``properties``, all through the view."""
+    can_read = reader.can_read
+    seen = {k: v for k, v in payload.items() if k in IMAGE_STRUCTURE or can_read(k)}
+    seen["properties"] = reader.properties(payload["properties"])
+    return seen
+
+
+def _without_tags(notification: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``notification`` without an annotation or view tag of an earlier pass.
+
+    An annotated stream fed back in would name hidden properties (and their
+    readers) in every output: removed from every input, on every path.
+    """
+    payload = notification.get("payload")
+    tagged = isinstance(payload, dict) and ANNOTATION_KEY in payload
+    if not tagged and VIEW_KEY not in notification:
+        return notification
+    clean = dict(notification)
+    clean.pop(VIEW_KEY, None)
+    if tagged:
+        clean["payload"] = {k: v for k, v in payload.items() if k != ANNOTATION_KEY}
+    return clean
+
+
 def _stripped(
-    notification: Mapping[str, Any],
-    payload: dict[str, Any],
-    kept: dict[str, Any],
-    mode: Mode,
-    view: str | None,
+    notification: Mapping[str, Any], payload: dict[str, Any], mode: Mode, view: str | None
 ) -> Output:
     out = _copy(notification, mode, view)
-    new_payload = dict(payload)
-    new_payload["properties"] = kept
-    # An annotation fed back in (an annotated stream filtered again) names
-    # hidden properties: never let it through a stripped copy.
-    new_payload.pop(ANNOTATION_KEY, None)
-    out["payload"] = new_payload
+    out["payload"] = payload
     return _output(mode, view, out)
 
 

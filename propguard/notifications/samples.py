@@ -140,22 +140,44 @@ def task_payload(event_type: str = "task.create") -> dict[str, Any]:
 
 
 def metadef_payload(event_type: str) -> dict[str, Any]:
+    """``format_metadef_*_notification`` of the event's kind, with its ``extra_payload``."""
     kind = event_type.split(".", 1)[0]
-    payload: dict[str, Any] = {
-        "namespace": "OS::Compute::Libvirt",
-        "namespace_old": "OS::Compute::Libvirt",
-        "created_at": STAMP,
-        "updated_at": STAMP,
-        "deleted": event_type.endswith("delete"),
-        "deleted_at": None,
-    }
+    deleted = event_type.endswith(".delete")
+    times = {"created_at": STAMP, "updated_at": STAMP}
+    end = {"deleted": deleted, "deleted_at": STAMP if deleted else None}
     if kind == "metadef_namespace":
-        payload.update(display_name="libvirt", protected=True, visibility="public", owner=OWNER)
-    elif kind == "metadef_property":
-        payload.update(name="hw_disk_bus", name_old="hw_disk_bus", type="string", title="Disk bus")
-    else:
-        payload.update(name="hw_rng", name_old="hw_rng")
-    return payload
+        return {
+            "namespace": "OS::Compute::Libvirt",
+            "namespace_old": "OS::Compute::Libvirt",
+            "display_name": "libvirt",
+            "protected": True,
+            "visibility": "public",
+            "owner": OWNER,
+            "description": "libvirt driver options",
+            **times,
+            **end,
+        }
+    if kind == "metadef_property":
+        schema = dict.fromkeys(
+            ("minimum", "maximum", "enum", "pattern", "minLength", "maxLength", "confidential")
+            + ("items", "uniqueItems", "minItems", "maxItems", "additionalItems", "default")
+        )
+        return {
+            "namespace": "OS::Compute::Libvirt",
+            "name": "hw_disk_bus",
+            "name_old": "hw_disk_bus",
+            "type": "string",
+            "title": "Disk bus",
+            "description": "the disk bus",
+            **schema,
+            **end,
+        }
+    names = {"namespace": "OS::Compute::Libvirt", "name": "hw_rng", "name_old": "hw_rng"}
+    if kind == "metadef_object":
+        names.update(properties=[], required=[], description="random number generator")
+    elif kind == "metadef_resource_type":
+        names.update(prefix="hw_", properties_target="image")
+    return {**names, **times, **end}
 
 
 def notification(

@@ -163,14 +163,14 @@ def test_strip_every_event(case: Case, index: int) -> None:
     _check_envelope_keys(note, out.notification)
     if not _filtered(note):
         assert out.notification["payload"] == note["payload"]
-        assert nf.counts == {"filtered": 0, "passed": 1, "no_properties": 0}
+        assert nf.counts == {"filtered": 0, "passed": 1}
         return
     assert set(out.notification["payload"]["properties"]) == case.readable["member"]
     for name, value in out.notification["payload"]["properties"].items():
         assert value == case.properties[name]
     _check_other_payload_keys(note, out.notification)
     assert VIEW_KEY not in out.notification
-    assert nf.counts == {"filtered": 1, "passed": 0, "no_properties": 0}
+    assert nf.counts == {"filtered": 1, "passed": 0}
 
 
 @pytest.mark.parametrize("index", range(len(EVENTS)), ids=EVENT_IDS)
@@ -257,24 +257,35 @@ def test_hosts_removed_without_builtin_section(write_rules) -> None:
     assert out.notification["payload"]["properties"] == {}
 
 
-@pytest.mark.parametrize("payload", [{"id": "x", "name": "y"}, {"id": "x", "properties": None}])
-def test_image_event_without_properties_passes_with_warning(roles_engine, payload) -> None:
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"id": "x", "name": "y"},
+        {"id": "x", "properties": None},
+        samples.image_payload({"a": "1"}, secret_top_level="s"),
+        {k: v for k, v in samples.image_payload({"a": "1"}).items() if k != "properties"},
+        samples.image_payload({"a": {"extra_properties": {"b": "2"}}}),
+        ["not", "an", "object"],
+        "text where an image belongs",
+        None,
+    ],
+    ids=["no-properties", "null", "unknown-key", "missing-key", "nested", "array", "str", "null-payload"],
+)
+def test_image_payload_of_another_shape_is_refused(roles_engine, payload) -> None:
+    """Refused, not passed on: a filter that protects a search index fails closed."""
     nf = NotificationFilter(roles_engine, modes=["strip", "annotate"], reader_classes=CLASSES)
-    note = samples.notification("image.update", payload)
-    outs = nf.outputs(note)
-    assert [o.notification["payload"] for o in outs] == [payload, payload]
-    assert nf.warnings == 1
-    nf.outputs(note)
-    assert nf.warnings == 2
+    with pytest.raises(FilterError) as info:
+        nf.outputs(samples.notification("image.update", payload))
+    assert "secret" not in str(info.value) and "extra_properties" not in str(info.value)
 
 
 @pytest.mark.parametrize("properties", [["a"], "a", 3])
 def test_properties_not_an_object_is_an_error(roles_engine, properties) -> None:
     nf = NotificationFilter(roles_engine)
-    note = samples.notification("image.update", {"id": "x", "properties": properties})
+    note = samples.notification("image.update", {**samples.image_payload(), "properties": properties})
     with pytest.raises(FilterError) as info:
         nf.outputs(note)
-    assert "'properties' of an image event is not an object" in str(info.value)
+    assert "image.update payload: its properties are not an object" in str(info.value)
 
 
 @pytest.mark.parametrize("event_type", [None, 3, ["image.update"]])
@@ -290,18 +301,67 @@ def test_string_payload_of_image_event_passes(roles_engine) -> None:
     assert out.notification["priority"] == "ERROR"
 
 
-def test_member_send_task_metadef_are_not_filtered(roles_engine) -> None:
-    # Even a payload with 'properties' passes unchanged on a non-image event.
-    for event_type in ("image.member.create", "image.send", "task.success", "metadef_tag.create"):
-        payload = {"properties": {"spl_read_prop": "s"}}
-        (out,) = NotificationFilter(roles_engine).outputs(samples.notification(event_type, payload))
-        assert out.notification["payload"] == payload
+def test_member_send_task_metadef_pass_unchanged_in_their_own_shape(roles_engine) -> None:
+    for note in samples.every_event(ROLE_PROPS):
+        if not is_image_event(note["event_type"]) and isinstance(note["payload"], dict):
+            (out,) = NotificationFilter(roles_engine).outputs(note)
+            assert out.notification["payload"] == note["payload"]
 
 
-def test_unknown_image_events_are_filtered(roles_engine) -> None:
+@pytest.mark.parametrize("event_type", ["image.member.create", "image.send", "task.success"])
+def test_other_events_with_properties_or_input_are_refused(roles_engine, event_type) -> None:
+    """A task event carrying ``input.image_properties``, a member event with properties:
+    no payload Glance sends, so nothing the filter may pass on unfiltered."""
+    for payload in ({"properties": {"spl_read_prop": "s"}}, {"input": {"image_properties": {}}}):
+        with pytest.raises(FilterError):
+            NotificationFilter(roles_engine).outputs(samples.notification(event_type, payload))
+
+
+@pytest.mark.parametrize(
+    "event_type",
+    ["image.future_event", "Image.Update", "images.update", "image.update ", "compute.instance"],
+)
+def test_event_types_off_the_allow_list_are_refused(roles_engine, event_type) -> None:
+    note = samples.notification(event_type, samples.image_payload(ROLE_PROPS))
+    with pytest.raises(FilterError, match="allow-list"):
+        NotificationFilter(roles_engine, audience=audience(["member"])).outputs(note)
+
+
+def test_an_operator_may_allow_more_event_types_with_the_view_applied(roles_engine) -> None:
+    from propguard.notifications.shapes import Shape
+
     note = samples.notification("image.future_event", samples.image_payload(ROLE_PROPS))
-    (out,) = NotificationFilter(roles_engine, audience=audience(["member"])).outputs(note)
+    nf = NotificationFilter(
+        roles_engine, audience=audience(["member"]), extra_events={"image.future_event": Shape.IMAGE}
+    )
+    (out,) = nf.outputs(note)
     assert "spl_read_prop" not in out.notification["payload"]["properties"]
+
+
+def test_top_level_import_properties_go_through_the_view(write_rules) -> None:
+    """``image.prepare``/``image.upload`` carry two ``os_glance_*`` properties at the top level."""
+    engine = load_rules(
+        write_rules("[.*]\ncreate = @\nread = admin\nupdate = @\ndelete = @\n"),
+        os_glance_section=False,
+    )
+    note = samples.notification("image.prepare", samples.image_event_payload("image.prepare", {}))
+    (out,) = NotificationFilter(engine, audience=audience(["member"])).outputs(note)
+    payload = out.notification["payload"]
+    assert "os_glance_importing_to_stores" not in payload and "os_glance_failed_import" not in payload
+    assert payload["name"] == "cirros-0.6.2" and payload["backend"] == "file1"
+
+
+def test_spellings_the_database_equates_are_hidden_as_in_the_api(roles_engine) -> None:
+    from propguard.glance.collation import folding
+    from propguard.view import ImageView, ViewConfig
+
+    view = ImageView(ViewConfig(folding=folding("utf8mb3_general_ci")))
+    hidden = {k: v for k, v in ROLE_PROPS.items() if k.startswith("spl_read")}
+    spelled = {k.upper(): v for k, v in hidden.items()} | {k + " ": v for k, v in hidden.items()}
+    note = samples.notification("image.update", samples.image_payload(spelled))
+    nf = NotificationFilter(roles_engine, audience=audience(["member"]), view=view)
+    (out,) = nf.outputs(note)
+    assert out.notification["payload"]["properties"] == {}
 
 
 def test_annotation_fed_back_is_not_stripped_through(roles_engine) -> None:
@@ -312,6 +372,18 @@ def test_annotation_fed_back_is_not_stripped_through(roles_engine) -> None:
         nf = NotificationFilter(roles_engine, modes=[mode], reader_classes=CLASSES)
         for again in nf.outputs(out.notification):
             assert ANNOTATION_KEY not in again.notification["payload"]
+
+
+@pytest.mark.parametrize("event_type", ["task.success", "image.member.create", "metadef_tag.create"])
+def test_annotation_fed_back_is_removed_on_the_paths_that_copy(roles_engine, event_type) -> None:
+    """Events passed on in their own shape are copies: the annotation must not ride along."""
+    note = next(n for n in samples.every_event(ROLE_PROPS) if n["event_type"] == event_type)
+    note = {**note, "payload": {**note["payload"], ANNOTATION_KEY: {"spl_read_prop": ["admin"]}}}
+    note[VIEW_KEY] = "admin"
+    nf = NotificationFilter(roles_engine, modes=list(Mode), reader_classes=CLASSES)
+    for out in nf.outputs(note):
+        assert ANNOTATION_KEY not in out.notification["payload"]
+        assert out.notification.get(VIEW_KEY) == out.view
 
 
 def test_service_roles_audience_and_class(write_rules) -> None:
