@@ -37,6 +37,7 @@ def jwt_glance(glance_factory, tmp_path):
         "public_key_files": f"RS256:{tmp_path / 'keys' / 'RS256-public.pem'}",
         "delay_auth_decision": "true",  # what Glance ships for auth_token
         "leeway": "0",
+        "allowed_types": "JWT",  # PyJWT's typ; a list typ was then a TypeError (issue 20)
     }
     glance = glance_factory(
         auth_filter=("propguard.jwt.filter:filter_factory", options),
