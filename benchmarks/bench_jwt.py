@@ -15,7 +15,11 @@ all in the same run, alternating within every round (best round kept):
   with its verified-token cache (a token seen before: digest lookup and the
   time checks), and ``nocache``: ``token_cache_size = 0``, a full PyJWT
   signature and claims verification on every request (the first request of
-  every new token).
+  every new token);
+* ``jwt RS256 jwks cache``: the same key served as a JWKS URL's (the
+  document handed to the refresher in process, no network), so a cache hit
+  also checks that the key set that verified the token is still the
+  issuer's current, fresh one.
 
 Both the user-token-only and the user + service token (Nova) shapes are
 measured. Ratios are JWT time / auth_token time (below 1: cheaper).
@@ -30,6 +34,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 
@@ -136,16 +141,29 @@ def jwt_cases(workdir: str) -> dict[str, dict[str, tuple[Any, dict[str, Any]]]]:
 
         user = keycloak_token(private, alg, kid, iss, ["member", "reader"], "u1", "p1")
         nova = keycloak_token(private, alg, kid, iss, ["service"], "nova", "service")
-        for cache in ("cache", "nocache"):
+        for cache in ("cache", "nocache", "jwks cache"):
+            if cache == "jwks cache" and alg != "RS256":
+                continue
             options = {
                 "iss": iss,
                 "audiences": "glance",
                 "algorithms": alg,
-                "public_key_files": f"{alg}:{workdir}/{alg}-public.pem",
                 "delay_auth_decision": "true",
-                "token_cache_size": "4096" if cache == "cache" else "0",
+                "token_cache_size": "0" if cache == "nocache" else "4096",
             }
+            if cache == "jwks cache":
+                options["jwks_url"] = "http://127.0.0.1:9/jwks"  # closed: load-time fetch fails
+                options["jwks_timeout"] = "1"
+            else:
+                options["public_key_files"] = f"{alg}:{workdir}/{alg}-public.pem"
             app = make_filter(trivial_app, options, conf=cfg.ConfigOpts())
+            if cache == "jwks cache":
+                import json
+
+                (remote,) = app.config.remotes
+                document = json.loads(Path(workdir, "jwks.json").read_text())
+                remote._fetch = lambda document=document: (document, None)
+                assert remote.refresh()
             cases[f"jwt {alg} {cache}"] = {
                 "user": (app, environ_for({"X-Auth-Token": user})),
                 "user+service": (

@@ -262,15 +262,25 @@ def _issuer(reader: _Reader, name: str | None) -> IssuerConfig:
             check_url(value("jwks_url"))
         except ValueError as exc:
             raise fail("jwks_url", str(exc)) from exc
-        remote = RemoteJWKS(
-            value("jwks_url"),
-            algorithms,
-            refresh_interval=value("jwks_refresh_interval"),
-            cooldown=value("jwks_refetch_cooldown"),
-            max_stale=value("jwks_max_stale"),
-            timeout=value("jwks_timeout"),
-            cafile=value("jwks_cafile"),
-        )
+        if value("jwks_max_stale") < value("jwks_refresh_interval"):
+            raise fail(
+                "jwks_max_stale",
+                f"{value('jwks_max_stale')} s is shorter than jwks_refresh_interval "
+                f"({value('jwks_refresh_interval')} s): the keys would go stale between two "
+                "routine fetches",
+            )
+        try:
+            remote = RemoteJWKS(
+                value("jwks_url"),
+                algorithms,
+                refresh_interval=value("jwks_refresh_interval"),
+                cooldown=value("jwks_refetch_cooldown"),
+                max_stale=value("jwks_max_stale"),
+                timeout=value("jwks_timeout"),
+                cafile=value("jwks_cafile"),
+            )
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+            raise fail("jwks_cafile", f"{value('jwks_cafile')}: {exc}") from exc
     if not keys and remote is None:
         raise fail(
             "public_key_files",

@@ -21,7 +21,16 @@ token without ``kid``. So propguard keeps its own cache:
   closed) until a fetch succeeds;
 * only http(s), no redirects (a redirect is a failed fetch), a 1 MiB cap,
   https required except on loopback; the URL comes from configuration only,
-  never from a token's ``jku``/``x5u``.
+  never from a token's ``jku``/``x5u``;
+* one deadline (``timeout``) bounds a whole fetch, connect to last byte
+  (:mod:`propguard.jwt.fetch`), and *every* failure (protocol, size, depth,
+  time, an unusable document) is a failed fetch: logged, the last good keys
+  kept, never an exception out of :meth:`RemoteJWKS.refresh`, so never fatal
+  at start and never a 5xx;
+* a fetch that returns the same document keeps the same
+  :class:`~propguard.jwt.keys.KeyIndex` object: the validator's cache ties a
+  verified token to that object, so only a change of keys (or staleness)
+  invalidates cached tokens.
 
 The thread is restarted lazily in a forked worker (glance-api and uWSGI load
 the pipeline before forking; threads do not survive a fork).
@@ -29,67 +38,30 @@ the pipeline before forking; threads do not survive a fork).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import re
-import ssl
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import urlsplit
 
-from propguard.jwt.keys import KeyIndex, KeyProblem, keys_from_jwks
+from propguard.jwt.fetch import (
+    LOOPBACK_HOSTS,
+    MAX_DOCUMENT_BYTES,
+    Fetch,
+    FetchFailed,
+    check_url,
+    describe,
+    http_fetcher,
+)
+from propguard.jwt.keys import KeyIndex, keys_from_jwks
 
 LOG = logging.getLogger(__name__)
 
-MAX_DOCUMENT_BYTES = 1024 * 1024
 NEGATIVE_CACHE_SIZE = 1024
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
-_MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*(\d+)", re.IGNORECASE)
 
-Fetch = Callable[[], tuple[Any, float | None]]
-
-
-def check_url(url: str) -> None:
-    """Refuse a JWKS URL that is not https (http is allowed on loopback only)."""
-    parts = urlsplit(url)
-    if parts.scheme == "https" and parts.hostname:
-        return
-    if parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS:
-        return
-    raise ValueError(f"{url!r}: must be an https URL (http only on loopback)")
-
-
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: ANN001
-        raise urllib.error.HTTPError(req.full_url, code, "redirects are refused", headers, fp)
-
-
-def http_fetcher(url: str, timeout: float, cafile: str | None = None) -> Fetch:
-    """``fetch() -> (document, max_age)`` over urllib: no redirects, size cap, TLS verified."""
-    check_url(url)
-    context = ssl.create_default_context(cafile=cafile) if url.startswith("https") else None
-    handlers: list[Any] = [_NoRedirect()]
-    if context is not None:
-        handlers.append(urllib.request.HTTPSHandler(context=context))
-    opener = urllib.request.build_opener(*handlers)
-    opener.addheaders = [("Accept", "application/jwk-set+json, application/json")]
-
-    def fetch() -> tuple[Any, float | None]:
-        with opener.open(url, timeout=timeout) as response:
-            body = response.read(MAX_DOCUMENT_BYTES + 1)
-            cache_control = response.headers.get("Cache-Control", "")
-        if len(body) > MAX_DOCUMENT_BYTES:
-            raise ValueError(f"JWKS document larger than {MAX_DOCUMENT_BYTES} bytes")
-        match = _MAX_AGE.search(cache_control)
-        return json.loads(body), float(match.group(1)) if match else None
-
-    return fetch
+__all__ = ["LOOPBACK_HOSTS", "MAX_DOCUMENT_BYTES", "RemoteJWKS", "check_url", "http_fetcher"]
 
 
 class RemoteJWKS:
@@ -117,6 +89,7 @@ class RemoteJWKS:
         self._fetch = fetch or http_fetcher(url, timeout, cafile)
         self.clock = clock
         self._keys = KeyIndex()
+        self._document: Any = None  # the document self._keys came from
         self._fetched_at: float | None = None  # clock() of the last successful fetch
         self._last_attempt: float | None = None
         self._next_delay = self.refresh_interval
@@ -193,15 +166,21 @@ class RemoteJWKS:
         self.fetches += 1
         try:
             document, max_age = self._fetch()
-            keys = KeyIndex(keys_from_jwks(document, self.algorithms, self.url))
-        except (OSError, ValueError, KeyProblem, urllib.error.URLError) as exc:
+            if self._fetched_at is not None and document == self._document:
+                keys = self._keys  # unchanged: cached verifications stay valid
+            else:
+                keys = KeyIndex(keys_from_jwks(document, self.algorithms, self.url))
+            if max_age is not None and not 0 <= max_age < 1e9:
+                max_age = None
+        except Exception as exc:  # noqa: BLE001 - every failure is a failed fetch
+            failed_at = self.clock()
             self.failures += 1
             self._next_delay = max(1.0, min(self.cooldown, self.refresh_interval))
-            age = self.age()
+            age = None if self._fetched_at is None else failed_at - self._fetched_at
             LOG.warning(
                 "JWKS %s: fetch failed (%s); %s",
                 self.url,
-                _describe(exc),
+                str(exc) if isinstance(exc, FetchFailed) else describe(exc),
                 "no keys yet"
                 if age is None
                 else f"keeping keys fetched {age:.0f} s ago (max_stale {self.max_stale:.0f} s)",
@@ -210,6 +189,7 @@ class RemoteJWKS:
         if not len(keys):
             LOG.warning("JWKS %s: no usable signature keys in the document", self.url)
         self._keys = keys
+        self._document = document
         self._fetched_at = self.clock()
         for kid in keys.kids:
             self._negative.pop(kid, None)
@@ -245,14 +225,6 @@ class RemoteJWKS:
                 self.refresh()
             except Exception:  # pragma: no cover - keep the refresher alive whatever happens
                 LOG.exception("JWKS %s: refresh failed", self.url)
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, urllib.error.HTTPError):
-        return f"HTTP {exc.code}"
-    if isinstance(exc, urllib.error.URLError):
-        return str(exc.reason)
-    return f"{type(exc).__name__}: {exc}"
 
 
 _EMPTY = KeyIndex()

@@ -111,6 +111,9 @@ def load_hmac_secret(alg: str, path: str) -> BoundKey:
 
 
 _JWK_LOADERS = {"RSA": RSAAlgorithm, "EC": ECAlgorithm, "OKP": OKPAlgorithm}
+#: JWK members that are looked up in tables: a list or object there is a
+#: ``TypeError`` (unhashable), so each must be a string before use.
+_STRING_MEMBERS = ("kty", "crv", "alg", "use")
 
 
 def jwk_algorithm(jwk: Mapping[str, Any], allowed: Iterable[str]) -> str | None:
@@ -148,6 +151,10 @@ def keys_from_jwks(document: Any, allowed: Iterable[str], source: str) -> list[B
         kid = jwk.get("kid")
         if kid is not None and not isinstance(kid, str):
             LOG.warning("%s: kid is not a string, skipped", where)
+            continue
+        wrong = [m for m in _STRING_MEMBERS if m in jwk and not isinstance(jwk[m], str)]
+        if wrong:
+            LOG.warning("%s (kid %r): %s not a string, skipped", where, kid, ",".join(wrong))
             continue
         if jwk.get("use", "sig") != "sig":
             continue

@@ -88,8 +88,9 @@ FILTER_OPTS: list[cfg.Opt] = [
         default=300,
         min=1,
         help="Seconds a verified token is remembered (as keystonemiddleware's "
-        "token_cache_time): a key removed from a JWKS stops verifying cached tokens after "
-        "this long at most.",
+        "token_cache_time). A cached token counts only while the key that verified it is "
+        "still published and fresh (jwks_max_stale): a removed key stops verifying cached "
+        "tokens at once.",
     ),
     cfg.StrOpt(
         "www_authenticate_realm",
@@ -146,22 +147,26 @@ ISSUER_OPTS: list[cfg.Opt] = [
     cfg.IntOpt(
         "jwks_refetch_cooldown",
         default=30,
-        min=0,
+        min=1,
         help="Least seconds between two fetches caused by an unknown 'kid' (one at a time; "
-        "a kid still unknown after a fetch is not fetched again for 10 times this long).",
+        "a kid still unknown after a fetch is not fetched again for 10 times this long). "
+        "At least 1: without a floor every random kid would be a fetch.",
     ),
     cfg.IntOpt(
         "jwks_max_stale",
         default=86400,
-        min=0,
+        min=1,
         help="Seconds the last good keys stay in use while jwks_url cannot be fetched; "
-        "after that tokens of this issuer are refused until a fetch succeeds.",
+        "after that tokens of this issuer (cached ones too) are refused until a fetch "
+        "succeeds. At least jwks_refresh_interval.",
     ),
     cfg.FloatOpt(
         "jwks_timeout",
         default=5.0,
         min=0.1,
-        help="Connect and read timeout (seconds) of a JWKS fetch.",
+        max=60.0,
+        help="Deadline (seconds) of one whole JWKS fetch: connect, TLS, headers and body "
+        "together (a provider dripping bytes cannot stretch it).",
     ),
     cfg.StrOpt(
         "hmac_secret_file",
@@ -202,8 +207,9 @@ ISSUER_OPTS: list[cfg.Opt] = [
         default=["roles"],
         help="Claim paths whose values are the caller's roles, merged: dotted "
         r"(realm_access.roles, resource_access.<client>.roles; '\.' for a dot in a name); "
-        "an array of strings, or a string split on spaces and commas (scope). A missing or "
-        "malformed claim gives no roles.",
+        "an array of strings, or a string split on spaces (scope). Each value is one role "
+        "exactly, or none: a name with a comma, whitespace, a control or format character or "
+        "outside Latin-1 is ignored (logged once). A missing or malformed claim gives no roles.",
     ),
     cfg.StrOpt("user_id_claim", default="sub", help="Claim path of X-User-Id."),
     cfg.StrOpt("user_name_claim", default="preferred_username", help="Claim path of X-User-Name."),

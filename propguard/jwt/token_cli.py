@@ -4,8 +4,12 @@ For trying the JWT filter (and ``propguard demo --jwt``) without an OIDC
 provider. HS256 signs with a secret file (created with 48 random bytes if it
 does not exist); RS256/ES256 sign with a key pair in ``--key-dir`` (generated
 if missing: ``<alg>-private.pem``, ``<alg>-public.pem`` and ``jwks.json``,
-whose key id is the RFC 7638 thumbprint). The token goes to stdout, notes
-to stderr. Not for production: a real provider keeps its signing key elsewhere.
+whose key id is the RFC 7638 thumbprint). Every file is written atomically
+(a temporary file, then a rename; a new private key or secret by a link that
+fails if another call made one first, whose key is then used), and
+``jwks.json`` is updated under a lock, so parallel calls never fail or see a
+partial file. The token goes to stdout, notes to stderr. Not for production:
+a real provider keeps its signing key elsewhere.
 
 Filter settings that accept these tokens (RS256 example)::
 
@@ -19,13 +23,17 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import secrets
 import sys
+import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -96,10 +104,52 @@ def thumbprint(jwk: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
+def _temp_file(path: Path, data: bytes, mode: int) -> str:
+    """``data`` in a new temporary file beside ``path`` (same file system), synced."""
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except BaseException:
+        os.unlink(temp)
+        raise
+    return temp
+
+
+def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Replace ``path`` with ``data`` at once: readers see the old file or the new one."""
+    temp = _temp_file(path, data, mode)
+    try:
+        os.replace(temp, path)
+    except BaseException:
+        os.unlink(temp)
+        raise
+
+
+def _write_private(path: Path, data: bytes) -> bool:
+    """Create ``path`` (0600) with ``data`` complete, unless it exists; True if this call did."""
+    temp = _temp_file(path, data, 0o600)
+    try:
+        os.link(temp, path)  # atomic, and fails if another call created it first
+    except FileExistsError:
+        return False
+    finally:
+        os.unlink(temp)
+    return True
+
+
+@contextlib.contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    """An exclusive lock over read-modify-write of ``directory``'s jwks.json."""
+    with open(directory / ".jwks.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def ensure_key_pair(key_dir: str | os.PathLike[str], alg: str) -> tuple[Any, str]:
@@ -107,35 +157,37 @@ def ensure_key_pair(key_dir: str | os.PathLike[str], alg: str) -> tuple[Any, str
     directory = Path(key_dir)
     directory.mkdir(parents=True, exist_ok=True)
     private_path = directory / f"{alg}-private.pem"
-    if private_path.exists():
-        private = serialization.load_pem_private_key(private_path.read_bytes(), password=None)
-    else:
-        private = (
+    if not private_path.exists():
+        generated = (
             rsa.generate_private_key(public_exponent=65537, key_size=2048)
             if alg == "RS256"
             else ec.generate_private_key(ec.SECP256R1())
         )
         _write_private(
             private_path,
-            private.private_bytes(
+            generated.private_bytes(
                 serialization.Encoding.PEM,
                 serialization.PrivateFormat.PKCS8,
                 serialization.NoEncryption(),
             ),
         )
+    # Whoever created the file first, its key is the one (a parallel call's, maybe).
+    private = serialization.load_pem_private_key(private_path.read_bytes(), password=None)
     public = private.public_key()
     jwk = json.loads((RSAAlgorithm if alg == "RS256" else ECAlgorithm).to_jwk(public))
     kid = thumbprint(jwk)
-    (directory / f"{alg}-public.pem").write_bytes(
+    write_atomic(
+        directory / f"{alg}-public.pem",
         public.public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
+        ),
     )
     jwks_path = directory / "jwks.json"
-    keys = json.loads(jwks_path.read_text())["keys"] if jwks_path.exists() else []
-    keys = [k for k in keys if k.get("alg") != alg]
-    keys.append({**jwk, "kid": kid, "alg": alg, "use": "sig"})
-    jwks_path.write_text(json.dumps({"keys": keys}, indent=2) + "\n")
+    with _locked(directory):
+        keys = json.loads(jwks_path.read_text())["keys"] if jwks_path.exists() else []
+        keys = [k for k in keys if k.get("alg") != alg]
+        keys.append({**jwk, "kid": kid, "alg": alg, "use": "sig"})
+        write_atomic(jwks_path, (json.dumps({"keys": keys}, indent=2) + "\n").encode())
     return private, kid
 
 

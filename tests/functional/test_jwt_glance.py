@@ -37,6 +37,7 @@ def jwt_glance(glance_factory, tmp_path):
         "public_key_files": f"RS256:{tmp_path / 'keys' / 'RS256-public.pem'}",
         "delay_auth_decision": "true",  # what Glance ships for auth_token
         "leeway": "0",
+        "allowed_types": "JWT",  # PyJWT's typ; a list typ was then a TypeError (issue 20)
     }
     glance = glance_factory(
         auth_filter=("propguard.jwt.filter:filter_factory", options),
@@ -163,3 +164,50 @@ def test_expired_member_token_relayed_by_nova(jwt_glance):
     ]
     assert images == []
     assert glance.seen[-1]["headers"]["X-User-Id"] == "alice"
+
+
+def test_hostile_claims_through_glance(jwt_glance):
+    """Issue 20: a comma or padding in one role name is no role in Glance; odd ids are a 401."""
+    glance, app, tok = jwt_glance
+    admin = {"X-Auth-Token": tok(["admin", "member", "reader"], subject="root")}
+    image_id = app.post_json(
+        "/v2/images", {**IMAGE, "billing_code": "gold"}, headers=admin, status=201
+    ).json["id"]
+
+    # One claim value, "member,admin", used to become two roles: admin.
+    for name in ("member,admin", " admin", "admin\u00a0", "\u3000admin", "ad\u200bmin"):
+        headers = {"X-Auth-Token": tok(["member", "reader", name])}
+        assert "billing_code" not in app.get(f"/v2/images/{image_id}", headers=headers).json
+        _patch(
+            app,
+            image_id,
+            [{"op": "add", "path": "/billing_plan", "value": "x"}],
+            headers,
+            status=403,
+        )
+        assert glance.seen[-1]["headers"]["X-Roles"] == "member,reader"
+
+    # A project id with a line break or outside Latin-1: refused (Glance's context 401s).
+    for project in ("p-jwt\r\nX-Roles: admin", "\u5c71\u7530"):
+        app.get(
+            "/v2/images", headers={"X-Auth-Token": tok(["member"], project_id=project)}, status=401
+        )
+
+    # A name outside Latin-1 is dropped: the request works, Glance sees no user name.
+    named = tok(["member", "reader"], extra={"preferred_username": "\u5c71\u7530"})
+    app.get("/v2/images", headers={"X-Auth-Token": named}, status=200)
+    assert glance.seen[-1]["headers"].get("X-User-Name") in (None, "None")
+
+
+def test_a_list_typ_header_is_a_401_not_a_500(jwt_glance):
+    """Issue 20: a list or object typ was a TypeError (500) before any signature check."""
+    import base64
+
+    glance, app, tok = jwt_glance
+
+    def b64(data):
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+    for typ in (["JWT"], {"a": 1}):
+        forged = f"{b64({'alg': 'RS256', 'typ': typ})}.{b64({'iss': ISS})}.AAAA"
+        app.get("/v2/images", headers={"X-Auth-Token": forged}, status=401)
