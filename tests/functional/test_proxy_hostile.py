@@ -151,3 +151,63 @@ def test_a_stalled_upload_frees_its_thread(tmp_path, upstream, allow_loopback_po
         for sock in stalled:
             sock.close()
         proxy.stop()
+
+
+def test_a_gzip_bomb_is_refused_before_the_proxy_grows_past_the_limit(
+    tmp_path, allow_loopback_port
+) -> None:
+    """A 512 MiB gzip image document (512 KiB on the wire) at a 32 MiB limit: 502, and
+    the worker's RSS grows by less than the limit and a quarter (one inflate call to
+    the limit grew it by about twice the limit)."""
+    import zlib
+
+    from proxy_processes import RssSampler
+    from test_proxy_http import RULES
+
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    parts = [compressor.compress(b'{"id": "x", "name": "')]
+    parts += [compressor.compress(b"x" * 1024 * 1024) for _ in range(512)]
+    parts.append(compressor.compress(b'"}') + compressor.flush())
+    bomb = b"".join(parts)
+
+    def gzip_answer(conn: socket.socket) -> None:
+        read_head(conn)
+        conn.sendall(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\n"
+            b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(bomb), bomb)
+        )
+
+    upstream = RawServer(gzip_answer)
+    allow_loopback_port(upstream.port)
+    rules = tmp_path / "rules.conf"
+    rules.write_text(RULES)
+    limit = 32 * 1024 * 1024
+    ini = write_ini(
+        tmp_path / "serve.ini",
+        pipeline="request_id propguard proxy",
+        propguard_options={
+            "rules_file": str(rules),
+            "trust_identity_headers": "true",
+            "reload_on_sighup": "false",
+            "max_response_body_size": str(limit),
+        },
+    )
+    proxy = ServeProcess(upstream.url, ini, threads=2, allow=allow_loopback_port)
+    try:
+        (worker,) = proxy.worker_pids()
+        quick_request(proxy.port)  # warm-up
+        sampler = RssSampler(worker)
+        with socket.create_connection(("127.0.0.1", proxy.port), timeout=30) as sock:
+            sock.sendall(
+                b"GET /v2/images/0b5a6c4e-0000-4000-8000-000000000001 HTTP/1.1\r\nHost: x\r\n"
+                b"X-Identity-Status: Confirmed\r\nX-Roles: member\r\nX-User-Id: u\r\n"
+                b"X-Project-Id: p\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n"
+            )
+            head = read_head(sock)
+        growth = sampler.growth()
+        assert head.startswith(b"HTTP/1.1 502 "), head[:80]
+        print(f"RSS growth {growth / 1024 / 1024:.1f} MiB at a {limit // 1024 // 1024} MiB limit")
+        assert growth < limit * 1.25, growth / 1024 / 1024
+    finally:
+        proxy.stop()
+        upstream.stop()
