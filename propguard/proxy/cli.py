@@ -24,6 +24,13 @@ def _positive(value: str) -> int:
     return number
 
 
+def _seconds(value: str) -> float:
+    number = float(value)
+    if not number > 0:
+        raise argparse.ArgumentTypeError("must be more than 0")
+    return number
+
+
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``serve`` to the ``propguard`` command's sub-parsers."""
     p = subparsers.add_parser(
@@ -81,6 +88,22 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="threads per worker: concurrent requests per process (default: 16)",
     )
     p.add_argument(
+        "--head-timeout",
+        type=_seconds,
+        default=20.0,
+        metavar="SECONDS",
+        help="time for a request's head, and its body when small (else its first 256 KiB), "
+        "to arrive; 408 after it (default: 20)",
+    )
+    p.add_argument(
+        "--idle-timeout",
+        type=_seconds,
+        default=60.0,
+        metavar="SECONDS",
+        help="longest wait of one read or write on a client connection: a stalled upload or "
+        "a client that stops reading is cut after it (not a total; default: 60)",
+    )
+    p.add_argument(
         "--trusted-proxy",
         action="append",
         default=[],
@@ -116,6 +139,8 @@ def run(args: argparse.Namespace) -> int:
         threads=args.threads,
         trusted_proxies=tuple(args.trusted_proxies),
         access_log=args.access_log,
+        head_timeout=args.head_timeout,
+        idle_timeout=args.idle_timeout,
     )
     from propguard.rules.model import RulesError
 

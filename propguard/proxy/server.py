@@ -8,6 +8,10 @@ is not killed after ``--timeout`` as a *sync* worker's is. waitress was
 rejected (it buffers whole uploads to disk before calling the app and 413s
 exactly 1 GiB), uWSGI needs ``uwsgi.chunked_read()`` (propguard supports it,
 see :func:`propguard.bodies.input_stream`) but is configured outside Python.
+
+The worker is gthread with the request head read by the event loop and idle
+deadlines on client sockets (:mod:`propguard.proxy.worker`): slow clients
+cost a connection slot, not a thread.
 """
 
 from __future__ import annotations
@@ -42,6 +46,10 @@ class ServeOptions:
     graceful_timeout: int = 30
     keepalive: int = 75
     access_log: str | None = None
+    #: Seconds for a request's head and its small body (or first 256 KiB) to arrive: then 408.
+    head_timeout: float = 20.0
+    #: Seconds any single read or write on a client socket may wait (not a total).
+    idle_timeout: float = 60.0
 
 
 #: How ``propguard serve`` hands ``--upstream``/``--trusted-proxy`` to the proxy app
@@ -71,12 +79,13 @@ def parse_config_files(config_files: tuple[str, ...]) -> None:
 
 
 def gunicorn_settings(options: ServeOptions) -> dict[str, Any]:
-    """gunicorn settings; ``worker_class`` is always ``gthread`` (see the module docstring)."""
+    """gunicorn settings; the worker is always ``gthread``, bounded (see the module docstring)."""
     return {
         "bind": [options.bind],
         "workers": options.workers,
         "threads": options.threads,
-        "worker_class": "gthread",
+        # gthread, with the request head read by the event loop (see worker.py).
+        "worker_class": "propguard.proxy.worker.GuardedThreadWorker",
         # Idle-worker heartbeat only: gthread notifies while requests run.
         "timeout": options.timeout,
         "graceful_timeout": options.graceful_timeout,
@@ -101,7 +110,10 @@ def serve(options: ServeOptions) -> None:
     """Build the pipeline once to fail fast, then run gunicorn (each worker builds its own)."""
     from gunicorn.app.base import BaseApplication
 
+    from propguard.proxy import worker
+
     parse_config_files(options.config_files)
+    worker.configure(options.head_timeout, options.idle_timeout)
     load_pipeline(options)  # a bad ini, rules file or option stops here, before forking
 
     class _Application(BaseApplication):

@@ -24,7 +24,6 @@ away).
 
 from __future__ import annotations
 
-import gzip
 import io
 import logging
 import re
@@ -41,6 +40,7 @@ from propguard.credentials import Credentials
 from propguard.errors import ApiError
 from propguard.glance.routes import routing_path
 from propguard.identity import credentials_from_environ
+from propguard.inflate import gunzip_bounded
 from propguard.relations import events, models
 from propguard.relations.api import INSTANCE_IMAGES, InstanceImagesApi
 from propguard.relations.recorder import Recorder
@@ -432,6 +432,11 @@ def _call(app, environ, start_response, keep_body: bool = False) -> tuple[int | 
     return code, body
 
 
+#: Largest inflated image document read to record a create (the default
+#: ``max_response_body_size``).
+MAX_RECORDED_IMAGE = 64 * 1024 * 1024
+
+
 class _Answer(list):
     """A joined response body that remembers its headers (for decoding it)."""
 
@@ -444,5 +449,7 @@ def _response_json(chunks: _Answer) -> Any:
     data = b"".join(chunks)
     encoding = next((v for k, v in chunks.headers if k.lower() == "content-encoding"), "").lower()
     if encoding == "gzip":
-        data = gzip.decompress(data)
+        # Bounded as the filter's own image documents are (a gzip bomb is refused
+        # before it grows the process; the caller logs the InflateError).
+        return orjson.loads(gunzip_bounded([data], MAX_RECORDED_IMAGE))
     return orjson.loads(data)
