@@ -42,7 +42,7 @@ from propguard.bodies import read_json, replace_json
 from propguard.credentials import Credentials
 from propguard.errors import UNCHECKABLE, ApiError, UpstreamAnswer, forbidden_property
 from propguard.glance.collation import NameFolding, folding, folding_for_connection
-from propguard.glance.documents import filter_images, read_document
+from propguard.glance.documents import filter_images, filter_tasks, read_document
 from propguard.glance.listing import ImageListing, PageLimits
 from propguard.glance.patch import PATCH_MEDIA_TYPES, PatchError, parse_patch
 from propguard.glance.routes import GLANCE_DOWNLOAD, match_route, method_override
@@ -199,7 +199,7 @@ class PropertyProtectionFilter:
         def hide(documents: list[Any]) -> None:
             reader.task(documents[0])
 
-        return filter_images(response, self.max_response_body, False, hide)
+        return filter_tasks(response, self.max_response_body, False, hide)
 
     # -- routes -------------------------------------------------------------
 
@@ -286,8 +286,7 @@ class PropertyProtectionFilter:
             for task in documents:
                 reader.task(task)
 
-        response = self._forward(request)
-        return filter_images(response, self.max_response_body, True, hide, key="tasks")
+        return filter_tasks(self._forward(request), self.max_response_body, True, hide)
 
     def _import_image(self, request, reader):
         """Refuse ``glance-download`` unless allowed: it sets properties nobody checks."""
