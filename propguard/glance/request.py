@@ -92,8 +92,12 @@ class CanonicalRequest:
         return f"{target}?{query}" if query else target
 
 
-def canonical(environ: Mapping[str, Any]) -> CanonicalRequest:
-    """The canonical form of ``environ``'s target; :class:`ApiError` (400/404) when there is none."""
+def canonical(environ: Mapping[str, Any], require_route: bool = True) -> CanonicalRequest:
+    """The canonical form of ``environ``'s target; :class:`ApiError` (400/404) when there is none.
+
+    ``require_route=False``: a ``/v2`` path on no route of Glance's router is
+    kept (Glance answers it 404) instead of refused.
+    """
     method = environ.get("REQUEST_METHOD", "GET")
     path = environ.get("PATH_INFO", "")
     if "api.version" in environ:  # inside glance-api: Glance negotiated already
@@ -112,7 +116,7 @@ def canonical(environ: Mapping[str, Any]) -> CanonicalRequest:
     version, rest = _negotiate(environ, path)
     if version not in V2_VERSIONS:
         return CanonicalRequest(method, "/", "versions", None, accept)
-    if glance_v2_route(rest) is None:
+    if require_route and glance_v2_route(rest) is None:
         raise ApiError(404, NOT_FOUND)
     path = "/v2" + rest
     return CanonicalRequest(method, path, "v2", match_route(path), accept)

@@ -98,7 +98,7 @@ def request_target(environ: dict[str, Any]) -> str:
     """
     request = environ.get(CANONICAL_KEY)
     if request is None or request.path != environ.get("PATH_INFO"):
-        request = canonical(environ)
+        request = canonical(environ, require_route=False)
         if request.accept is not None or request.path != environ.get("PATH_INFO", ""):
             raise ApiError(400, "The request target is not in canonical form.")
     return request.target(environ.get("QUERY_STRING"))
