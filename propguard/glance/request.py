@@ -164,7 +164,9 @@ def remove_dot_segments(path: str) -> str:
 
 def _negotiate(environ: Mapping[str, Any], path: str) -> tuple[str | None, str]:
     """(version string, rest of the path) as ``VersionNegotiationFilter.process_request``."""
-    accept = str(create_accept_header(environ.get("HTTP_ACCEPT")))
+    header = environ.get("HTTP_ACCEPT") or ""
+    # WebOb's parse (as Glance's str(req.accept)) only when it can start with the type.
+    accept = str(create_accept_header(header)) if VND_MIME_TYPE in header else ""
     if accept.startswith(VND_MIME_TYPE):
         return accept[len(VND_MIME_TYPE) :], path
     if not path:
