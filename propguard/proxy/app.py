@@ -17,16 +17,16 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from collections.abc import Callable, Iterator
 from typing import Any
-from urllib.parse import quote
 
 from urllib3.exceptions import HTTPError
 
 from propguard.bodies import input_stream
-from propguard.errors import error_response
+from propguard.errors import ApiError, error_response
+from propguard.glance.request import canonical
 from propguard.proxy import headers as hdrs
+from propguard.proxy.canonical import CANONICAL_KEY
 from propguard.proxy.links import proxy_base_url, rewrite_json, rewrite_url
 from propguard.proxy.upstream import Upstream, UpstreamError, UpstreamOptions, classify
 
@@ -42,11 +42,6 @@ CHUNK = 1024 * 1024
 UPLOAD_CHUNK = 256 * 1024
 #: JSON answers at most this large are searched for upstream links.
 MAX_LINK_REWRITE = 4 * 1024 * 1024
-#: Characters kept as they are when the decoded path is quoted again (RFC 3986 pchar + "/").
-_PATH_SAFE = "/:@!$&'()*+,;=-._~"
-
-_SLASHES = re.compile(r"//+")
-
 MESSAGES = {
     502: "The image service is not reachable.",
     504: "The image service did not answer in time.",
@@ -92,18 +87,21 @@ class RequestBody:
 
 
 def request_target(environ: dict[str, Any]) -> str:
-    """Path and query for the upstream: the decoded ``PATH_INFO`` the filter checked, re-quoted.
+    """Path and query for the upstream: the canonical path the layers above matched, re-quoted.
 
-    Forwarding the raw request line instead could let Glance see another
-    path than the one propguard's routes matched.
+    The canonical filter at the head of the pipeline set ``PATH_INFO``
+    (:mod:`propguard.proxy.canonical`). Without it (another ``--paste-ini``),
+    or if a layer changed ``PATH_INFO`` since, the path is forwarded only if
+    it is its own canonical form: else Glance could route another path than
+    the one propguard's routes matched, and the request is refused
+    (:class:`~propguard.errors.ApiError`).
     """
-    # Runs of "/" collapsed as Glance's URLMap collapses them (routing_path):
-    # "//v2/images" is the request-target form of an absolute URI to some servers.
-    path = _SLASHES.sub("/", environ.get("PATH_INFO", "")) or "/"
-    raw = path.encode("latin-1")  # PEP 3333: bytes as latin-1 code points
-    target = quote(raw, safe=_PATH_SAFE)
-    query = environ.get("QUERY_STRING")
-    return f"{target}?{query}" if query else target
+    request = environ.get(CANONICAL_KEY)
+    if request is None or request.path != environ.get("PATH_INFO"):
+        request = canonical(environ, require_route=False)
+        if request.accept is not None or request.path != environ.get("PATH_INFO", ""):
+            raise ApiError(400, "The request target is not in canonical form.")
+    return request.target(environ.get("QUERY_STRING"))
 
 
 class ProxyApp:
@@ -121,10 +119,17 @@ class ProxyApp:
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Any:
         method = environ["REQUEST_METHOD"]
-        headers = hdrs.request_headers(environ, self.trusted_proxies)
+        try:
+            target = request_target(environ)
+            headers = hdrs.request_headers(environ, self.trusted_proxies)
+        except ApiError as exc:
+            return error_response(exc.status, exc.message)(environ, start_response)
+        except hdrs.InvalidHost:
+            message = "The Host header is not a valid host[:port]."
+            return error_response(400, message)(environ, start_response)
         body, chunked = self._request_body(environ, headers)
         try:
-            response = self.upstream.open(method, request_target(environ), headers, body, chunked)
+            response = self.upstream.open(method, target, headers, body, chunked)
         except UpstreamError as exc:
             LOG.warning(
                 "propguard proxy: %s %s: upstream %s (%s)",

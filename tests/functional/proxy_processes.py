@@ -48,11 +48,11 @@ def write_ini(
 
 
 def trusted_identity_ini(path: Path, rules: Path) -> Path:
-    """``request_id propguard proxy``: the caller's identity headers trusted (no
-    ``auth_token`` in the proxy; the Glance behind it, if any, validates tokens)."""
+    """``canonical request_id propguard proxy``: the caller's identity headers trusted
+    (no ``auth_token`` in the proxy; the Glance behind it, if any, validates tokens)."""
     return write_ini(
         path,
-        pipeline="request_id propguard proxy",
+        pipeline="canonical request_id propguard proxy",
         propguard_options={
             "rules_file": str(rules),
             "trust_identity_headers": "true",

@@ -175,3 +175,47 @@ def test_documented_column_filters_still_work(guarded):
     app.post_json("/v2/images", {**IMAGE, "min_ram": 512}, headers=headers)
     for query, count in [("min_ram_min=256", 1), ("min_ram_max=256", 0), ("name=cirros", 1)]:
         assert len(app.get(f"/v2/images?{query}", headers=headers).json["images"]) == count
+
+
+def test_every_glance_route_is_checked_or_shown_to_carry_no_property(guarded, tmp_path):
+    """propguard's table of Glance's v2 routes is Glance's router, route for route and
+    method for method; each is checked by the filter or says why it carries no property.
+
+    Fails on a Glance that adds a route: ``propguard serve`` refuses (404) a
+    target that is not in the table, and the table is what must then be updated.
+    """
+    from object_model_names import v2_routes
+
+    from propguard.glance.routes import GLANCE_V2_ROUTES, match_route
+    from propguard.middleware import filter_factory
+
+    glance_routes = {
+        (route.path, method) for route in v2_routes() if route.action != "reject"
+        for method in route.methods
+    }  # fmt: skip
+    glance_routes.add(("", "GET"))  # the router's redirect of /v2 to /v2/
+    table = {(route.template, method) for route in GLANCE_V2_ROUTES for method in route.methods}
+    assert table == glance_routes, (table - glance_routes, glance_routes - table)
+    rules = tmp_path / "rules.conf"
+    rules.write_text(RULES)
+    handlers = filter_factory({}, rules_file=str(rules), reload_on_sighup="false")(None)._handlers
+    values = {"image_id": "i", "task_id": "t", "member_id": "m", "tag_value": "v"}
+    for route in GLANCE_V2_ROUTES:
+        path = "/v2" + route.template.format_map(KeepUnknown(values))
+        for method in route.methods:
+            if method in route.checked:
+                assert match_route(path) == (
+                    route.name,
+                    values["image_id"] if "{image_id}" in route.template else None,
+                )
+                assert (route.name, method) in handlers, (route, method)
+            else:
+                assert route.note, f"{method} {route.template}: neither checked nor explained"
+                assert (match_route(path) or ("", ""))[0] + method not in {
+                    name + m for name, m in handlers
+                }, (route, method)
+
+
+class KeepUnknown(dict):
+    def __missing__(self, key: str) -> str:
+        return "x"

@@ -13,6 +13,7 @@ from urllib3.exceptions import (
 )
 
 from propguard.bodies import UwsgiChunkedInput, input_stream, read_json
+from propguard.errors import ApiError
 from propguard.proxy import headers as hdrs
 from propguard.proxy.app import ClientDisconnected, RequestBody, app_factory, request_target
 from propguard.proxy.links import proxy_base_url, rewrite_json, rewrite_url
@@ -65,7 +66,8 @@ def test_client_forwarding_headers_are_replaced_by_one_hop() -> None:
             SCRIPT_NAME="/image",
         )
     )
-    assert out["Forwarded"] == 'for=10.1.2.3;proto=https;host="images.example"'
+    # No host= in Forwarded: see propguard.proxy.headers (oslo.middleware does not unquote).
+    assert out["Forwarded"] == "for=10.1.2.3;proto=https"
     assert out["X-Forwarded-For"] == "10.1.2.3"
     assert out["X-Forwarded-Host"] == "images.example"
     assert out["X-Forwarded-Proto"] == "https"
@@ -122,9 +124,13 @@ def test_links_naming_the_upstream_are_rewritten_only_in_link_members() -> None:
 
 
 def test_request_target_is_the_checked_path_requoted() -> None:
-    assert request_target({"PATH_INFO": "//v2//images/a b", "QUERY_STRING": "x=1"}) == (
+    assert request_target({"PATH_INFO": "/v2/images/a b", "QUERY_STRING": "x=1"}) == (
         "/v2/images/a%20b?x=1"
     )
+    # Not canonical and no canonical filter ran: the layers above matched
+    # another path than Glance would route, so it is refused, not fixed here.
+    with pytest.raises(ApiError):
+        request_target({"PATH_INFO": "//v2//images/a b", "QUERY_STRING": "x=1"})
     # PEP 3333: PATH_INFO holds the raw bytes as latin-1 code points.
     assert request_target({"PATH_INFO": "/v2/images/\xc3\xa9"}) == "/v2/images/%C3%A9"
 
