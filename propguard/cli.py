@@ -91,9 +91,10 @@ def _add_rules_options(p: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--rules-format",
         choices=("auto", "roles", "policies"),
-        default="auto",
-        help="rule_format: how values are read (default: auto, roles unless the values are "
-        "single policy names that the policy set defines, or the file name says 'polic')",
+        default="roles",
+        help="rule_format: how values are read (default: roles, the filter's default). auto: "
+        "guess (roles unless the values are single policy names that the policy set defines, "
+        "or the file name says 'polic'); the summary then says which format was assumed",
     )
     group.add_argument(
         "--policy-file",

@@ -8,7 +8,7 @@ TEXT = r"""# `propguard lint`, `explain` and `matrix`
 
 ```
 propguard lint [--format text|json|sarif] [--fail-on error|warning|info|never]
-               [--rules-format auto|roles|policies] [--policy-file F]
+               [--rules-format roles|policies|auto] [--policy-file F]
                [--policy-dirs D,...] [--policy-namespaces NS,...] [--policy-namespace NS]...
                [--known-roles a,b] [--service-role-mode strict|union] [--service-like-roles a,b]
                [--ignore CODES] [--no-os-glance-section] [-o FILE] [-q] FILE|DIR...
@@ -39,14 +39,16 @@ the filter (with the same options).
   oslo.policy and the filter read them, every file in the directory whose name
   does not start with a dot, in name order (`20-override`, `30.YAML`, `x.bak`,
   `y~` and dangling links included), each overriding the earlier ones.
-* Any other `FILE` is a rules file. Its format, with `--rules-format auto`
-  (the default): roles when a value uses roles syntax (`a,b`, `a+b`,
+* Any other `FILE` is a rules file, read in the filter's default format,
+  `roles`, unless `--rules-format` says otherwise. With `--rules-format auto`
+  (only when asked; the summary then says `assumed by --rules-format auto`):
+  roles when a value uses roles syntax (`a,b`, `a+b`,
   `service:x`) or names nothing; otherwise policies when a name is defined in
   the policy set (the policy file, its `policy_dirs`, the namespaces' registered
   defaults), when a policy file is given but cannot be loaded (its errors are
   then reported, never hidden by reading the file as roles), or when the file
-  name says "polic"; roles otherwise. Give `--rules-format` to read it as the
-  filter is configured.
+  name says "polic"; roles otherwise. Give the filter's `rule_format` (or
+  `--config-file`) to read it exactly as the filter is configured.
 * A rules file and one policy file given together: the rules' names resolve in
   that policy file, as if it were `--policy-file`. With `--policy-file`, that
   policy file (and its `policy_dirs`) is linted as well.
