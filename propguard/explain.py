@@ -61,7 +61,7 @@ def explain(
     folding: NameFolding = BINARY,
 ) -> dict:
     """The decisions for ``name`` as the filter makes them: under a folding
-    collation, for its folded spelling (``decided_as``), as ``rules_view`` does."""
+    collation, for its folded spelling (``decided_as``), as the filter's view (:mod:`propguard.view`) does."""
     decided_as = folding.fold(name)
     decisions = []
     for op in ops:

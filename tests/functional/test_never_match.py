@@ -5,7 +5,7 @@ MariaDB is the judge of which spellings are one key: for seeded names and
 spellings (``test_collation_tables.sample_pairs``: case, accents, width,
 trailing spaces, ß, ı...), whenever the server says two names are equal under
 a collation the filter supports, the filter built by ``filter_factory`` with
-that ``name_collation`` (its ``rules_view``), ``explain`` and ``matrix`` give
+that ``name_collation`` (its ``view``), ``explain`` and ``matrix`` give
 both spellings the same decision, for every role set and operation.
 ``mysql_any`` must do so for the equalities of every MySQL collation.
 
@@ -60,7 +60,7 @@ def _equal_pairs(cur, collation: str, pairs: list[tuple[str, str]]) -> list[tupl
 def _decisions(rules, collation: str):
     """name -> the filter's, explain's and matrix's decisions, for each role set and op."""
     filt = middleware.filter_factory({}, rules_file=str(rules), name_collation=collation)(_app)
-    view = filt.protection.rules_view(filt.rules.current())
+    view = filt.view.rules(filt.rules.current())
     options = RulesOptions(rule_format="roles", name_collation=collation).with_file(str(rules))
     engine = options.load()
     f = folding(collation)

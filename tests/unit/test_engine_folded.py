@@ -142,7 +142,7 @@ def _agreement(tmp_path, collation, names):
     if not rules.exists():
         rules.write_text(LIVE)
     filt = _filter(rules, collation)
-    view = filt.protection.rules_view(filt.rules.current())
+    view = filt.view.rules(filt.rules.current())
     options = RulesOptions(rule_format="roles", name_collation=collation)
     found = lint_paths([str(rules)], LintOptions(rules=options))
     assert not [p for p in found if p.severity == "error"]
