@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from propguard.glance.collation import NameFolding, folding, folding_for_connection
+from propguard.glance.collation import NameFolding
 from propguard.rules.engine import RuleEngine, compile_rules
 from propguard.rules.folded import folded_problems
 from propguard.rules.model import SERVICE_PREFIX, RuleFormat, RulesDocument, RulesError
@@ -69,10 +69,9 @@ class RulesOptions:
     def name_folding(self) -> NameFolding:
         """The folding of ``name_collation``; ``auto`` as the filter resolves it, once."""
         if not self._folding:
-            if self.name_collation == "auto":
-                self._folding.append(auto_folding())
-            else:
-                self._folding.append(folding(self.name_collation))
+            from propguard.glance.database import name_folding
+
+            self._folding.append(name_folding(self.name_collation))
         return self._folding[0]
 
     def with_file(self, rules_file: str) -> RulesOptions:
@@ -127,22 +126,6 @@ class RulesOptions:
     def load(self) -> RuleEngine:
         """Parse and compile; raises ``RulesError`` naming file and line."""
         return self.compile(self.parse())
-
-
-def auto_folding() -> NameFolding:
-    """``name_collation = auto`` as the filter resolves it (``middleware.name_folding``),
-    without its warning (the filter logs that once): glance-api's ``[database]
-    connection``, ``mysql_any`` where it cannot be read (fail closed).
-
-    Keep in step with the filter's resolution: one rule, two callers.
-    """
-    from oslo_config import cfg
-
-    try:
-        connection = cfg.CONF.database.connection
-    except (cfg.Error, AttributeError):
-        return folding("mysql_any")
-    return folding_for_connection(connection)
 
 
 def open_rules(
