@@ -40,6 +40,7 @@ from oslo_log import log
 from propguard import opts, relations
 from propguard.bodies import read_json, replace_json
 from propguard.credentials import Credentials
+from propguard.decisions import DecisionLog, Trail, open_shadow_rules
 from propguard.errors import UNCHECKABLE, ApiError, UpstreamAnswer, forbidden_property
 from propguard.glance.documents import filter_images, filter_tasks, read_document
 from propguard.glance.listing import ImageListing, PageLimits
@@ -78,9 +79,17 @@ class PropertyProtectionFilter:
             reload_interval=float(options["reload_interval"]),
             reload_on_sighup=bool(options["reload_on_sighup"]),
         )
+        #: Rules decided beside the enforced ones and never applied (:mod:`propguard.decisions`).
+        self.shadow = open_shadow_rules(rules, options)
+        self.enforce = bool(options["enforce"])
+        self.decisions = DecisionLog(
+            enabled=bool(options["decision_log"]),
+            property_names=bool(options["log_property_names"]),
+        )
         #: What a caller may see: the one view every adapter asks (:mod:`propguard.view`).
         self.view = ImageView(
-            ViewConfig(frozenset(options["protect_core_attributes"]), rules.name_folding())
+            ViewConfig(frozenset(options["protect_core_attributes"]), rules.name_folding()),
+            enforce=self.enforce,
         )
         self.protection = ImageProtection(self.view.config, int(options["property_quota"]))
         warn_about_glance_quota(self.protection.property_quota)
@@ -113,10 +122,12 @@ class PropertyProtectionFilter:
             ("image_import", "POST"): self._import_image,
         }
         LOG.info(
-            "propguard: enforcing %s (%s format, service_role_mode=%s)",
+            "propguard: %s %s (%s format, service_role_mode=%s)%s",
+            "enforcing" if self.enforce else "deciding, NOT enforcing (enforce = false),",
             rules.rules_file,
             rules.rule_format,
             rules.service_role_mode,
+            f"; shadow rules {options['shadow_rules_file']}" if self.shadow else "",
         )
 
     # -- WSGI ---------------------------------------------------------------
@@ -151,29 +162,45 @@ class PropertyProtectionFilter:
             service_token_roles=self.service_token_roles,
             trust_identity_headers=self.trust_identity_headers,
         )
+        engine = self.rules.current()
+        shadow = self.shadow.current() if self.shadow is not None else None
+        trail = Trail()
+        reader = self.view.reader(engine, creds, shadow=shadow, trail=trail)
+        status, refused = 500, False
         try:
-            return handler(request, self.reader(creds))
+            response = handler(request, reader)
+            status = getattr(response, "status_code", 200)
+            return response
         except UnexpectedDocument as exc:
             LOG.error("propguard: %s; refusing to pass it on unfiltered", exc)
+            status = 502
             raise ApiError(502, UNCHECKABLE) from None
         except UnicodeDecodeError:
             # e.g. ``?%ff=1``: webob decodes the query as UTF-8 when asked for it.
+            status = 400
             raise ApiError(400, "The request is not valid UTF-8.") from None
-        except ApiError as exc:
-            if exc.status in (403, 409):
-                LOG.info(
-                    "propguard: %s %s refused with %d for %s (request %s)",
-                    request.method,
-                    request.path,
-                    exc.status,
-                    creds.describe(),
-                    request.environ.get("openstack.request_id", "-"),
-                )
+        except webob.exc.HTTPException as exc:
+            status = exc.wsgi_response.status_code
+            # propguard's own 403/409 (Glance's own answers pass as UpstreamAnswer).
+            refused = isinstance(exc, ApiError) and status in (403, 409)
             raise
+        finally:
+            self.decisions.request(
+                trail,
+                request.environ,
+                creds,
+                route,
+                status=status,
+                refused=refused,
+                enforce=self.enforce,
+                where=lambda name: self.view.section_of(engine, name),
+                shadow_where=(lambda name: self.view.section_of(shadow, name)) if shadow else None,
+            )
 
     def reader(self, creds: Credentials) -> Reader:
         """``creds``'s view of images under the rules current now (the relations API asks it too)."""
-        return self.view.reader(self.rules.current(), creds)
+        shadow = self.shadow.current() if self.shadow is not None else None
+        return self.view.reader(self.rules.current(), creds, shadow=shadow)
 
     def _forward(self, request: webob.Request) -> webob.Response:
         return request.get_response(self.application)

@@ -14,6 +14,7 @@ from typing import Any
 
 from oslo_config import cfg
 
+from propguard import decisions as decision_opts
 from propguard.glance.collation import COLLATIONS
 from propguard.relations import opts as relations_opts
 
@@ -208,6 +209,7 @@ OPTS: list[cfg.Opt] = [
         help="Bound of the (caller, section, operation) -> decision cache.",
     ),
     *relations_opts.OPTS,
+    *decision_opts.OPTS,
 ]
 
 
@@ -252,7 +254,7 @@ def resolve(local_conf: Mapping[str, Any], conf: cfg.ConfigOpts | None = None) -
                 raise ValueError(f"propguard option {opt.dest}={raw!r}: {exc}") from exc
         else:
             values[opt.dest] = _from_oslo_config(conf, opt)
-    for key in ("rules_file", "policy_file"):
+    for key in ("rules_file", "policy_file", "shadow_rules_file"):
         values[key] = locate(values[key], conf)
     return values
 

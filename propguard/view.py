@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from propguard.credentials import Credentials
+from propguard.decisions import Trail
 from propguard.glance.attributes import CORE_ATTRIBUTES, PROTECTABLE_CORE_ATTRIBUTES
 from propguard.glance.collation import BINARY, NameFolding
 from propguard.rules import RuleEngine
@@ -95,10 +96,16 @@ class FoldedRules:
 
 @dataclass
 class ImageView:
-    """The view of the rules every adapter asks; one per filter, notification filter, API."""
+    """The view of the rules every adapter asks; one per filter, notification filter, API.
+
+    ``enforce = False`` (the filter's dry run): every decision is taken and
+    recorded in the reader's :class:`~propguard.decisions.Trail`, none applied.
+    """
 
     config: ViewConfig = field(default_factory=ViewConfig)
+    enforce: bool = True
     _compiled: tuple[RuleEngine, Rules] | None = field(default=None, repr=False)
+    _shadow: tuple[RuleEngine, Rules] | None = field(default=None, repr=False)
 
     @property
     def folding(self) -> NameFolding:
@@ -113,20 +120,68 @@ class ImageView:
             compiled = self._compiled = (engine, FoldedRules(engine, self.config.folding.fold))
         return compiled[1]
 
-    def reader(self, engine: RuleEngine, creds: Credentials) -> Reader:
-        """One caller's view under ``engine`` (the rules current for this request)."""
-        return Reader(self.rules(engine), creds, self.config)
+    def reader(
+        self,
+        engine: RuleEngine,
+        creds: Credentials,
+        *,
+        shadow: RuleEngine | None = None,
+        trail: Trail | None = None,
+    ) -> Reader:
+        """One caller's view under ``engine`` (the rules current for this request).
+
+        ``shadow``: rules decided beside ``engine`` and never applied; ``trail``:
+        where the reader records what it decided (the decision log's input).
+        """
+        shadow_rules = None
+        if shadow is not None:
+            if self.config.folding.is_identity:
+                shadow_rules = shadow
+            else:
+                compiled = self._shadow
+                if compiled is None or compiled[0] is not shadow:
+                    compiled = self._shadow = (shadow, FoldedRules(shadow, self.config.folding.fold))
+                shadow_rules = compiled[1]
+        return Reader(
+            self.rules(engine),
+            creds,
+            self.config,
+            shadow=shadow_rules,
+            enforce=self.enforce,
+            trail=trail,
+        )
+
+    def section_of(self, engine: RuleEngine, name: str) -> str:
+        """``file:line`` of the section of ``engine`` deciding ``name`` as the database folds it."""
+        section = engine.section_for(self.config.folding.fold(name))
+        if section is None:
+            return "no section"
+        if section.builtin:
+            return f"built-in [{section.pattern}]"
+        return f"{section.position.file}:{section.position.line}"
 
 
 class Reader:
     """What one caller may see; decisions memoised for the reader's life (bounded)."""
 
-    __slots__ = ("config", "creds", "rules", "_memo", "_seed")
+    __slots__ = ("config", "creds", "enforce", "rules", "shadow", "trail", "_memo", "_seed")
 
-    def __init__(self, rules: Rules, creds: Credentials, config: ViewConfig) -> None:
+    def __init__(
+        self,
+        rules: Rules,
+        creds: Credentials,
+        config: ViewConfig,
+        *,
+        shadow: Rules | None = None,
+        enforce: bool = True,
+        trail: Trail | None = None,
+    ) -> None:
         self.rules = rules
         self.creds = creds
         self.config = config
+        self.shadow = shadow
+        self.enforce = enforce
+        self.trail = trail
         seed = dict.fromkeys(config.free_keys, True)
         seed.update(dict.fromkeys(ALWAYS_HIDDEN, False))
         self._seed = seed
@@ -136,29 +191,65 @@ class Reader:
     def protected_core(self) -> frozenset[str]:
         return self.config.protected_core
 
-    def can_read(self, name: str) -> bool:
-        """May this caller see the key ``name`` of an image document?"""
+    def _decide(self, name: str) -> bool:
+        """The rules' read decision on ``name`` (applied or not), memoised."""
         result = self._memo.get(name)
         if result is None:
             result = self.rules.allowed(name, "read", self.creds)
+            if self.shadow is not None:
+                self._compare(name, "read", result)
             if len(self._memo) >= MEMO_SIZE:
                 self._memo = dict(self._seed)
             self._memo[name] = result
         return result
 
+    def _compare(self, name: str, op: str, enforced: bool) -> None:
+        assert self.shadow is not None
+        shadow = self.shadow.allowed(name, op, self.creds)
+        if shadow != enforced and self.trail is not None:
+            self.trail.divergences.append((op, name, enforced, shadow))
+
+    def can_read(self, name: str) -> bool:
+        """May this caller see the key ``name`` of an image document?"""
+        if self._decide(name):
+            return True
+        if name in ALWAYS_HIDDEN:
+            return False
+        if self.trail is not None:
+            self.trail.denied.append(("read", name))
+        return not self.enforce
+
     def may(self, name: str, op: str) -> bool:
         """A write decision (``create``/``update``/``delete``) on ``name``, folded alike."""
-        return self.rules.allowed(name, op, self.creds)
+        result = self.rules.allowed(name, op, self.creds)
+        if self.shadow is not None:
+            self._compare(name, op, result)
+        if result:
+            return True
+        if self.trail is not None:
+            self.trail.denied.append((op, name))
+        return not self.enforce
 
     # -- documents: each removes, in place, what the caller cannot read ----
+
+    def _hide(self, document: dict[str, Any], hidden: list[str], times: int = 1) -> None:
+        """Remove ``hidden`` from ``document`` (only the always-hidden when not enforcing)."""
+        trail = self.trail
+        for key in hidden:
+            if key in ALWAYS_HIDDEN:
+                del document[key]
+                continue
+            if self.enforce:
+                del document[key]
+            if trail is not None:
+                trail.hidden[key] += times
 
     def image(self, image: Any) -> bool:
         """An image document (API JSON, or a task's ``image_properties``); True if changed."""
         if not isinstance(image, dict):
             raise UnexpectedDocument("an image document is not a JSON object")
-        hidden = [key for key in image if not self.can_read(key)]
-        for key in hidden:
-            del image[key]
+        hidden = [key for key in image if not self._decide(key)]
+        self._hide(image, hidden)
         return bool(hidden)
 
     def images(self, images: Iterable[Any]) -> bool:
@@ -166,7 +257,7 @@ class Reader:
 
         Images of one page mostly share their key sets: decided once per set.
         """
-        can_read = self.can_read
+        decide = self._decide
         hidden_for: dict[tuple[str, ...], list[str]] = {}
         changed = False
         for image in images:
@@ -175,10 +266,10 @@ class Reader:
             keys = tuple(image)
             hidden = hidden_for.get(keys)
             if hidden is None:
-                hidden = hidden_for[keys] = [k for k in keys if not can_read(k)]
-            for key in hidden:
-                del image[key]
-            changed = changed or bool(hidden)
+                hidden = hidden_for[keys] = [k for k in keys if not decide(k)]
+            if hidden:
+                self._hide(image, hidden)
+                changed = True
         return changed
 
     def task(self, task: Any) -> None:
@@ -197,13 +288,23 @@ class Reader:
         props = task_input.get("image_properties")
         if props is not None:
             self.image(props)
-        if "loc_url" in task_input and not self.can_read("locations"):
-            del task_input["loc_url"]
+        if "loc_url" in task_input and not self._decide("locations"):
+            # A location_import task's location: under the rules of ``locations``.
+            if self.enforce:
+                del task_input["loc_url"]
+            if self.trail is not None:
+                self.trail.hidden["locations"] += 1
 
     def properties(self, properties: Mapping[str, Any]) -> dict[str, Any]:
         """A copy of ``properties`` (a notification's, a relation's) with what the caller may read."""
-        can_read = self.can_read
-        return {name: value for name, value in properties.items() if can_read(name)}
+        decide = self._decide
+        kept = {name: value for name, value in properties.items() if decide(name)}
+        if len(kept) < len(properties) and (self.trail is not None or not self.enforce):
+            hidden = [name for name in properties if name not in kept]
+            copy = dict(properties)
+            self._hide(copy, hidden)
+            return copy
+        return kept
 
 
 def view_from_options(values: Mapping[str, Any]) -> ImageView:

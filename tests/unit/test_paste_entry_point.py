@@ -48,6 +48,7 @@ def test_pipeline_with_broken_rules_does_not_build(tmp_path: Path) -> None:
     ini.write_text(
         "[pipeline:main]\npipeline = propguard app\n"
         f"[filter:propguard]\nuse = egg:propguard#propguard\nrules_file = {rules}\n"
+        "name_collation = binary\n"
         f"[app:app]\npaste.app_factory = {__name__}:app_factory\n"
     )
     with pytest.raises(RulesError) as info:
