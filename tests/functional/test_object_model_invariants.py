@@ -53,7 +53,6 @@ example database is kept; to explore further, raise ``max_examples`` and set
 from __future__ import annotations
 
 import json
-import os
 import re
 import sqlite3
 import string
@@ -678,9 +677,7 @@ def mariadb_database() -> tuple[Any, str]:
         connection = pymysql.connect(**MARIADB, connect_timeout=5, autocommit=True)
     except pymysql.err.OperationalError as exc:
         message = f"MariaDB at 127.0.0.1:3306 is not reachable ({exc}); start it with `start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd`"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        pytest.skip(message)  # a failure under CI (tests/conftest.py)
     name = f"propguard_{uuid.uuid4().hex[:12]}"
     with connection.cursor() as cursor:
         cursor.execute(f"CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci")
@@ -1024,9 +1021,7 @@ class World:
         key = self.oracle.names.key
         live = {key(n) for n in old.props}
         gone = {key(n) for n in old.deleted} - live
-        added = {
-            key((decode_pointer(op["path"]) or [""])[0]) for op in ops if op["op"] != "remove"
-        }
+        added = {key((decode_pointer(op["path"]) or [""])[0]) for op in ops if op["op"] != "remove"}
         assert added & gone, (self.env.kind, "409 without a deleted spelling", ops, old.deleted)
         return True
 
