@@ -16,6 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 from ci_mode import in_ci, shrinking_knobs_set
+from explore import REPLAY, SEED, exploring
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -42,11 +43,20 @@ def _fail_skip_in_ci(report: pytest.CollectReport | pytest.TestReport) -> None:
         )
 
 
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"hypothesis seed of this run: {SEED} (replay: {REPLAY})"
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
-    """Under CI every skipped test (``skip``, ``skipif``, a fixture's skip) is a failure."""
+    """Under CI every skipped test (``skip``, ``skipif``, a fixture's skip) is a failure;
+    a failed test of a module exploring with Hypothesis (``explore``) names the run's seed."""
     outcome = yield
-    _fail_skip_in_ci(outcome.get_result())
+    report = outcome.get_result()
+    _fail_skip_in_ci(report)
+    module = getattr(item, "module", None)
+    if report.failed and module is not None and exploring in vars(module).values():
+        report.sections.append(("hypothesis seed", f"seed {SEED}: replay with {REPLAY}"))
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -43,7 +43,7 @@ def _run(tree: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture
 def tree(tmp_path: Path) -> Path:
-    for name in ("conftest.py", "ci_mode.py"):
+    for name in ("conftest.py", "ci_mode.py", "explore.py"):
         shutil.copy(TESTS / name, tmp_path / name)
     for name, text in SKIPPING.items():
         (tmp_path / name).write_text(text)
