@@ -64,17 +64,16 @@ def test_snapshot_during_an_outage_is_recorded_once_after_recovery(
     steps = captured_steps()
 
     proxy.cut()
-    began = time.monotonic()
     state = replay(glance, steps[SNAPSHOT])
     replay(glance, steps[UPLOAD], state)
-    elapsed = time.monotonic() - began
     assert state.status("POST", "/v2/images") == [201]
     assert state.status("PATCH", "/v2/images/") == [200]
     assert state.status("PUT", "/file") == [204]
     queued = outbox.read()
     assert [e["event"] for e in queued] == ["created", "patched", "uploaded"]
     assert recorder.written == 0 and recorder.lost == 0
-    assert elapsed < 5, elapsed  # connection refused: no waiting per request
+    # (that requests never wait on the database is shown without a clock in
+    # tests/unit/relations/test_relations_recorder.py: a store that blocks until released)
 
     direct_store = Backend(server, None, direct, tmp_path).store()
     try:
