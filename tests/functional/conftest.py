@@ -288,9 +288,7 @@ def mariadb_url() -> Iterator[str]:
         connection = pymysql.connect(**MARIADB, connect_timeout=5)
     except pymysql.err.OperationalError as exc:
         message = f"MariaDB at 127.0.0.1:3306 is not reachable ({exc}); start it with `start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd`"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        pytest.skip(message)  # a failure under CI (tests/conftest.py)
     name = f"propguard_{uuid.uuid4().hex[:12]}"
     with connection.cursor() as cursor:
         cursor.execute(f"CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci")

@@ -13,7 +13,7 @@ The demo runs in child processes, so the ``no_network`` fixture (which
 guards this process) does not apply to them; this process only binds
 sockets and asks RabbitMQ whether it is up. RabbitMQ (127.0.0.1:5672,
 guest/guest) is needed for the indexer chapter: missing, these tests fail
-under CI=true and are skipped otherwise.
+under CI (any value; tests/conftest.py) and are skipped otherwise.
 
 Runtime on the 2-core machine: about 100 s in all (the Keystone tour with
 the Glance-alone chapter ~55 s, the JWT tour ~15 s, the Ctrl-C test ~25 s).
@@ -50,9 +50,7 @@ def broker() -> None:
         f"RabbitMQ at {indexer.BROKER_HOST} (guest/guest) is not reachable ({problem}); the "
         "demo's indexer chapter needs it: service rabbitmq-server start"
     )
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
+    pytest.skip(message)  # a failure under CI (tests/conftest.py)
 
 
 def _env() -> dict[str, str]:

@@ -130,8 +130,10 @@ def _age(glance, ages: dict[str, float]) -> None:
         engine.dispose()
 
 
-def _setup(guarded_glance, backend, rotation: bool):
-    glance = start(guarded_glance, backend, OPEN_RULES, relations_rotation=str(rotation).lower())
+def _setup(guarded_glance, backend, rotation: bool, **options: str):
+    glance = start(
+        guarded_glance, backend, OPEN_RULES, relations_rotation=str(rotation).lower(), **options
+    )
     nova = Nova(glance)
     owner = glance.user_token(["member", "reader"], user_id="victim", project_id=OWNER)
     mallory = glance.user_token(["member", "reader"], user_id="mallory", project_id=MALLORY)
@@ -239,18 +241,53 @@ def test_rotation_rewrite_needs_the_exact_shape_and_the_service_token(
     assert empty.status_int == 200 and empty.json["images"] == []
 
 
-def test_rotation_fails_closed_when_the_store_is_unreachable(
-    guarded_glance, sqlite_backend, monkeypatch
+@pytest.mark.parametrize("server", ["postgresql", "mariadb"])
+def test_reads_fail_closed_when_the_store_connection_is_cut(
+    guarded_glance, fresh_database, tmp_path, monkeypatch, request, server
 ):
-    backend = sqlite_backend
-    glance, nova, owner, mallory, admin = _setup(guarded_glance, backend, True)
-    from propguard.relations.store import RelationStore, StoreUnavailable
-
-    def down(*args, **kwargs):
-        raise StoreUnavailable("down for the test")
-
-    monkeypatch.setattr(RelationStore, "rotation_ids", down)
-    response = glance.request(
-        "GET", ROTATION_QUERY.format(INSTANCE), headers=glance.headers(admin, nova.service)
+    """The relations database's TCP connection is really cut (no stub): Nova's rotation GET and
+    ``/v2/instances/{uuid}/images`` answer 503, never Glance's property-based list; the backup
+    made meanwhile is queued, and once the connection is back nothing is lost: the rotation
+    counts the three real backups and deletes the oldest."""
+    backend, proxy, direct = relations_db.cuttable_backend(
+        request, monkeypatch, fresh_database, server, tmp_path
     )
-    assert response.status_int == 503
+    glance, nova, owner, mallory, admin = _setup(
+        guarded_glance, backend, True, relations_timeout="1", relations_retry_interval="0.2"
+    )
+    b0, _ = nova.backup(owner, "victim", OWNER, INSTANCE, "b0")
+    b1, _ = nova.backup(owner, "victim", OWNER, INSTANCE, "b1")
+    fake = _fake_backup(glance, mallory, "fake")
+    relations_db.settle(glance)
+    listing = f"/v2/instances/{INSTANCE}/images?include_deleted=true"
+
+    proxy.cut()
+    b2, rid = nova.backup(admin, "root", OWNER, INSTANCE, "b2")  # Glance answers; queued
+    headers = {**glance.headers(admin, nova.service), "X-OpenStack-Request-ID": rid}
+    rotation = glance.request("GET", ROTATION_QUERY.format(INSTANCE), headers=headers)
+    assert rotation.status_int == 503, rotation.text
+    assert rotation.json["error"]["message"].startswith("The relations store is unavailable")
+    api = glance.request("GET", listing, headers=glance.headers(admin))
+    assert api.status_int == 503, api.text
+    assert relations_layer_outbox_events(glance) == [
+        "created",
+        "member_added",
+        "patched",
+        "uploaded",
+    ]
+
+    proxy.restore()
+    assert relations_db.wait_drained(glance), "the outbox was not drained"
+    _age(glance, {b0: 4, b1: 3, fake: 2, b2: 0})
+    assert nova.rotate(admin, INSTANCE, rotation=2, rid=rid) == [b0]
+    api = glance.request("GET", listing, headers=glance.headers(admin))
+    assert api.status_int == 200, api.text
+    relations = {r["image_id"]: r for r in api.json["images"]}
+    assert set(relations) == {b0, b1, b2}
+    assert relations[b2]["instance_project_id"] == OWNER and relations[b2]["upload_completed_at"]
+    assert relations[b0]["deleted_reason"] == "rotation"
+    assert relations[b0]["deleted_at"] and not relations[b1]["deleted_at"]
+
+
+def relations_layer_outbox_events(glance) -> list[str]:
+    return [e["event"] for e in relations_db.relations_layer(glance).recorder.outbox.read()]

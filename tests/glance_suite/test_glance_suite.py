@@ -73,7 +73,10 @@ default 3: Glance's tests mostly wait on their own polling loops, and Glance
 runs them in parallel under stestr too) and is shared by the tests of this
 module. A test that fails in it is run again alone, with and then without
 propguard, before anything is blamed on propguard (Glance's polling
-deadlines are short).
+deadlines are short). Such a test is forgiven once: it is named and written
+to the flake ledger (``PROPGUARD_GLANCE_FLAKE_LEDGER``, default
+``.glance-suite-flakes.json`` at the repository root; CI keeps it between
+runs), and the run that sees it a second time fails, naming it.
 
 By hand: ``.venv/bin/python tests/glance_suite/glance_suite_runner.py
 {baseline,transparency,protections} [--service-role-mode union] [node ids]``.
@@ -81,9 +84,12 @@ By hand: ``.venv/bin/python tests/glance_suite/glance_suite_runner.py
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import os
 import shutil
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from glance_suite_runner import (
@@ -170,6 +176,22 @@ def excluded() -> list[str]:
     return [*BASELINE_FAILURES, *(NEEDS_QEMU_IMG if qemu_img_missing() else ())]
 
 
+def flake_ledger() -> Path:
+    """Where forgiven flakes are remembered between runs."""
+    default = Path(__file__).resolve().parents[2] / ".glance-suite-flakes.json"
+    return Path(os.environ.get("PROPGUARD_GLANCE_FLAKE_LEDGER") or default)
+
+
+def forgive_once(flaky: list[str], ledger: Path) -> list[str]:
+    """Record ``flaky`` (failed in the shared run, passed alone); return those seen before."""
+    seen: dict[str, str] = json.loads(ledger.read_text()) if ledger.exists() else {}
+    again = [t for t in flaky if t in seen]
+    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    seen.update({t: seen.get(t, now) for t in flaky})
+    ledger.write_text(json.dumps(seen, indent=1, sort_keys=True) + "\n")
+    return [f"{t} (first forgiven {seen[t]})" for t in again]
+
+
 def explain(run: SuiteRun, tests: list[str]) -> str:
     return "\n\n".join(f"--- {t}\n{run.failure_text(t)}" for t in tests)
 
@@ -205,7 +227,13 @@ def test_transparency_every_baseline_test_passes(transparency: SuiteRun, tmp_pat
         return
     again = run_suite("transparency", tmp_path / "again", test_ids=failed)
     still = [t for t in failed if again.tests.get(t, {}).get("outcome") != "passed"]
-    print(f"failed once, passed alone with propguard (timing): {sorted(set(failed) - set(still))}")
+    flaky = sorted(set(failed) - set(still))
+    print(f"failed once, passed alone with propguard (timing), forgiven once: {flaky}")
+    repeated = forgive_once(flaky, flake_ledger())
+    assert not repeated, (
+        "flaked before and forgiven then; a second time is a failure (fix the cause, or list "
+        f"the test in BASELINE_FAILURES/NEEDS_* with why): {repeated}"
+    )
     if not still:
         return
     without = run_suite("baseline", tmp_path / "without", test_ids=still)
@@ -216,6 +244,15 @@ def test_transparency_every_baseline_test_passes(transparency: SuiteRun, tmp_pat
         "fail without propguard too (list them in BASELINE_FAILURES with the reason):\n"
         + explain(without, environment)
     )
+
+
+def test_a_forgiven_flake_fails_the_second_time(tmp_path):
+    ledger = tmp_path / "flakes.json"
+    assert forgive_once(["glance.tests.a::t1"], ledger) == []
+    (repeated,) = forgive_once(["glance.tests.a::t1", "glance.tests.b::t2"], ledger)
+    assert repeated.startswith("glance.tests.a::t1 (first forgiven ")
+    assert forgive_once([], ledger) == []
+    assert set(json.loads(ledger.read_text())) == {"glance.tests.a::t1", "glance.tests.b::t2"}
 
 
 def test_transparency_propguard_was_in_every_pipeline(transparency: SuiteRun):

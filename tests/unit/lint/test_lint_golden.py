@@ -35,6 +35,8 @@ def test_golden(fmt, capsys, monkeypatch):
     golden = GOLDEN / f"lint.{fmt if fmt != 'text' else 'txt'}"
     if os.environ.get("PROPGUARD_UPDATE_GOLDEN"):
         golden.write_text(out, encoding="utf-8")
+        # a run that writes its golden compares the output with itself: it never passes
+        pytest.fail(f"{golden.name} rewritten (PROPGUARD_UPDATE_GOLDEN): review, re-run without it")
     assert out == golden.read_text(encoding="utf-8")
 
 

@@ -19,12 +19,18 @@ class FakeStore:
         self.down = False
         self.poison = set()
         self.engine = None
+        #: set: apply() blocks (after ``entered`` is set) until the test sets ``release``
+        self.gate: tuple[threading.Event, threading.Event] | None = None
 
     def apply(self, events):
         if self.down:
             raise StoreUnavailable("down")
         if any(e["image_id"] in self.poison for e in events):
             raise ValueError("bad row")
+        if self.gate is not None:
+            entered, release = self.gate
+            entered.set()
+            assert release.wait(10), "the test never released the store"
         time.sleep(self.delay)
         self.applied.extend(events)
 
@@ -52,13 +58,18 @@ def make(tmp_path):
 
 
 def test_the_request_does_not_wait_for_a_slow_database(make):
-    store = FakeStore(delay=0.3)
+    """Event-based, no clock: the store blocks until released; record() returns meanwhile."""
+    store = FakeStore()
+    entered, release = threading.Event(), threading.Event()
+    store.gate = (entered, release)
     recorder = make(store)
-    began = time.perf_counter()
     recorder.record([ev(1)])
-    assert time.perf_counter() - began < 0.05
+    assert entered.wait(10), "the writer never reached the store"
+    recorder.record([ev(2)])  # returns while the writer is still blocked in apply()
+    assert not release.is_set() and store.applied == []
+    release.set()
     assert recorder.flush(5)
-    assert [e["n"] for e in store.applied] == [1]
+    assert [e["n"] for e in store.applied] == [1, 2]
 
 
 def test_order_is_kept_across_threads_and_batches(make):
