@@ -114,8 +114,10 @@ class DecisionLog:
         """
         records: list[dict[str, Any]] = []
         base = _base(environ, creds, route)
-        if refused or (trail.denied and not enforce):
-            outcome = "refused" if refused else "would_refuse"
+        if (refused and enforce) or (trail.denied and not enforce):
+            # Not enforcing, a 403/409 of propguard's is Glance's own semantics (a
+            # property absent as the caller sees it), never a rule's refusal.
+            outcome = "refused" if enforce else "would_refuse"
             names = list(dict.fromkeys(name for _, name in trail.denied))
             records.append(
                 {
