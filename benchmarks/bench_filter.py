@@ -132,6 +132,7 @@ def propguard_cases(rule_format: str, body: bytes) -> dict[str, Callable[[], obj
             "policy_file": POLICY_YAML,
             "reload_on_sighup": "false",
             "reload_interval": "-1",
+            "name_collation": "binary",
         }
     )
     filt = PropertyProtectionFilter(upstream, options)

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from propguard import __version__
+from propguard.glance.collation import COLLATIONS
 from propguard.rules.loading import RulesOptions
 from propguard.rules.model import OPERATIONS, Problem, RulesError, Severity
 
@@ -61,15 +62,39 @@ def _list(value: str) -> tuple[str, ...]:
     return tuple(v.strip() for v in value.split(",") if v.strip())
 
 
+def _add_deployed_options(p: argparse.ArgumentParser) -> None:
+    """--config-file/--paste-ini/--paste-filter: read the options as the deployed filter does."""
+    deployed = p.add_argument_group(
+        "the deployed filter's configuration (its options replace the flags below; "
+        "without FILE (lint) or --rules (explain, matrix), its rules file is read)"
+    )
+    deployed.add_argument(
+        "--config-file",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="an oslo.config file with the filter's [propguard] options (repeatable)",
+    )
+    deployed.add_argument(
+        "--paste-ini", metavar="FILE", help="the paste.ini holding the filter's section"
+    )
+    deployed.add_argument(
+        "--paste-filter",
+        metavar="NAME",
+        help="its [filter:NAME] section (default: the one using egg:propguard#propguard)",
+    )
+
+
 def _add_rules_options(p: argparse.ArgumentParser) -> None:
     """The filter's own options that change what is loaded, under the same names."""
     group = p.add_argument_group("the filter's options (as in [propguard] / the paste section)")
     group.add_argument(
         "--rules-format",
         choices=("auto", "roles", "policies"),
-        default="auto",
-        help="rule_format: how values are read (default: auto, roles unless the values are "
-        "single policy names that the policy set defines, or the file name says 'polic')",
+        default="roles",
+        help="rule_format: how values are read (default: roles, the filter's default). auto: "
+        "guess (roles unless the values are single policy names that the policy set defines, "
+        "or the file name says 'polic'); the summary then says which format was assumed",
     )
     group.add_argument(
         "--policy-file",
@@ -106,6 +131,15 @@ def _add_rules_options(p: argparse.ArgumentParser) -> None:
         "them (service:<role>), union also as user roles, as Glance does (default: strict)",
     )
     group.add_argument(
+        "--name-collation",
+        choices=("auto", *COLLATIONS),
+        default="auto",
+        help="name_collation: how Glance's database compares property names; under a folding "
+        "collation (MySQL/MariaDB) each name is decided as its folded spelling and a section "
+        "that matches no folded name is an error (PG119). auto: from the [database] "
+        "connection of --config-file, else binary (said on stderr) (default: auto)",
+    )
+    group.add_argument(
         "--no-os-glance-section",
         dest="os_glance_section",
         action="store_false",
@@ -124,6 +158,7 @@ def _rules_options(args: argparse.Namespace) -> RulesOptions:
         policy_namespaces=tuple(dict.fromkeys(namespaces)),
         service_role_mode=args.service_role_mode,
         os_glance_section=args.os_glance_section,
+        name_collation=args.name_collation,
     )
     if args.policy_dirs is not None:
         options = dataclasses.replace(options, policy_dirs=args.policy_dirs)
@@ -135,9 +170,8 @@ def _lint_options(args: argparse.Namespace, deployed: dict[str, Any] | None = No
     from propguard.injection import Injection
     from propguard.lint.rules import SERVICE_LIKE_ROLES, LintOptions
 
-    rules, injection = _rules_options(args), None
+    rules, injection = _tool_rules_options(args, deployed), None
     if deployed is not None:
-        rules = RulesOptions.from_options({**deployed, "rules_file": None})
         injection = Injection.from_options(
             deployed["inject_properties"],
             deployed["inject_ignore_roles"],
@@ -149,6 +183,25 @@ def _lint_options(args: argparse.Namespace, deployed: dict[str, Any] | None = No
         service_like_roles=SERVICE_LIKE_ROLES | (args.service_like_roles or frozenset()),
         injection=injection,
     )
+
+
+def _tool_rules_options(args: argparse.Namespace, deployed: dict[str, Any] | None) -> RulesOptions:
+    """The rules options of the flags or of the deployed filter, ``auto`` collation resolved.
+
+    ``name_collation = auto`` is resolved from the ``[database] connection``
+    of ``--config-file`` as the filter inside glance-api resolves it; with no
+    connection known it is ``binary``. Either way stderr says which was assumed.
+    """
+    from propguard.lint.filter_config import tool_collation
+
+    if deployed is not None:
+        rules = RulesOptions.from_options({**deployed, "rules_file": None})
+    else:
+        rules = _rules_options(args)
+    collation, note = tool_collation(rules.name_collation, getattr(args, "config_file", []))
+    if note:
+        print(f"propguard {args.command}: note: {note}", file=sys.stderr)
+    return dataclasses.replace(rules, name_collation=collation)
 
 
 def _deployed_options(args: argparse.Namespace) -> dict[str, Any] | None:
@@ -231,25 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     lint.add_argument(
         "--list-codes", action="store_true", help="print every finding code with an example"
     )
-    deployed = lint.add_argument_group(
-        "the deployed filter's configuration (its options replace the flags below; "
-        "with no FILE, its rules file is linted)"
-    )
-    deployed.add_argument(
-        "--config-file",
-        action="append",
-        default=[],
-        metavar="FILE",
-        help="an oslo.config file with the filter's [propguard] options (repeatable)",
-    )
-    deployed.add_argument(
-        "--paste-ini", metavar="FILE", help="the paste.ini holding the filter's section"
-    )
-    deployed.add_argument(
-        "--paste-filter",
-        metavar="NAME",
-        help="its [filter:NAME] section (default: the one using egg:propguard#propguard)",
-    )
+    _add_deployed_options(lint)
     _add_rules_options(lint)
 
     explain = sub.add_parser(
@@ -261,7 +296,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXPLAIN_MATRIX_EXIT,
         formatter_class=_Formatter,
     )
-    explain.add_argument("--rules", required=True, metavar="FILE", help="the rules file")
+    explain.add_argument(
+        "--rules", metavar="FILE", help="the rules file (default: rules_file of --config-file)"
+    )
     explain.add_argument(
         "--roles",
         type=_csv,
@@ -283,6 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument(
         "op", nargs="?", choices=OPERATIONS, metavar="OP", help="one of " + ", ".join(OPERATIONS)
     )
+    _add_deployed_options(explain)
     _add_rules_options(explain)
 
     matrix = sub.add_parser(
@@ -294,7 +332,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXPLAIN_MATRIX_EXIT,
         formatter_class=_Formatter,
     )
-    matrix.add_argument("--rules", required=True, metavar="FILE", help="the rules file")
+    matrix.add_argument(
+        "--rules", metavar="FILE", help="the rules file (default: rules_file of --config-file)"
+    )
     matrix.add_argument(
         "--roles-sets",
         required=True,
@@ -309,6 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="output: text, markdown (md), html (a self-contained page) or json (default: text)",
     )
     matrix.add_argument("-o", "--output", metavar="FILE", help="write the table here, not stdout")
+    _add_deployed_options(matrix)
     _add_rules_options(matrix)
 
     sub.add_parser(
@@ -366,9 +407,7 @@ def _lint(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         )
         return 2
     try:
-        run = lint_run(
-            files, options, ignore=frozenset(c.upper() for c in args.ignore)
-        )
+        run = lint_run(files, options, ignore=frozenset(c.upper() for c in args.ignore))
     except LintUsageError as exc:
         print(f"propguard lint: error: {exc}", file=sys.stderr)
         return 2
@@ -389,8 +428,23 @@ def _print_problems(problems: list[Problem]) -> None:
 def _load(args: argparse.Namespace):
     """``(doc, engine, options)``, or the exit code after printing why the rules do not load."""
     from propguard.explain import load, policy_set_notes
+    from propguard.lint.filter_config import FilterConfigError
 
-    options = _rules_options(args)
+    try:
+        deployed = _deployed_options(args)
+        options = _tool_rules_options(args, deployed)
+    except (FilterConfigError, ValueError) as exc:
+        print(f"propguard {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    if args.rules is None:
+        args.rules = (deployed or {}).get("rules_file")
+        if args.rules is None:
+            print(
+                f"propguard {args.command}: error: give --rules, or --config-file/--paste-ini "
+                "setting rules_file",
+                file=sys.stderr,
+            )
+            return 2
     try:
         doc, engine = load(args.rules, options)
     except RulesError as exc:
@@ -417,9 +471,10 @@ def _explain(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     loaded = _load(args)
     if isinstance(loaded, int):
         return loaded
-    doc, engine, _ = loaded
+    doc, engine, options = loaded
     ops = [args.op] if args.op else list(OPERATIONS)
-    result = explain(doc, engine, args.property, ops, credentials(args.roles, args.service_roles))
+    creds = credentials(args.roles, args.service_roles)
+    result = explain(doc, engine, args.property, ops, creds, options.name_folding())
     if args.format == "json":
         sys.stdout.write(json.dumps(result, indent=2) + "\n")
     else:
@@ -439,7 +494,7 @@ def _matrix(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if isinstance(loaded, int):
         return loaded
     doc, engine, options = loaded
-    result = matrix(doc, engine, role_sets, options.os_glance_section)
+    result = matrix(doc, engine, role_sets, options.os_glance_section, options.name_folding())
     _write(MATRIX_RENDERERS[args.format](result), args.output)
     return 0
 

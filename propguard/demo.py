@@ -158,10 +158,12 @@ class Tour:
         content_type: str | None = None,
         explain: Iterable[tuple[str, str]] = (),
         note: str = "",
+        hidden: Iterable[str] = (),
     ) -> tuple[Any, Any]:
         """Send; print the answer, the caller propguard derived and the rules' decisions.
 
         ``explain``: (property, operation) pairs decided for the caller of this request.
+        ``hidden``: names the answer must not show (see :func:`leaks`).
         Returns ``(json body or None, credentials)``.
         """
         self.step += 1
@@ -174,21 +176,69 @@ class Tour:
         response = getattr(self.app, method.lower())(path, **kwargs)
         records = _WITNESSED[self.sink]
         seen = records[seen_before] if len(records) > seen_before else None
-        ok = response.status_int == expect
-        self.failures += 0 if ok else 1
-        mark = "ok " if ok else f"UNEXPECTED (expected {expect})"
+        creds = seen["creds"] if seen is not None else None
+        data = response.json if response.content_type == "application/json" else None
+        leaked = leaks(self.engine, creds, data, hidden)
+        mark = verdict_mark(response.status_int == expect, expect, leaked)
+        self.failures += 0 if mark == "ok " else 1
         shown = f" {_brief(body)}" if body is not None else ""
         self.say(f"{self.step:2}. [{mark}] {actor.name}: {method} {path}{shown}")
         self.say(f"      -> {response.status}{_error_message(response)}")
         self.say(f"      {describe_caller(seen, actor)}")
-        creds = seen["creds"] if seen is not None else None
         for name, op in explain:
             if creds is not None and self.engine is not None:
                 self.say(f"      {explain_decision(self.engine, creds, name, op)}")
         if note:
             self.say(f"      {note}")
-        data = response.json if response.content_type == "application/json" else None
         return data, creds
+
+
+def leaks(engine: Any, creds: Any, data: Any, hidden: Iterable[str] = ()) -> list[str]:
+    """Properties an answer shows that this step's caller must not see; empty when none.
+
+    Why every step checks it, whatever its status code: a step that shows a
+    property the rules hide from the caller is a leak even when Glance
+    answered 200 as expected. The names that must not be visible are the
+    step's ``hidden`` ones and every extra property of an image document in
+    the answer (an image, a list page's images) that the rules deny ``read``
+    to the caller; core attributes are not under the rules.
+    """
+    from propguard.glance.attributes import CORE_ATTRIBUTES
+
+    must_not = set(hidden)
+    found: set[str] = set()
+    for document in _image_documents(data):
+        for name in document:
+            if name in must_not:
+                found.add(name)
+            elif name in CORE_ATTRIBUTES or engine is None or creds is None:
+                continue
+            elif not engine.allowed(name, "read", creds):
+                found.add(name)
+    return sorted(found)
+
+
+def _image_documents(data: Any) -> list[dict[str, Any]]:
+    """The image documents of a Glance v2 answer: the image itself, or a list page's."""
+
+    def is_image(item: Any) -> bool:
+        return isinstance(item, dict) and str(item.get("self", "")).startswith("/v2/images/")
+
+    if is_image(data):
+        return [data]
+    if isinstance(data, dict) and isinstance(data.get("images"), list):
+        return [item for item in data["images"] if is_image(item)]
+    return []
+
+
+def verdict_mark(status_ok: bool, expect: int, leaked: list[str]) -> str:
+    """A step's mark: ``ok`` only with the expected status and nothing hidden shown."""
+    if status_ok and not leaked:
+        return "ok "
+    parts = [] if status_ok else [f"UNEXPECTED (expected {expect})"]
+    if leaked:
+        parts.append(f"LEAK: shows {', '.join(leaked)}, hidden from this caller")
+    return "; ".join(parts)
 
 
 def explain_decision(engine: Any, creds: Any, name: str, op: str) -> str:
@@ -350,7 +400,10 @@ def _publish(tour: Tour, cast: Cast, p: Plan, answers: dict[str, str]) -> str | 
         tour.say("      (no image was created: the rest of this chapter is skipped)")
         return None
     path = f"/v2/images/{image['id']}"
-    shown, creds = tour.request(cast.alice, "GET", path, 200, explain=[(n, "read") for n in extra])
+    unreadable = [n for n in (p.hidden, p.service_read) if n]  # by the plan: no member reads them
+    shown, creds = tour.request(
+        cast.alice, "GET", path, 200, explain=[(n, "read") for n in extra], hidden=unreadable
+    )
     if shown is not None:
         kept = sorted(n for n in extra if n in shown)
         gone = sorted(n for n in extra if n not in shown)
@@ -365,6 +418,7 @@ def _publish(tour: Tour, cast: Cast, p: Plan, answers: dict[str, str]) -> str | 
             f"/v2/images?{p.hidden}={SECRET}",
             200,
             explain=[(p.hidden, "read")],
+            hidden=[p.hidden],
             note="a filter on a property the caller cannot read matches nothing, whatever "
             "the value (Glance alone: see the last chapter)",
         )
@@ -385,6 +439,7 @@ def _member_edits(tour: Tour, cast: Cast, p: Plan, path: str, answers: dict[str,
         200,
         body=[{"op": "replace", "path": "/name", "value": "ubuntu-24.04-lts"}],
         content_type=PATCH_TYPE,
+        hidden=[n for n in (p.hidden, p.service_read) if n],
         note="'name' is a core attribute, not under the rules; Glance (its protections off "
         "behind propguard) changes only what the patch names",
     )
@@ -416,6 +471,7 @@ def _member_edits(tour: Tour, cast: Cast, p: Plan, path: str, answers: dict[str,
         body=[{"op": "add", "path": f"/{p.hidden}", "value": "FREE"}],
         content_type=PATCH_TYPE,
         explain=[(p.hidden, "create"), (p.hidden, "update")],
+        hidden=[] if add_ok else [p.hidden],
         note="an add of a property the caller cannot read needs create and update: it "
         "could overwrite a value she cannot see",
     )
@@ -539,7 +595,9 @@ def _glance_alone(tour: Tour, cast: Cast, p: Plan, propguard_answers: dict[str, 
     if not image or "id" not in image:
         return
     path = f"/v2/images/{image['id']}"
-    listing, _ = tour.request(cast.alice, "GET", f"/v2/images?{p.hidden}={SECRET}", 200)
+    listing, _ = tour.request(
+        cast.alice, "GET", f"/v2/images?{p.hidden}={SECRET}", 200, hidden=[p.hidden]
+    )
     if listing is not None:
         tour.say(
             f"      images listed: {len(listing.get('images', []))} -- Glance filters on the "
@@ -553,6 +611,7 @@ def _glance_alone(tour: Tour, cast: Cast, p: Plan, propguard_answers: dict[str, 
         200,
         body=[{"op": "replace", "path": "/name", "value": "ubuntu-24.04-lts"}],
         content_type=PATCH_TYPE,
+        hidden=[p.hidden],
     )
     after, _ = tour.request(cast.admin, "GET", path, 200)
     if after is not None:

@@ -8,6 +8,7 @@ re-implements a decision.
 from __future__ import annotations
 
 from propguard.credentials import Credentials
+from propguard.glance.collation import BINARY, NameFolding
 from propguard.rules.engine import RuleEngine
 from propguard.rules.loading import RulesOptions, open_rules
 from propguard.rules.model import Problem, RulesDocument, Section, Severity
@@ -52,11 +53,19 @@ def _where(doc: RulesDocument, section: Section | None) -> str:
 
 
 def explain(
-    doc: RulesDocument, engine: RuleEngine, name: str, ops: list[str], creds: Credentials
+    doc: RulesDocument,
+    engine: RuleEngine,
+    name: str,
+    ops: list[str],
+    creds: Credentials,
+    folding: NameFolding = BINARY,
 ) -> dict:
+    """The decisions for ``name`` as the filter makes them: under a folding
+    collation, for its folded spelling (``decided_as``), as the filter's view (:mod:`propguard.view`) does."""
+    decided_as = folding.fold(name)
     decisions = []
     for op in ops:
-        d = engine.decide(name, op, creds)
+        d = engine.decide(decided_as, op, creds)
         decisions.append(
             {
                 "op": op,
@@ -73,6 +82,8 @@ def explain(
         "service_roles": sorted(creds.service_roles),
         "mode": str(engine.mode),
         "format": str(doc.format),
+        "name_collation": folding.name,
+        "decided_as": decided_as,
         "decisions": decisions,
     }
     if name.startswith(OS_GLANCE_PREFIX):
@@ -96,6 +107,11 @@ def render_explain_text(result: dict) -> str:
         f"property {result['property']!r}: roles {who}; service roles {svc}; "
         f"{result['format']} format, service_role_mode {result['mode']}"
     ]
+    if result.get("decided_as", result["property"]) != result["property"]:
+        lines.append(
+            f"  decided as {result['decided_as']!r}: name_collation {result['name_collation']} "
+            "equates the two, and the filter decides every spelling as the folded one"
+        )
     for d in result["decisions"]:
         verdict = "ALLOWED" if d["allowed"] else "DENIED "
         if d["section"] is None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from propguard.credentials import Credentials
 from propguard.explain import credentials
+from propguard.glance.collation import BINARY, NameFolding
 from propguard.lint.regex import analyse
 from propguard.lint.sections import analyse_sections
 from propguard.rules.engine import OS_GLANCE_SECTION, RuleEngine
@@ -49,21 +50,31 @@ def parse_role_sets(text: str) -> list[RoleSet]:
 
 
 def matrix(
-    doc: RulesDocument, engine: RuleEngine, role_sets: list[RoleSet], os_glance_section: bool = True
+    doc: RulesDocument,
+    engine: RuleEngine,
+    role_sets: list[RoleSet],
+    os_glance_section: bool = True,
+    folding: NameFolding = BINARY,
 ) -> dict:
+    """The table; under a folding collation each row's example is a folded name
+    (the filter decides every spelling as its folded one), so a section no
+    folded name reaches is unreachable."""
     reaching = _reaching(doc, engine, os_glance_section)
     rows = []
     sections = list(doc.sections)
     if os_glance_section:
         sections.insert(0, OS_GLANCE_SECTION)
-    for section in sections:
+    fold = folding.fold
+    for k, section in enumerate(sections):
         name = "os_glance_example" if section.builtin else reaching.get(section.index)
+        if not folding.is_identity and not section.builtin:
+            name = _folded_example(name, section, sections[:k], engine, folding)
         cells = []
         for rs in role_sets:
             if name is None:
                 cells.append(None)
             else:
-                cells.append({op: engine.allowed(name, op, rs.creds) for op in OPERATIONS})
+                cells.append({op: engine.allowed(fold(name), op, rs.creds) for op in OPERATIONS})
         rows.append(
             {
                 "section": section.pattern,
@@ -72,7 +83,28 @@ def matrix(
                 "cells": cells,
             }
         )
-    return {"file": doc.path, "role_sets": [rs.label for rs in role_sets], "rows": rows}
+    return {
+        "file": doc.path,
+        "name_collation": folding.name,
+        "role_sets": [rs.label for rs in role_sets],
+        "rows": rows,
+    }
+
+
+def _folded_example(
+    raw: str | None, section, earlier: list, engine: RuleEngine, folding: NameFolding
+) -> str | None:
+    """A folded name the engine routes to ``section`` (None: no folded name reaches it)."""
+    from propguard.rules.folded import reaching_folded
+
+    candidates = [folding.fold(raw)] if raw is not None else []
+    try:
+        found = reaching_folded(section.pattern, [s.pattern for s in earlier], folding)
+    except (RecursionError, MemoryError, OverflowError):
+        found = None
+    if found is not None:
+        candidates.append(found)
+    return next((n for n in candidates if engine.section_for(folding.fold(n)) is section), None)
 
 
 def _reaching(doc: RulesDocument, engine: RuleEngine, os_glance_section: bool) -> dict:

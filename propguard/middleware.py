@@ -41,7 +41,6 @@ from propguard import opts, relations
 from propguard.bodies import read_json, replace_json
 from propguard.credentials import Credentials
 from propguard.errors import UNCHECKABLE, ApiError, UpstreamAnswer, forbidden_property
-from propguard.glance.collation import NameFolding, folding, folding_for_connection
 from propguard.glance.documents import filter_images, filter_tasks, read_document
 from propguard.glance.listing import ImageListing, PageLimits
 from propguard.glance.patch import PATCH_MEDIA_TYPES, PatchError, parse_patch
@@ -50,7 +49,7 @@ from propguard.identity import credentials_from_environ
 from propguard.injection import Injection
 from propguard.protection import QUOTA_MESSAGE, ImageProtection
 from propguard.rules.loading import RulesOptions, open_rules
-from propguard.view import Reader, UnexpectedDocument, view_from_options
+from propguard.view import ImageView, Reader, UnexpectedDocument, ViewConfig
 
 LOG = log.getLogger(__name__)
 
@@ -80,7 +79,9 @@ class PropertyProtectionFilter:
             reload_on_sighup=bool(options["reload_on_sighup"]),
         )
         #: What a caller may see: the one view every adapter asks (:mod:`propguard.view`).
-        self.view = view_from_options(options)
+        self.view = ImageView(
+            ViewConfig(frozenset(options["protect_core_attributes"]), rules.name_folding())
+        )
         self.protection = ImageProtection(self.view.config, int(options["property_quota"]))
         warn_about_glance_quota(self.protection.property_quota)
         self.injection = Injection.from_options(
@@ -311,31 +312,6 @@ class PropertyProtectionFilter:
         if "locations" in self.protection.protected_core:
             self.protection.require(reader, "locations", "create")
         return self._forward_write(request)
-
-
-def name_folding(collation: str) -> NameFolding:
-    """How Glance's database compares property names (option ``name_collation``).
-
-    ``auto``: from Glance's ``[database] connection`` when propguard runs
-    inside glance-api (MySQL/MariaDB: the ``utf8mb3_general_ci`` of Glance's
-    schema; SQLite, PostgreSQL: exact). Outside glance-api (``propguard
-    serve``) there is nothing to read it from: ``mysql_any``, which takes as
-    one every pair of names any MySQL collation equates (fail closed: exact
-    comparison in front of a MariaDB Glance would reopen the collation
-    oracles), with a warning to set it (``binary`` for SQLite/PostgreSQL).
-    """
-    if collation != "auto":
-        return folding(collation)
-    try:
-        connection = cfg.CONF.database.connection
-    except (cfg.Error, AttributeError):
-        LOG.warning(
-            "propguard: name_collation = auto, but glance-api's [database] connection cannot "
-            "be read; names any MySQL collation equates are taken as one (mysql_any). Set "
-            "name_collation to Glance's database: binary for SQLite or PostgreSQL."
-        )
-        return folding("mysql_any")
-    return folding_for_connection(connection)
 
 
 def warn_about_glance_quota(property_quota: int) -> None:

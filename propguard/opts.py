@@ -177,7 +177,9 @@ OPTS: list[cfg.Opt] = [
         "differ in case, accents or trailing spaces are one key (Glance's schema: "
         "utf8mb3_general_ci): propguard then decides every spelling as its canonical one and "
         "finds stored names the way the database does. auto: from glance-api's [database] "
-        "connection (MySQL/MariaDB -> utf8mb3_general_ci, others -> binary). mysql_any: "
+        "connection (MySQL/MariaDB -> utf8mb3_general_ci, SQLite/PostgreSQL -> binary); "
+        "where it cannot be read (propguard serve, no connection set) propguard refuses to "
+        "start: set binary or the collation there. mysql_any: "
         "equates whatever any shipped MySQL collation equates.",
     ),
     cfg.IntOpt(

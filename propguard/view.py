@@ -208,12 +208,13 @@ class Reader:
 
 def view_from_options(values: Mapping[str, Any]) -> ImageView:
     """The view the operator's ``[propguard]`` options describe (``protect_core_attributes``,
-    ``name_collation``): the filter, the notification driver and service build theirs alike."""
-    from propguard.middleware import name_folding
+    ``name_collation``, resolved as the rules' own check of it resolves it): the filter,
+    the notification driver and service build theirs alike."""
+    from propguard.rules.loading import RulesOptions
 
     return ImageView(
         ViewConfig(
             frozenset(values.get("protect_core_attributes") or ()),
-            name_folding(values.get("name_collation") or "auto"),
+            RulesOptions.from_options(values).name_folding(),
         )
     )

@@ -129,6 +129,7 @@ def start_glance(
     native_protections: Mapping[str, str] | None = None,
     name: str = "glance",
     progress: Callable[[float], None] | None = None,
+    database: str | None = None,
 ) -> GlanceInfo:
     """Configure, migrate and serve Glance. ``authtoken``: [keystone_authtoken] (None: JWT).
 
@@ -140,7 +141,9 @@ def start_glance(
     ``notifications``: transport_url, exchange and topic for the ``propguard``
     notification driver, or None for no notifications. ``native_protections``:
     Glance's own ``property_protection_file``/``_rule_format`` (and
-    ``policy_file``), for the comparison with Glance alone.
+    ``policy_file``), for the comparison with Glance alone. ``database``:
+    ``[database] connection`` (default: a sqlite file in ``workdir``; the
+    tests also run it on MariaDB).
     """
     for sub in ("images", "staging", "etc"):
         os.makedirs(os.path.join(workdir, sub), exist_ok=True)
@@ -158,7 +161,7 @@ def start_glance(
             "enabled_import_methods": "['glance-direct']",
             "image_property_quota": "-1",
         },
-        "database": {"connection": f"sqlite:///{workdir}/glance.sqlite"},
+        "database": {"connection": database or f"sqlite:///{workdir}/glance.sqlite"},
         "glance_store": {
             "stores": "file",
             "default_store": "file",
@@ -191,7 +194,7 @@ def start_glance(
         handle.write(_ini(sections))
     bindir = os.path.dirname(sys.executable)
     env = {**os.environ, "OS_GLANCE_CONFIG_DIR": os.path.join(workdir, "etc")}
-    say(f"{name}: db sync (sqlite) ...")
+    say(f"{name}: db sync ({(database or 'sqlite').split(':', 1)[0]}) ...")
     sup.run(
         f"{name}-manage",
         [os.path.join(bindir, "glance-manage"), "--config-file", conf, "db", "sync"],

@@ -200,7 +200,9 @@ def _run(
     say(f"propguard demo: {mode}, propguard as {args.placement}; work directory {workdir}")
     say("ports: " + ", ".join(f"{name} {HOST}:{port}" for name, port in ports.items()))
     sup.check_ports(ports)
-    options = rules_info.filter_options()
+    # The demo's Glance is sqlite, which compares property names exactly. Set, not
+    # auto: `propguard serve` cannot read Glance's database and refuses auto.
+    options = {**rules_info.filter_options(), "name_collation": "binary"}
     try:
         engine = RulesOptions.from_options(options).load()
     except RulesError as exc:

@@ -146,17 +146,30 @@ class HttpTour:
         explain: Iterable[tuple[str, str]] = (),
         note: str = "",
         shown: str | None = None,
+        hidden: Iterable[str] = (),
     ) -> tuple[Any, Credentials]:
+        """Send; print the answer, the caller and the rules' decisions; judge the step.
+
+        A step fails on an unexpected status, and on an answer that shows a
+        property the caller must not see (``hidden``, or one the rules deny
+        it ``read``: :func:`propguard.demo.leaks`), whatever its status.
+        """
         self.step += 1
         response = self.send(actor, method, path, body=body, content_type=content_type, data=data)
-        ok = response.status_code == expect
-        self.failures += 0 if ok else 1
-        mark = "ok " if ok else f"UNEXPECTED (expected {expect})"
+        creds = actor.credentials()
+        data_out = None
+        if response.headers.get("Content-Type", "").startswith("application/json"):
+            try:
+                data_out = response.json()
+            except ValueError:
+                data_out = None
+        leaked = demo.leaks(self.engine, creds, data_out, hidden)
+        mark = demo.verdict_mark(response.status_code == expect, expect, leaked)
+        self.failures += 0 if mark == "ok " else 1
         if shown is None:
             shown = f" {demo._brief(body)}" if body is not None else ""
         self.say(f"{self.step:2}. [{mark}] {actor.name}: {method} {path}{shown}")
         self.say(f"      -> {response.status_code} {response.reason}{_error(response)}")
-        creds = actor.credentials()
         if actor.session.auth is None:
             self.say("      caller: no token")
         else:
@@ -165,12 +178,6 @@ class HttpTour:
                 self.say(f"      {demo.explain_decision(self.engine, creds, name, op)}")
         if note:
             self.say(f"      {note}")
-        data_out = None
-        if response.headers.get("Content-Type", "").startswith("application/json"):
-            try:
-                data_out = response.json()
-            except ValueError:
-                data_out = None
         return data_out, creds
 
 

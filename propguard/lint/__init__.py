@@ -20,6 +20,7 @@ from propguard.lint.codes import CODES
 from propguard.lint.policy_file import PolicyTarget, is_policy_file_name, lint_policy_files
 from propguard.lint.rules import LintOptions, lint_rules_file
 from propguard.rules.ini import read_ini
+from propguard.rules.loading import AUTO
 from propguard.rules.model import OPERATIONS, Problem, RuleFormat, Severity
 from propguard.rules.policy_source import policy_dir_files, read_text
 
@@ -57,6 +58,8 @@ class LintRun:
     policy_files: list[str] = field(default_factory=list)
     #: files of a directory argument that are neither (not read)
     skipped: list[str] = field(default_factory=list)
+    #: the format was guessed (``--rules-format auto``): the summary says so
+    guessed: bool = False
 
     @property
     def files(self) -> int:
@@ -75,8 +78,9 @@ class LintRun:
         files = f"{self.files} file{'s' if self.files != 1 else ''}"
         parts = []
         if self.rules_files:
+            how = ", assumed by --rules-format auto" if self.guessed else ""
             parts.append(
-                f"{len(self.rules_files)} rules ({'/'.join(str(f) for f in formats)} format)"
+                f"{len(self.rules_files)} rules ({'/'.join(str(f) for f in formats)} format{how})"
             )
         if self.policy_files:
             parts.append(f"{len(self.policy_files)} policy")
@@ -182,7 +186,7 @@ def lint_run(
     """
     options = options or LintOptions()
     targets = _expand(paths, options)
-    run = LintRun(skipped=targets.skipped)
+    run = LintRun(skipped=targets.skipped, guessed=options.rules.rule_format == AUTO)
     problems: list[Problem] = []
     binding: set[tuple] = set()
     given = [t.path for t in targets.policies if not t.directory]

@@ -1,6 +1,6 @@
 """Every finding code the linter can report, with its severity and meaning.
 
-Codes ``PG101``-``PG118`` and the warnings ``PG116``/``PG201`` come from the
+Codes ``PG101``-``PG119`` and the warnings ``PG116``/``PG201`` come from the
 rules parser and engine themselves (a file that fails to load in the filter
 fails lint with the same code); ``PG2xx`` are the linter's analyses of a rules
 file, ``PG3xx`` of an oslo.policy YAML file. ``docs/lint.md`` documents them
@@ -49,6 +49,12 @@ CODES: dict[str, Code] = {
         Code("PG116", W, "os-glance-section", "a section in the reserved os_glance namespace"),
         Code("PG117", E, "unknown-namespace", "a policy namespace that is not installed"),
         Code("PG118", E, "bad-policy-file", "a policy file that cannot be loaded"),
+        Code(
+            "PG119",
+            E,
+            "never-matches-folded-name",
+            "a section or alternative that matches no name as a folding collation stores it",
+        ),
         Code("PG201", W, "empty-value", "an empty operation value (nobody allowed)"),
         Code(
             "PG202", W, "unreachable-section", "earlier sections take every name a section matches"

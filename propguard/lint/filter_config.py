@@ -17,6 +17,7 @@ from typing import Any
 from oslo_config import cfg
 
 from propguard import opts
+from propguard.glance.collation import folding_for_connection
 
 #: How a paste section names propguard's filter.
 _FACTORY_NAMES = ("egg:propguard#propguard", "egg:propguard", "propguard.middleware:filter_factory")
@@ -82,3 +83,41 @@ def _propguard_section(path: str) -> str:
             f"{path}: {what} using egg:propguard#propguard; name one with --paste-filter"
         )
     return found[0]
+
+
+def database_connection(config_files: Sequence[str]) -> str | None:
+    """glance-api's ``[database] connection`` in these files (None: not set, or no file)."""
+    if not config_files:
+        return None
+    conf = cfg.ConfigOpts()
+    conf.register_opt(cfg.StrOpt("connection", secret=True), group="database")
+    try:
+        conf([], project="propguard", default_config_files=list(config_files))
+        return conf.database.connection
+    except cfg.Error as exc:
+        raise FilterConfigError(f"{', '.join(config_files)}: {exc}") from None
+
+
+def tool_collation(value: str, config_files: Sequence[str]) -> tuple[str, str | None]:
+    """``name_collation`` for lint, explain and matrix, and a note saying what was assumed.
+
+    A named collation is used as it is. ``auto`` is what the filter inside
+    glance-api resolves from these files' ``[database] connection``; with no
+    connection known, ``binary`` (the tools cannot see the database; ``propguard
+    serve`` would take ``mysql_any``), and the note says so.
+    """
+    if value != "auto":
+        return value, None
+    connection = database_connection(config_files)
+    if connection is None:
+        return "binary", (
+            "name_collation = auto and no [database] connection in --config-file: names are "
+            "compared exactly (binary). In front of MySQL/MariaDB pass --name-collation "
+            "(glance-api's schema: utf8mb3_general_ci; propguard serve without one: mysql_any)"
+        )
+    try:
+        found = folding_for_connection(connection).name
+    except ValueError as exc:
+        raise FilterConfigError(f"name_collation = auto: {exc}") from None
+    dialect = connection.split(":", 1)[0]
+    return found, f"name_collation = auto: {found}, from [database] connection ({dialect})"

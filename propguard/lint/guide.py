@@ -8,19 +8,20 @@ TEXT = r"""# `propguard lint`, `explain` and `matrix`
 
 ```
 propguard lint [--format text|json|sarif] [--fail-on error|warning|info|never]
-               [--rules-format auto|roles|policies] [--policy-file F]
+               [--rules-format roles|policies|auto] [--policy-file F]
                [--policy-dirs D,...] [--policy-namespaces NS,...] [--policy-namespace NS]...
                [--known-roles a,b] [--service-role-mode strict|union] [--service-like-roles a,b]
                [--ignore CODES] [--no-os-glance-section] [-o FILE] [-q] FILE|DIR...
 propguard lint --list-codes
 propguard explain --rules FILE [--policy-file F] --roles a,b [--service-roles s] PROPERTY [OP]
 propguard matrix  --rules FILE --roles-sets "member;admin;member+service:nova" [--format text|markdown|html|json]
+# every command also takes --name-collation C and --config-file F/--paste-ini F/--paste-filter N
 ```
 
 `--rules-format`, `--policy-file`, `--policy-dirs`, `--policy-namespaces`,
-`--service-role-mode` and `--no-os-glance-section` are the filter's
-`rule_format`, `policy_file`, `policy_dirs`, `policy_namespaces`,
-`service_role_mode` and `os_glance_section`: give lint the filter's values and
+`--service-role-mode`, `--name-collation` and `--no-os-glance-section` are the
+filter's `rule_format`, `policy_file`, `policy_dirs`, `policy_namespaces`,
+`service_role_mode`, `name_collation` and `os_glance_section`: give lint the filter's values and
 it reads exactly what the filter reads.
 
 ## What lint reads
@@ -38,14 +39,16 @@ the filter (with the same options).
   oslo.policy and the filter read them, every file in the directory whose name
   does not start with a dot, in name order (`20-override`, `30.YAML`, `x.bak`,
   `y~` and dangling links included), each overriding the earlier ones.
-* Any other `FILE` is a rules file. Its format, with `--rules-format auto`
-  (the default): roles when a value uses roles syntax (`a,b`, `a+b`,
+* Any other `FILE` is a rules file, read in the filter's default format,
+  `roles`, unless `--rules-format` says otherwise. With `--rules-format auto`
+  (only when asked; the summary then says `assumed by --rules-format auto`):
+  roles when a value uses roles syntax (`a,b`, `a+b`,
   `service:x`) or names nothing; otherwise policies when a name is defined in
   the policy set (the policy file, its `policy_dirs`, the namespaces' registered
   defaults), when a policy file is given but cannot be loaded (its errors are
   then reported, never hidden by reading the file as roles), or when the file
-  name says "polic"; roles otherwise. Give `--rules-format` to read it as the
-  filter is configured.
+  name says "polic"; roles otherwise. Give the filter's `rule_format` (or
+  `--config-file`) to read it exactly as the filter is configured.
 * A rules file and one policy file given together: the rules' names resolve in
   that policy file, as if it were `--policy-file`. With `--policy-file`, that
   policy file (and its `policy_dirs`) is linted as well.
@@ -75,6 +78,43 @@ file, used or not.
 When names of a policies-format file are undefined and no policy file was
 given, the hint says to pass the filter's `policy_file` with `--policy-file`,
 naming a `policy.yaml` that lies beside the rules file.
+
+## Property names the database equates (`--name-collation`)
+
+On MySQL/MariaDB Glance's database compares property names by a collation
+that equates case, accents and trailing spaces (`name_collation`, see the
+README). The filter then decides every name as its folded spelling:
+`Licence_x` is decided as `licence_x`. `lint`, `explain` and `matrix` take the
+same option (`--name-collation`, or `name_collation` from `--config-file` /
+`--paste-ini`) and decide exactly as the filter does:
+
+* A section, or a top-level alternative of one, whose pattern matches no
+  folded name is a load error in the filter and PG119 in lint, same code,
+  file and line: `[^Licence_]` never applies there, and a later `[.*]` would
+  decide `Licence_…` names (fail open). The hint gives the folded spelling to
+  write, checked to take the folded names the section was written for.
+  propguard does not fold patterns itself: a folded character class
+  (`[^A-Z]` is not `[^a-z]` of the folded names), `(?i)` (case but not
+  accents or trailing spaces), `\S`/`\W`, alternation mixing spellings and
+  anchors next to trailing spaces (`x $` never matches a PAD SPACE key) would
+  silently mean something the operator never wrote.
+* The check is exact for `utf8mb3_general_ci`/`utf8mb4_general_ci` (their
+  folded names are exactly the strings over the characters the fold keeps,
+  not ending in a space). For the UCA collations and `mysql_any` it is sound
+  (a refused section never matches a folded name: e.g. `[^password]` under
+  `mysql_any`, which folds `ss` to `s`) but may let pass a section that only
+  names the fold cannot produce match. A pattern the automata cannot model
+  (look-arounds, inline flags, back-references) that no example proves alive
+  is not refused.
+* `explain` shows the folded spelling it decided (`decided as 'licence_a'`);
+  `matrix` shows, for each section, a folded name the filter routes there, and
+  a section that no folded name reaches as unreachable.
+* `auto` (the filter's default) is resolved as the filter inside glance-api
+  resolves it, from the `[database] connection` of `--config-file`
+  (MySQL/MariaDB: `utf8mb3_general_ci`; SQLite/PostgreSQL: `binary`). Without
+  a connection the tools use `binary` and say so on stderr: in front of
+  MySQL/MariaDB, or for `propguard serve` (which takes `mysql_any` when
+  nothing is set), pass `--name-collation`.
 
 ## Output
 
@@ -162,6 +202,7 @@ section is named.
 | PG116 | warning | a section in the reserved `os_glance` namespace (ignored, as Glance 32+) | `[os_glance_foo]` | remove it |
 | PG117 | error | a policy namespace that is not installed (reported once, at `<policy_namespaces>`) | `--policy-namespace nosuch` | install it or fix the name |
 | PG118 | error | a policy file that cannot be loaded (unreadable, not UTF-8, control characters, bad YAML, not a mapping), or a policy nested more than 100 levels | `"x": [oops` | fix the YAML; flatten the chain |
+| PG119 | error | under a folding `name_collation` (MySQL/MariaDB), a section or top-level alternative that matches no name as the database folds it: the names it was written for fall through to a later section | `[^Licence_]` under `utf8mb3_general_ci` (`Licence_x` is decided as `licence_x`) | write the folded spelling the hint gives, e.g. `[^licence_]` |
 | PG201 | warning | empty operation value: nobody is allowed | `create =` | write `!` to say so |
 | PG202 | warning | unreachable section: earlier sections take every name it matches (with a witness) | `[^x_.*]` then `[^x_foo_.*]` | move it above, or remove it |
 | PG203 | warning | two sections with different rules overlap, neither contains the other: order decides (with a witness) | `[^a.*]` then `[.*b$]`: `ab` | anchor so they do not overlap, or suppress to record intent |

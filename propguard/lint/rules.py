@@ -24,7 +24,7 @@ from propguard.injection import Injection
 from propguard.lint.sections import SectionReport, analyse_sections
 from propguard.rules.engine import RuleEngine
 from propguard.rules.ini import DEFAULT_SECTION
-from propguard.rules.loading import AUTO, RulesOptions
+from propguard.rules.loading import RulesOptions
 from propguard.rules.model import (
     OPERATIONS,
     SERVICE_PREFIX,
@@ -73,7 +73,8 @@ WRITE_OPS = ("create", "update", "delete")
 class LintOptions:
     """What the linter checks for; ``rules`` are the filter's own rules options."""
 
-    rules: RulesOptions = field(default_factory=lambda: RulesOptions(rule_format=AUTO))
+    #: The filter's defaults (``roles`` format): lint is never cleaner than the filter.
+    rules: RulesOptions = field(default_factory=RulesOptions)
     known_roles: frozenset[str] | None = None
     service_like_roles: frozenset[str] = field(default_factory=lambda: SERVICE_LIKE_ROLES)
     overlap: bool = True

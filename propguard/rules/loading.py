@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from propguard.glance.collation import NameFolding
 from propguard.rules.engine import RuleEngine, compile_rules
-from propguard.rules.model import SERVICE_PREFIX, RuleFormat, RulesDocument
+from propguard.rules.folded import folded_problems
+from propguard.rules.model import SERVICE_PREFIX, RuleFormat, RulesDocument, RulesError
 from propguard.rules.parser import parse_rules_file, parse_rules_text, read_rules_text
 from propguard.rules.policy_set import (
     DEFAULT_POLICY_DIRS,
@@ -46,6 +48,14 @@ class RulesOptions:
     os_glance_section: bool = True
     name_cache_size: int = 10000
     decision_cache_size: int = 65536
+    #: How Glance's database compares property names: under a folding collation
+    #: a section that matches no folded name is a load error (PG119,
+    #: :mod:`propguard.rules.folded`). ``auto`` is resolved as the filter
+    #: resolves it (:meth:`name_folding`); the tools resolve it before.
+    name_collation: str = "binary"
+    _folding: list[NameFolding] = field(
+        default_factory=list, init=False, repr=False, compare=False, hash=False
+    )
 
     @classmethod
     def from_options(cls, values: Mapping[str, Any]) -> RulesOptions:
@@ -55,6 +65,14 @@ class RulesOptions:
             if name in picked:
                 picked[name] = tuple(picked[name])
         return cls(**picked)
+
+    def name_folding(self) -> NameFolding:
+        """The folding of ``name_collation``; ``auto`` as the filter resolves it, once."""
+        if not self._folding:
+            from propguard.glance.database import name_folding
+
+            self._folding.append(name_folding(self.name_collation))
+        return self._folding[0]
 
     def with_file(self, rules_file: str) -> RulesOptions:
         return replace(self, rules_file=rules_file)
@@ -78,7 +96,22 @@ class RulesOptions:
         return parse_rules_text(self.rules_file, text, detect_format(self.rules_file, text, self))
 
     def compile(self, document: RulesDocument) -> RuleEngine:
-        """Compile a parsed document with these options; raises ``RulesError``."""
+        """Compile a parsed document with these options; raises ``RulesError``.
+
+        Under a folding ``name_collation`` a section (or top-level alternative)
+        that matches no folded name is refused too (PG119), reported with the
+        other load errors.
+        """
+        dead = folded_problems(document, self.name_folding())
+        try:
+            engine = self._compile(document)
+        except RulesError as exc:
+            raise RulesError([*exc.problems, *dead]) from None
+        if dead:
+            raise RulesError(dead)
+        return engine
+
+    def _compile(self, document: RulesDocument) -> RuleEngine:
         return compile_rules(
             document,
             mode=self.service_role_mode,

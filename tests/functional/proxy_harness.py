@@ -31,6 +31,7 @@ from typing import Any
 from cheroot import wsgi as cheroot_wsgi
 from paste import deploy
 
+from propguard.glance.collation import folding_for_connection
 from propguard.inprocess import InProcessGlance, authtoken_defaults
 from propguard.proxy.server import shipped_ini
 
@@ -125,6 +126,8 @@ def proxy_ini(
 
     The pipeline and every filter's factory stay the shipped ones; only
     options are added (``pipeline``: another ``[pipeline:api]`` line).
+    ``propguard_options`` must name ``name_collation``: a proxy cannot read
+    Glance's database, and ``auto`` refuses to start there.
     """
     parser = configparser.RawConfigParser()
     parser.optionxform = str  # type: ignore[assignment]
@@ -140,6 +143,19 @@ def proxy_ini(
     with open(path, "w") as handle:
         parser.write(handle)
     return path
+
+
+def operator_collation(options: Mapping[str, str], database_url: str | None) -> dict[str, str]:
+    """``options`` with ``name_collation`` as an operator sets it for this Glance's database.
+
+    The in-pipeline tests leave it ``auto`` (the filter reads Glance's
+    ``[database] connection``); a proxy cannot, so its ini names it: ``binary``
+    for sqlite, the collation of Glance's schema on MariaDB.
+    """
+    if options.get("name_collation", "auto") != "auto":
+        return dict(options)
+    fold = folding_for_connection(database_url or "sqlite://")
+    return {**options, "name_collation": fold.name}
 
 
 class ProxiedGlance:
@@ -163,7 +179,7 @@ class ProxiedGlance:
         ini = proxy_ini(
             workdir / "serve.ini",
             upstream=self.glance_server.url,
-            propguard_options=propguard_options,
+            propguard_options=operator_collation(propguard_options, glance.database_url),
             authtoken_options={**authtoken_defaults(), **glance.authtoken_options},
         )
         try:  # a rules file that does not load stops the proxy here, as at `propguard serve`

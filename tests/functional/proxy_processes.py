@@ -32,13 +32,19 @@ def write_ini(
     propguard_options: Mapping[str, str] | None = None,
     proxy_options: Mapping[str, str] | None = None,
 ) -> Path:
-    """The shipped ``serve.ini`` with another ``[pipeline:api]`` and more options."""
+    """The shipped ``serve.ini`` with another ``[pipeline:api]`` and more options.
+
+    ``name_collation`` is ``binary`` unless given: ``propguard serve`` cannot
+    read Glance's database and refuses ``auto`` (the upstreams here are
+    raw servers or a Glance on sqlite).
+    """
+    propguard_options = {"name_collation": "binary", **(propguard_options or {})}
     parser = configparser.RawConfigParser()
     parser.optionxform = str  # type: ignore[assignment]
     parser.read(shipped_ini())
     parser.set("pipeline:api", "pipeline", pipeline)
     parser.set("app:healthcheck", "disable_by_file_path", str(path.parent / "hc-disable"))
-    for key, value in (propguard_options or {}).items():
+    for key, value in propguard_options.items():
         parser.set("filter:propguard", key, str(value).replace("%", "%%"))
     for key, value in (proxy_options or {}).items():
         parser.set("app:proxy", key, str(value).replace("%", "%%"))

@@ -143,6 +143,10 @@ def test_bad_inject_options_stop_the_filter(tmp_path, value, message):
     rules.write_text(RULES)
     with pytest.raises(ValueError, match="inject_properties") as error:
         filter_factory(
-            {}, rules_file=str(rules), inject_properties=value, reload_on_sighup="false"
+            {},
+            rules_file=str(rules),
+            inject_properties=value,
+            reload_on_sighup="false",
+            name_collation="binary",
         )(lambda environ, start_response: [])
     assert message in str(error.value)

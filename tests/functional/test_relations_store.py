@@ -86,6 +86,7 @@ def test_filter_start_upgrades_sqlite_and_refuses_a_server_not_current(backend, 
     options = {
         "rules_file": str(_rules(tmp_path)),
         "reload_on_sighup": "false",
+        "name_collation": "binary",
         "relations_connection": backend.relations_url,
         "relations_outbox": str(tmp_path / "outbox"),
     }

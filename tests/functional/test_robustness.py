@@ -1186,6 +1186,7 @@ def test_create_only_add_does_not_overwrite_a_property_created_meanwhile(
             "rules_file": str(Path(__file__).parents[2] / "policies" / "production.conf"),
             "trust_identity_headers": "true",  # the real auth_token runs below, in Glance's pipeline
             "reload_on_sighup": "false",
+            "name_collation": "binary",  # built outside Glance's pipeline; its sqlite compares exactly
         },
         cfg.ConfigOpts(),
     )

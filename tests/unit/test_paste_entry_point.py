@@ -32,7 +32,7 @@ def test_filter_loads_from_paste_ini(tmp_path: Path, spec: str) -> None:
     ini = tmp_path / "paste.ini"
     ini.write_text(
         f"[filter:propguard]\n{spec}\nrules_file = {rules}\nreload_on_sighup = false\n"
-        "service_role_mode = union\n"
+        "service_role_mode = union\nname_collation = binary\n"
     )
     factory = loadfilter(f"config:{ini}", name="propguard")
     filt = factory(_app)

@@ -55,6 +55,7 @@ def test_explain_text_output(capsys):
 
 def test_explain_policies_format(capsys):
     args = ["--rules", POLICIES, "--policy-file", POLICY_YAML, "--roles", "spl_role"]
+    args += ["--rules-format", "policies"]
     result = _explain(capsys, *args, "spl_creator_policy")
     got = {d["op"]: d["allowed"] for d in result["decisions"]}
     assert got == {"create": True, "read": True, "update": False, "delete": False}
@@ -107,7 +108,7 @@ def test_matrix_markdown_and_unreachable(capsys, tmp_path):
 
 def test_matrix_policies_and_service_sets(capsys):
     args = ["--rules", str(ROOT / "policies" / "property-protections-policies.conf")]
-    args += ["--policy-file", str(ROOT / "policies" / "policy.yaml")]
+    args += ["--policy-file", str(ROOT / "policies" / "policy.yaml"), "--rules-format", "policies"]
     sets = "member;admin;member+service:service;service:service"
     assert main(["matrix", "--format", "json", *args, "--roles-sets", sets]) == 0
     result = json.loads(capsys.readouterr().out)

@@ -99,7 +99,17 @@ def test_format_autodetection(capsys, monkeypatch):
     monkeypatch.chdir(FIXTURES)
     # policies-format values resolve against Glance's registered defaults
     assert (
-        main(["lint", "--format", "json", "glance/property-protections-policies.conf.sample"]) == 0
+        main(
+            [
+                "lint",
+                "--format",
+                "json",
+                "--rules-format",
+                "auto",
+                "glance/property-protections-policies.conf.sample",
+            ]
+        )
+        == 0
     )
     (row,) = json.loads(capsys.readouterr().out)
     assert row["code"] == "PG213" and "'default'" in row["message"]
@@ -118,3 +128,15 @@ def test_demo_is_imported_lazily(monkeypatch):
         ("propguard.demo", ["--rules", "x.conf"]),
         ("propguard.demo_live.main", ["--ports", "auto"]),
     ]
+
+
+def test_default_format_is_the_filters(tmp_path, capsys):
+    """Issue 21: lint guessed the format while the filter defaults to roles, so a file the
+    filter reads as roles was linted as policies (and the other way round)."""
+    rules = tmp_path / "property-protections-policies.conf"
+    ops = "\n".join(f"{op} = context_is_admin" for op in ("create", "read", "update", "delete"))
+    rules.write_text(f"[.*]\n{ops}\n")
+    assert main(["lint", str(rules), "--name-collation", "binary"]) == 0
+    assert "1 rules (roles format)" in capsys.readouterr().err
+    assert main(["lint", str(rules), "--name-collation", "binary", "--rules-format", "auto"]) == 0
+    assert "(policies format, assumed by --rules-format auto)" in capsys.readouterr().err

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from lint_helpers import GLANCE, ROOT, lint_options
 
-from propguard.lint import LintOptions, lint_paths
+from propguard.lint import lint_paths
 
 
 def _codes(path: Path, **kw) -> list[str]:
@@ -59,5 +59,6 @@ def test_policy_file_given_alongside_resolves_rule_names():
     # `propguard lint rules.conf policy.yaml`: names resolve in the policy file next to it
     rules = ROOT / "policies" / "property-protections-policies.conf"
     policy = ROOT / "policies" / "policy.yaml"
-    assert lint_paths([str(rules), str(policy)], LintOptions()) == []
-    assert {p.code for p in lint_paths([str(rules)], LintOptions())} == {"PG111"}
+    auto = lint_options(rule_format="auto")
+    assert lint_paths([str(rules), str(policy)], auto) == []
+    assert {p.code for p in lint_paths([str(rules)], auto)} == {"PG111"}

@@ -20,6 +20,9 @@ from propguard.lint import LintOptions, lint_paths, lint_run
 from propguard.rules.loading import RulesOptions
 from propguard.rules.model import RulesError
 
+#: The tests of format auto-detection ask for it (the default is the filter's: roles).
+AUTO = LintOptions(rules=RulesOptions(rule_format="auto"))
+
 POLICIES = ROOT / "policies"
 CATCH_ALL = "[.*]\ncreate = admin\nread = admin\nupdate = admin\ndelete = admin\n"
 POLICY_RULES = "[.*]\ncreate = pg_rule\nread = pg_rule\nupdate = pg_rule\ndelete = pg_rule\n"
@@ -61,7 +64,7 @@ def test_every_file_of_policy_d_is_read_as_the_filter_reads_it(tmp_path, capsys,
     rules = tmp_path / "rules.conf"
     rules.write_text(POLICY_RULES)
     for args in ([str(policy)], [str(tmp_path / "policy.d")], [str(tmp_path)]):
-        run = lint_run(args)
+        run = lint_run(args, AUTO)
         assert [(p.code, p.position.file) for p in _errors(run.problems)] == [
             ("PG303", str(broken))
         ], args
@@ -71,6 +74,7 @@ def test_every_file_of_policy_d_is_read_as_the_filter_reads_it(tmp_path, capsys,
         options.load()
     assert info.value.problems[0].position.file == str(broken)
     argv = ["explain", "--rules", str(rules), "--policy-file", str(policy), "x"]
+    argv += ["--rules-format", "auto"]
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert f"{broken}:1:" in err and "PG303" in err and "Traceback" not in err
@@ -112,7 +116,7 @@ def test_broken_policy_set_is_an_error_not_a_reason_to_lint_as_roles(tmp_path):
                 rules=RulesOptions(rule_format="auto", policy_file=str(tmp_path / "policy.yaml"))
             ),
         ),
-        ([str(rules), str(tmp_path / "policy.yaml")], LintOptions()),
+        ([str(rules), str(tmp_path / "policy.yaml")], AUTO),
     ):
         run = lint_run(paths, options)
         assert "PG118" in _codes(_errors(run.problems)), paths
@@ -226,12 +230,14 @@ def test_argument_that_yields_nothing_exits_2(tmp_path, capsys):
 
 def test_a_clean_run_ends_with_a_summary(capsys):
     """Was: a clean lint printed nothing at all."""
-    assert main(["lint", str(POLICIES)]) == 0
+    argv = ["lint", str(POLICIES), "--name-collation", "binary", "--rules-format", "auto"]
+    assert main(argv) == 0
     captured = capsys.readouterr()
     assert captured.out == ""
     (line,) = captured.err.splitlines()
     assert re.fullmatch(
-        r"propguard lint: 4 files \(3 rules \(policies/roles format\), 1 policy\): "
+        r"propguard lint: 4 files \(3 rules \(policies/roles format, assumed by --rules-format "
+        r"auto\), 1 policy\): "
         r"0 errors, 0 warnings, 0 infos",
         line,
     ), line
@@ -254,7 +260,7 @@ def test_order_analysis_runs_on_what_parsed(tmp_path):
 
 def test_undefined_names_point_at_policy_file_and_guess_misspellings(tmp_path):
     """Was: ten PG111 without a word about --policy-file, no "did you mean"."""
-    problems = lint_paths([str(POLICIES / "property-protections-policies.conf")])
+    problems = lint_paths([str(POLICIES / "property-protections-policies.conf")], AUTO)
     assert problems and {p.code for p in problems} == {"PG111"}
     beside = str(POLICIES / "policy.yaml")
     assert all(f"--policy-file {beside}" in p.hint for p in problems)
@@ -300,13 +306,13 @@ def test_bad_policy_rule_is_reported_like_lint(tmp_path, capsys, caplog, command
     policy.write_text('"ok": "role:admin"\n"pg_rule": "role:admin or or role:member"\n')
     rules = tmp_path / "rules.conf"
     rules.write_text(POLICY_RULES)
-    args = ["--rules", str(rules), "--policy-file", str(policy)]
+    args = ["--rules", str(rules), "--policy-file", str(policy), "--rules-format", "auto"]
     args += ["x"] if command == "explain" else ["--roles-sets", "admin"]
     assert main([command, *args]) == 2
     err = capsys.readouterr().err
     assert f"{policy}:2:12: PG303 error" in err
     assert "Traceback" not in err and "Traceback" not in caplog.text
-    assert main(["lint", "--policy-file", str(policy), str(rules)]) == 1
+    assert main(["lint", "--rules-format", "auto", "--policy-file", str(policy), str(rules)]) == 1
     assert f"{policy}:2:12: PG303 error" in capsys.readouterr().out
 
 

@@ -243,6 +243,7 @@ def test_add_parser_wires_into_a_parent_command(rules: Path, monkeypatch, capsys
     cli.add_parser(sub)
     args = parser.parse_args(
         ["notify-filter", "--stdin", "--rules-file", str(rules), "--roles", ""]
+        + ["--name-collation", "binary"]
     )
     assert args.command == "notify-filter" and args.roles == []
     note = wire.encode(samples.notification("image.update", samples.image_payload(PROPS)))
@@ -250,3 +251,14 @@ def test_add_parser_wires_into_a_parent_command(rules: Path, monkeypatch, capsys
     assert cli.run(args) == 0
     (line,) = _lines(capsysbinary.readouterr().out)
     assert json.loads(line["oslo.message"])["payload"]["properties"] == {"hw_disk_bus": "virtio"}
+
+
+def test_the_collation_of_glances_database_must_be_named_outside_glance_api(rules: Path) -> None:
+    """Nothing tells a filter outside glance-api how Glance's database compares names:
+    guessing exact comparison would leak ``SECRET_KEY`` to an indexer of a MariaDB Glance."""
+    result = _run(
+        ["--stdin", "--rules-file", str(rules), "--roles", "member", "--name-collation", "auto"],
+        b"",
+    )
+    assert result.returncode == 2
+    assert b"name_collation" in result.stderr and b"utf8mb3_general_ci" in result.stderr

@@ -77,7 +77,9 @@ def test_list_opts():
 def test_off_by_default_the_filter_is_unchanged(tmp_path):
     rules = tmp_path / "rules.conf"
     rules.write_text(RULES)
-    filt = filter_factory({}, rules_file=str(rules), reload_on_sighup="false")(_app)
+    filt = filter_factory(
+        {}, rules_file=str(rules), reload_on_sighup="false", name_collation="binary"
+    )(_app)
     assert isinstance(filt, PropertyProtectionFilter)
 
 
@@ -87,7 +89,7 @@ def test_paste_ini_with_relations(tmp_path: Path):
     ini = tmp_path / "glance-api-paste.ini"
     ini.write_text(
         "[filter:propguard]\nuse = egg:propguard#propguard\n"
-        f"rules_file = {rules}\nreload_on_sighup = false\n"
+        f"rules_file = {rules}\nreload_on_sighup = false\nname_collation = binary\n"
         f"relations_connection = {tmp_path / 'relations.sqlite'}\n"
     )
     layer = loadfilter(f"config:{ini}", name="propguard")(_app)
@@ -111,6 +113,7 @@ def test_unwritable_outbox_stops_the_filter(tmp_path):
             {},
             rules_file=str(rules),
             reload_on_sighup="false",
+            name_collation="binary",
             relations_connection=str(tmp_path / "r.sqlite"),
             relations_outbox=str(blocker / "outbox"),
         )(_app)
@@ -129,6 +132,7 @@ def test_oslo_config_project_files_are_read_too(tmp_path):
         {"here": str(tmp_path)},
         rules_file=str(rules),
         reload_on_sighup="false",
+        name_collation="binary",
         oslo_config_project="propguard-test",
         oslo_config_file=str(conf_file),
     )(_app)
