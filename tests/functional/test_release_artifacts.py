@@ -363,3 +363,16 @@ def test_request_through_the_paste_loaded_filter(installed: Install) -> None:
     assert "billing_code" in found["member"][1]["error"]["message"]
     assert found["admin"] == 201
     assert found["seen"] == [{"name": "probe", "billing_code": "42"}]
+
+
+# -- release notes -------------------------------------------------------------------
+
+
+def test_release_notes_lint_and_report() -> None:
+    """reno (the ecosystem's release-notes tool) accepts the notes and renders them from git."""
+    reno = [sys.executable, "-c", "import sys; from reno.main import main; sys.exit(main())"]
+    _ok(_run([*reno, "lint"], cwd=ROOT, own_env=True))
+    report = _ok(_run([*reno, "report", "--no-show-source"], cwd=ROOT, own_env=True))
+    assert "Prelude" in report and "Upgrade Notes" in report, report[:2000]
+    notes = list((ROOT / "releasenotes" / "notes").glob("*.yaml"))
+    assert any(n.name.startswith("propguard-prelude-") for n in notes)
