@@ -169,7 +169,9 @@ class InstanceImagesApi:
         except StoreRefused:
             raise ApiError(400, "The relations store refused a query parameter.") from None
         except GlanceUnavailable:
-            raise ApiError(503, "Glance cannot tell which images you see; try again later.") from None
+            raise ApiError(
+                503, "Glance cannot tell which images you see; try again later."
+            ) from None
         more = len(shown) > limit
         shown = shown[:limit]
         base = f"/v2/instances/{instance_uuid}/images"

@@ -151,8 +151,7 @@ def _mysql_timeouts(timeout: float):
                 statement = f"SET SESSION max_execution_time = {max(1, int(timeout * 1000))}"
             cursor.execute(statement)
             cursor.execute(
-                f"SET SESSION lock_wait_timeout = {seconds}, "
-                f"innodb_lock_wait_timeout = {seconds}"
+                f"SET SESSION lock_wait_timeout = {seconds}, innodb_lock_wait_timeout = {seconds}"
             )
         finally:
             cursor.close()

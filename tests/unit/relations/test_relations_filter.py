@@ -27,6 +27,7 @@ READ_ALL_RULES = compile_rules(
 def read_all(creds):
     return ImageView().reader(READ_ALL_RULES, creds)
 
+
 INSTANCE = "f3e5b7a1-8c2d-4e6f-9a0b-1c2d3e4f5a6b"
 IMAGE_ID = "938d90cd-756c-4155-ae1d-63e78b029928"
 BODY = {"name": "s", "instance_uuid": INSTANCE, "image_type": "snapshot", "user_id": "alice"}
@@ -73,8 +74,7 @@ class FakeGlance:
             images = [
                 {"id": i, "owner": o, "name": "n", "visibility": "private"}
                 for i, o in self.owners.items()
-                if i in ids and (admin or o == project)
-                and request.GET.get("os_hidden") == "false"
+                if i in ids and (admin or o == project) and request.GET.get("os_hidden") == "false"
             ]
             body = json.dumps({"images": images}).encode()
             start_response("200 OK", [("Content-Type", "application/json")])
