@@ -3,9 +3,16 @@
 Who sees what:
 
 * a confirmed service token with a relations service role: every relation;
-* an admin (``admin`` role, as Glance's ``context_is_admin``): every relation;
-* anyone else authenticated: the relations of images their project owns;
+* anyone else authenticated: the relations of the images Glance shows them
+  now, asked of Glance with their own request
+  (:mod:`propguard.relations.visibility`: its policy, the image's current
+  owner, visibility and membership); deleted images (which Glance shows to
+  nobody) only to admins (``admin`` role);
 * unauthenticated: 401, for every instance alike.
+
+Every input is checked before it reaches the database (a NUL, a surrogate,
+a length over the column's: 400), and no database error becomes a 500: a
+value the database still refuses is a 400, anything else a 503.
 
 A relation repeats image properties (``instance_uuid``, ``backup_type``,
 ``base_image_ref``...): each is shown as the image API would show it, through
@@ -36,7 +43,8 @@ from propguard.credentials import Credentials
 from propguard.errors import ApiError
 from propguard.relations import models
 from propguard.relations.events import DOES_NOT_PROVE, canonical_uuid
-from propguard.relations.store import RelationStore, StoreUnavailable
+from propguard.relations.store import RelationStore, StoreRefused, StoreUnavailable
+from propguard.relations.visibility import GlanceUnavailable
 from propguard.view import Reader
 
 #: Fields of a relation that repeat an image property, and that property's name.
@@ -75,19 +83,42 @@ def _single(query: webob.multidict.MultiDict, name: str) -> str | None:
     return values[0]
 
 
+#: Characters no supported database stores in a text column (PostgreSQL refuses NUL
+#: with a DataError) or that cannot be encoded (lone surrogates).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable(name: str, value: str, *, most: int = 255) -> str:
+    """``value`` if every supported database can compare it, else a 400 naming ``name``."""
+    if not 0 < len(value) <= most:
+        raise ApiError(400, f"{name} must be 1 to {most} characters.")
+    if _UNSTORABLE.search(value):
+        raise ApiError(400, f"{name} holds a character that is not allowed (NUL or a surrogate).")
+    return value
+
+
+#: ``visible(environ, image ids) -> {image id: the image as Glance shows the caller}``.
+Visible = Callable[[Mapping[str, Any], list[str]], dict[str, dict]]
+
+
 class InstanceImagesApi:
+    """The route; what a caller sees of live images is what Glance shows it (``visible``)."""
+
     def __init__(
         self,
         store: RelationStore,
         relations_service_roles: frozenset[str],
         *,
         reader_for: Callable[[Credentials], Reader],
+        visible: Visible,
         limit_default: int = 25,
         limit_max: int = 1000,
     ) -> None:
         self.store = store
         #: The caller's view of images (the property filter's own).
         self.reader_for = reader_for
+        #: Glance's answer to "which of these images does this caller see".
+        self.visible = visible
         self.relations_service_roles = relations_service_roles
         self.limit_default = limit_default
         self.limit_max = limit_max
@@ -108,11 +139,12 @@ class InstanceImagesApi:
         if unknown:
             raise ApiError(
                 400,
-                f"Unknown query parameter(s): {', '.join(unknown)} (allowed: "
+                f"Unknown query parameter(s): {', '.join(unknown)[:256]} (allowed: "
                 f"{', '.join(sorted(PARAMS))}).",
             )
         filters = self._filters(query)
         limit = self._limit(_single(query, "limit"))
+        marker = _single(query, "marker")
         reader = self.reader_for(creds)
         if not reader.can_read("instance_uuid"):
             # Every relation would tell this caller an image's instance_uuid.
@@ -122,33 +154,34 @@ class InstanceImagesApi:
             filters[key] is not None and not reader.can_read(name)
             for key, name in PROPERTY_FILTERS.items()
         )
-        owner = self._owner(creds)
-        marker = _single(query, "marker")
-        after = None
+        scope = _Scope(self, request.environ, creds)
+        if not scope.sees_deleted:
+            filters["include_deleted"] = False
         try:
+            after = None
             if marker is not None and not blind:
-                after = self._marker_row(instance_uuid, marker, filters, owner)
-            rows = (
-                []
-                if blind
-                else self.store.list_for_instance(
-                    instance_uuid, owner=owner, limit=limit + 1, after=after, **filters
-                )
-            )
-            if not rows and after is None and not self._any_visible(instance_uuid, owner):
+                after = self._marker_row(instance_uuid, marker, filters, scope)
+            shown = [] if blind else scope.rows(instance_uuid, filters, limit + 1, after)
+            if not shown and after is None and not scope.any(instance_uuid):
                 raise ApiError(404, f"No image relations found for instance {instance_uuid}.")
         except StoreUnavailable:
             raise ApiError(503, "The relations store is unavailable; try again later.") from None
-        more = len(rows) > limit
-        rows = rows[:limit]
+        except StoreRefused:
+            raise ApiError(400, "The relations store refused a query parameter.") from None
+        except GlanceUnavailable:
+            raise ApiError(
+                503, "Glance cannot tell which images you see; try again later."
+            ) from None
+        more = len(shown) > limit
+        shown = shown[:limit]
         base = f"/v2/instances/{instance_uuid}/images"
-        shown = self._echo(query)
+        echo = self._echo(query)
         body: dict[str, Any] = {
-            "images": [present(row, reader) for row in rows],
-            "first": base + (f"?{urlencode(shown)}" if shown else ""),
+            "images": [present(row, reader, image) for row, image in shown],
+            "first": base + (f"?{urlencode(echo)}" if echo else ""),
         }
-        if more and rows:
-            body["next"] = f"{base}?{urlencode({**shown, 'marker': rows[-1]['image_id']})}"
+        if more and shown:
+            body["next"] = f"{base}?{urlencode({**echo, 'marker': shown[-1][0]['image_id']})}"
         response = webob.Response(
             body=orjson.dumps(body), content_type="application/json", charset=None
         )
@@ -161,11 +194,11 @@ class InstanceImagesApi:
         if kind is not None and kind not in models.KINDS:
             raise ApiError(400, f"Invalid kind {kind[:64]!r}: one of {', '.join(models.KINDS)}.")
         backup_type = _single(query, "backup_type")
-        if backup_type is not None and not 0 < len(backup_type) <= 255:
-            raise ApiError(400, "backup_type must be 1 to 255 characters.")
+        if backup_type is not None:
+            storable("backup_type", backup_type)
         origin = _single(query, "origin")
-        if origin is not None and not 0 < len(origin) <= 255:
-            raise ApiError(400, "origin must be 1 to 255 characters.")
+        if origin is not None:
+            storable("origin", origin)
         include = _single(query, "include_deleted")
         if include is not None and include.lower() not in ("true", "false"):
             raise ApiError(400, "include_deleted must be true or false.")
@@ -191,37 +224,98 @@ class InstanceImagesApi:
             raise ApiError(400, "limit must be at least 1.")
         return min(limit, self.limit_max)
 
-    def _owner(self, creds: Credentials) -> str | None:
-        """None: sees all; else the project whose images the caller sees."""
-        if creds.service_roles & self.relations_service_roles or "admin" in creds.roles:
-            return None
-        return creds.project_id or "\0no project"
+    def sees_all(self, creds: Credentials) -> bool:
+        """A relations service token: every relation, without asking Glance."""
+        return bool(creds.service_roles & self.relations_service_roles)
 
-    def _marker_row(self, instance_uuid, marker, filters, owner) -> Mapping[str, Any]:
+    def _marker_row(self, instance_uuid, marker, filters, scope) -> Mapping[str, Any]:
         image_id = canonical_uuid(marker)
         row = self.store.get(image_id) if image_id else None
         if (
             row is None
             or row["instance_uuid"] != instance_uuid
-            or (owner is not None and row["image_owner"] != owner)
             or (row["deleted_at"] is not None and not filters["include_deleted"])
             or any(
                 filters[k] is not None and row[k] != filters[k]
                 for k in ("kind", "backup_type", "origin")
             )
+            or not scope.shown([row])
         ):
             raise ApiError(400, f"marker {marker[:64]!r} is not a relation in this list.")
         return row
 
-    def _any_visible(self, instance_uuid: str, owner: str | None) -> bool:
-        return bool(
-            self.store.list_for_instance(instance_uuid, owner=owner, include_deleted=True, limit=1)
-        )
+
+class _Scope:
+    """What one caller sees: every relation (relations service token), or the live
+    relations of images Glance shows it, plus deleted ones for an admin."""
+
+    def __init__(self, api: InstanceImagesApi, environ: Mapping[str, Any], creds: Credentials):
+        self.api = api
+        self.environ = environ
+        self.all = api.sees_all(creds)
+        #: Deleted images are shown by Glance to nobody: their relations are for
+        #: relations service tokens and admins (operators) only.
+        self.sees_deleted = self.all or "admin" in creds.roles
+
+    def shown(self, rows: list[Mapping[str, Any]]) -> list[tuple[Mapping[str, Any], dict | None]]:
+        """``rows`` this caller may see, each with Glance's document of its image (None:
+        not asked: a relations service token, or a deleted image shown to an admin)."""
+        if self.all:
+            return [(row, None) for row in rows]
+        live = [row["image_id"] for row in rows if row["deleted_at"] is None]
+        images = self.api.visible(self.environ, live) if live else {}
+        result: list[tuple[Mapping[str, Any], dict | None]] = []
+        for row in rows:
+            if row["deleted_at"] is not None:
+                if self.sees_deleted:
+                    result.append((row, None))
+            elif row["image_id"] in images:
+                result.append((row, images[row["image_id"]]))
+        return result
+
+    def rows(self, instance_uuid, filters, wanted: int, after) -> list[tuple]:
+        """Up to ``wanted`` visible relations, newest first, after ``after``.
+
+        Reads the store in chunks and keeps what Glance shows; the relations of
+        one instance are few (Nova's snapshots and backups of it), so this ends
+        quickly even for a caller who sees none of them.
+        """
+        chunk = wanted if self.all else max(wanted, CHUNK)
+        shown: list[tuple] = []
+        while len(shown) < wanted:
+            rows = self.api.store.list_for_instance(
+                instance_uuid, limit=chunk, after=after, **filters
+            )
+            shown += self.shown(rows)
+            if len(rows) < chunk:
+                break
+            after = rows[-1]
+        return shown[:wanted]
+
+    def any(self, instance_uuid: str) -> bool:
+        """Whether the caller sees any relation of the instance (deleted ones included)."""
+        filters = {
+            "kind": None,
+            "backup_type": None,
+            "origin": None,
+            "include_deleted": self.sees_deleted,
+        }
+        return bool(self.rows(instance_uuid, filters, 1, None))
 
 
-def present(row: Mapping[str, Any], reader: Reader | None = None) -> dict[str, Any]:
+#: Relations read from the store per question asked of Glance.
+CHUNK = 100
+
+
+def present(
+    row: Mapping[str, Any], reader: Reader | None = None, image: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """One relation as the API (``reader``: what the caller may see) and ``propguard
-    relations show --json`` (an operator's tool: everything) give it."""
+    relations show --json`` (an operator's tool: everything) give it.
+
+    ``image``: the image as Glance showed it to the caller just now; its owner
+    and name are today's, not the ones recorded at create.
+    """
     proves = [
         f"a confirmed service token of service user {row['service_user_id']} "
         f"(project {row['service_project_id']}) relayed the image create"
@@ -266,6 +360,9 @@ def present(row: Mapping[str, Any], reader: Reader | None = None) -> dict[str, A
             "mismatches": row["mismatches"],
         },
     }
+    if image is not None:
+        document["image_owner"] = image.get("owner")
+        document["image_name"] = image.get("name")
     return document if reader is None else _as_seen_by(document, reader)
 
 

@@ -91,9 +91,11 @@ def add_parsers(subparsers: Any) -> None:
         help="mark relations of images gone from Glance as deleted",
         description="Ask Glance (GET /v2/images?id=in:...) which images of live relations "
         "still exist and mark the others deleted (reason 'reconciled'): images deleted "
-        "through another API node or purged with glance-manage. Use an admin token: Glance "
-        "shows an admin every image. Refuses when more than --max-missing of the relations "
-        "look gone (a non-admin token, a wrong Glance) unless --force.",
+        "through another API node or purged with glance-manage. Hidden images and other "
+        "projects' images are asked for too. Use an admin token: Glance shows an admin every "
+        "image. Refuses (exit 1) when the token is not shown to see every project's images "
+        "(private images of two projects or more), or when more than --max-missing of the "
+        "relations look gone (a wrong Glance), unless --force.",
     )
     _store_args(reconcile)
     reconcile.add_argument("--glance-url", required=True, metavar="URL")
@@ -172,10 +174,10 @@ def connection_of(args: argparse.Namespace) -> str:
     raise _Usage("give --connection URL or --config-file FILE")
 
 
-def _engine(args):
+def _engine(args, statement_timeout: bool = True):
     from propguard.relations.store import create_engine
 
-    return create_engine(connection_of(args))
+    return create_engine(connection_of(args), statement_timeout=statement_timeout)
 
 
 def _store(args):
@@ -189,7 +191,7 @@ def _store(args):
 def _db_upgrade(args) -> int:
     from propguard.relations.store import current_revision, upgrade
 
-    engine = _engine(args)
+    engine = _engine(args, statement_timeout=False)  # a migration rewrites the table
     try:
         before = current_revision(engine)
         after = upgrade(engine, args.revision)
@@ -335,28 +337,75 @@ class Progress:
             self.stream.flush()
 
 
-def glance_fetcher(glance_url: str, token: str, timeout: float = 30.0):
-    """``fetch(ids) -> ids Glance still has``, through ``GET /v2/images?id=in:...``."""
-    base = glance_url.rstrip("/")
+class GlanceImages:
+    """``fetch(ids) -> ids Glance still has``, asked as ``GET /v2/images?id=in:...``.
 
-    def fetch(ids: list[str]) -> set[str]:
-        found: set[str] = set()
-        query = urllib.parse.urlencode(
-            {"id": "in:" + ",".join(ids), "limit": str(len(ids))}, safe=":,"
-        )
-        url: str | None = f"{base}/v2/images?{query}"
-        while url:
-            request = urllib.request.Request(
-                url, headers={"X-Auth-Token": token, "Accept": "application/json"}
-            )
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                page = json.load(response)
-            found.update(image["id"] for image in page.get("images", []))
-            following = page.get("next")
-            url = f"{base}{following}" if following else None
+    Glance's list leaves out, unless asked, hidden images (``os_hidden=true``),
+    community images of other projects and shared images whose membership is
+    not accepted: it is asked with ``visibility=all&member_status=all``, then
+    with ``os_hidden=true`` for the ids not found, so that an image which
+    exists is never judged gone. The owners of the private images seen are
+    kept: a token that is not an admin in Glance's eyes sees private images of
+    its own project only, so private images of two projects prove it sees
+    every project's images (:meth:`sees_every_project`).
+    """
+
+    def __init__(self, glance_url: str, token: str, timeout: float = 30.0) -> None:
+        self.base = glance_url.rstrip("/")
+        self.token = token
+        self.timeout = timeout
+        self.private_owners: set[str] = set()
+
+    def __call__(self, ids: list[str]) -> set[str]:
+        found = self._list(ids, hidden=False)
+        rest = [i for i in ids if i not in found]
+        if rest:
+            found |= self._list(rest, hidden=True)
         return found
 
-    return fetch
+    def _list(self, ids: list[str], *, hidden: bool) -> set[str]:
+        found: set[str] = set()
+        query = urllib.parse.urlencode(
+            {
+                "id": "in:" + ",".join(ids),
+                "visibility": "all",
+                "member_status": "all",
+                "os_hidden": "true" if hidden else "false",
+                "limit": str(len(ids)),
+            },
+            safe=":,",
+        )
+        url: str | None = f"{self.base}/v2/images?{query}"
+        while url:
+            request = urllib.request.Request(
+                url, headers={"X-Auth-Token": self.token, "Accept": "application/json"}
+            )
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                page = json.load(response)
+            for image in page.get("images", []):
+                found.add(image["id"])
+                if image.get("visibility") == "private" and image.get("owner"):
+                    self.private_owners.add(image["owner"])
+            following = page.get("next")
+            url = f"{self.base}{following}" if following else None
+        return found
+
+    def sees_every_project(self) -> str | None:
+        """None when this token is shown to see every project's images, else why not."""
+        if len(self.private_owners) >= 2:
+            return None
+        return (
+            "this token was shown private images of "
+            f"{len(self.private_owners) or 'no'} project(s) only, so images it did not see "
+            "may exist in other projects: a token that is not an admin in Glance's eyes "
+            "sees only its own project's private images. Use an admin token (--force to "
+            "mark anyway, e.g. when every image belongs to one project)"
+        )
+
+
+def glance_fetcher(glance_url: str, token: str, timeout: float = 30.0) -> GlanceImages:
+    """``fetch(ids) -> ids Glance still has`` (see :class:`GlanceImages`)."""
+    return GlanceImages(glance_url, token, timeout)
 
 
 def reconcile(
@@ -368,11 +417,14 @@ def reconcile(
     max_missing: float = 0.5,
     force: bool = False,
     progress: Progress | None = None,
+    sees_everything: Callable[[], str | None] | None = None,
 ) -> dict[str, Any]:
     """Compare live relations with Glance; mark the missing ones deleted (unless refused).
 
     All relations are checked first (ids only are kept), then, if the share
-    missing is within ``max_missing`` (or ``force``), they are marked.
+    missing is within ``max_missing`` and ``sees_everything()`` (asked after
+    the check; None: yes, else why not) does not object, or with ``force``,
+    they are marked.
     """
     from propguard.relations.events import reconciled_event
 
@@ -388,10 +440,23 @@ def reconcile(
     if progress:
         progress.finish()
     share = len(missing) / checked if checked else 0.0
-    result = {"checked": checked, "missing": missing, "marked": 0, "refused": False}
-    if missing and share > max_missing and not force:
-        result["refused"] = True
-        return result
+    result: dict[str, Any] = {
+        "checked": checked,
+        "missing": missing,
+        "marked": 0,
+        "refused": False,
+        "why": None,
+    }
+    if missing and not force:
+        why = sees_everything() if sees_everything is not None else None
+        if why is None and share > max_missing:
+            why = (
+                f"more than {max_missing:.0%} of the relations look gone: is the token an "
+                "admin's and the Glance the right one? --force to mark them anyway"
+            )
+        if why is not None:
+            result["refused"], result["why"] = True, why
+            return result
     if not dry_run:
         for start in range(0, len(missing), 500):
             store.apply([reconciled_event(i) for i in missing[start : start + 500]])
@@ -411,15 +476,17 @@ def _reconcile(args) -> int:
     try:
         total = store.count(include_deleted=False)
         enabled = args.progress == "always" or (args.progress == "auto" and sys.stderr.isatty())
+        fetch = glance_fetcher(args.glance_url, token)
         try:
             result = reconcile(
                 store,
-                glance_fetcher(args.glance_url, token),
+                fetch,
                 batch=args.batch,
                 dry_run=args.dry_run,
                 max_missing=args.max_missing,
                 force=args.force,
                 progress=Progress(total, sys.stderr, enabled),
+                sees_everything=fetch.sees_every_project,
             )
         except (urllib.error.URLError, OSError, ValueError) as exc:
             print(f"propguard: Glance at {args.glance_url} answered badly: {exc}", file=sys.stderr)
@@ -433,8 +500,7 @@ def _reconcile(args) -> int:
     if result["refused"]:
         print(
             f"propguard: refusing to mark {len(missing)} of {result['checked']} relations "
-            f"deleted (more than {args.max_missing:.0%}): is the token an admin's and the "
-            "Glance the right one? --force to mark them anyway",
+            f"deleted: {result['why']}",
             file=sys.stderr,
         )
         return 1

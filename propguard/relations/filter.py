@@ -42,9 +42,10 @@ from propguard.glance.routes import routing_path
 from propguard.identity import credentials_from_environ
 from propguard.inflate import gunzip_bounded
 from propguard.relations import events, models
-from propguard.relations.api import INSTANCE_IMAGES, InstanceImagesApi
+from propguard.relations.api import INSTANCE_IMAGES, InstanceImagesApi, Visible, storable
 from propguard.relations.recorder import Recorder
-from propguard.relations.store import StoreUnavailable
+from propguard.relations.store import StoreRefused, StoreUnavailable
+from propguard.relations.visibility import GlanceVisibility
 from propguard.view import Reader
 
 LOG = logging.getLogger(__name__)
@@ -80,6 +81,7 @@ class RelationsFilter:
         limit_default: int = 25,
         limit_max: int = 1000,
         reader_for: Callable[[Credentials], Reader] | None = None,
+        visible: Visible | None = None,
     ) -> None:
         self.application = application
         self.recorder = recorder
@@ -98,10 +100,14 @@ class RelationsFilter:
             # The property filter's view of images (what the relations API shows
             # must be what the image API shows): the wrapped filter's own.
             reader_for = application.reader
+        if visible is None:
+            # Which images the caller sees: Glance's answer, through propguard's filter.
+            visible = GlanceVisibility(application)
         self.api = InstanceImagesApi(
             self.store,
             self.relations_service_roles,
             reader_for=reader_for,
+            visible=visible,
             limit_default=limit_default,
             limit_max=limit_max,
         )
@@ -277,6 +283,10 @@ class RelationsFilter:
         instance = events.canonical_uuid(params["instance_uuid"])
         if instance is None or not params["backup_type"]:
             return self.application(environ, start_response)
+        try:
+            storable("backup_type", params["backup_type"])
+        except ApiError as refusal:  # Glance's own database would refuse it too (500)
+            return refusal(environ, start_response)
         origin = events.origin_of(creds, self.origins)
         self.recorder.flush(self.read_wait)  # the backup being rotated for, written first
         try:
@@ -290,6 +300,9 @@ class RelationsFilter:
                 origin,
                 anchor["instance_project_id"] if anchor else None,
             )
+        except StoreRefused:
+            response = ApiError(400, "The relations store refused the backup_type.")
+            return response(environ, start_response)
         except StoreUnavailable:
             LOG.error(
                 "propguard: rotation query for instance %s refused: store unavailable", instance

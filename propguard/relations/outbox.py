@@ -1,6 +1,7 @@
 """The durable local outbox: relation events the database could not take, in order.
 
-A JSON-lines file, appended under an exclusive ``flock`` and fsynced before
+A file of one record per line, ``<crc32 of the JSON, 8 hex digits> <JSON>``,
+appended under an exclusive ``flock`` and fsynced before
 the request that produced the event is answered, so several glance-api
 worker processes can share it. It is drained in file order, whole
 transactions of up to :data:`BATCH` events, and emptied only once every
@@ -8,6 +9,14 @@ event in it has been applied; events are idempotent (see
 :mod:`propguard.relations.store`), so a drain cut short by a crash or a new
 outage is simply repeated. A line that is not an event (a write torn by a
 crash) is set aside in ``<outbox>.rejected``, never retried forever.
+
+Crash safety: a crash or a full disk can leave the last line half written.
+Every append therefore starts on a fresh line (a newline first when the file
+does not end with one), so the next record never joins the torn fragment,
+and each record carries the checksum of its JSON, so a fragment that happens
+to parse is still recognised as torn. Replay rejects exactly the fragment.
+Lines without a checksum (written by an earlier propguard) are read as
+plain JSON.
 
 While the outbox holds anything, new events are appended to it rather than
 written to the database, so events are applied in the order they happened.
@@ -18,6 +27,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -54,11 +64,14 @@ class Outbox:
 
     def append(self, events: Iterable[Mapping[str, Any]]) -> None:
         """Append and fsync; raises :class:`OutboxError` if that fails."""
-        data = b"".join(orjson.dumps(event) + b"\n" for event in events)
+        data = b"".join(frame(event) for event in events)
         try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
+                size = os.fstat(fd).st_size
+                if size and os.pread(fd, 1, size - 1) != b"\n":
+                    data = b"\n" + data  # a torn last line stays a line of its own
                 view = memoryview(data)
                 while view:
                     written = os.write(fd, view)
@@ -154,7 +167,23 @@ class Outbox:
             os.fsync(handle.fileno())
 
 
+def frame(event: Mapping[str, Any]) -> bytes:
+    """One outbox line: the checksum of the JSON, a space, the JSON, a newline."""
+    data = orjson.dumps(event)
+    return b"%08x %s\n" % (zlib.crc32(data), data)
+
+
 def _parse(line: bytes) -> dict[str, Any] | None:
+    """The event of one line, or None for anything else (a torn or corrupt record)."""
+    line = line.strip()
+    if line[:1] != b"{":
+        checksum, _, data = line.partition(b" ")
+        try:
+            if len(checksum) != 8 or int(checksum, 16) != zlib.crc32(data):
+                return None
+        except ValueError:
+            return None
+        line = data
     try:
         event = orjson.loads(line)
     except orjson.JSONDecodeError:

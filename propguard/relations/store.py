@@ -45,6 +45,10 @@ class StoreUnavailable(StoreError):
     """The database cannot be reached now (the event goes to the outbox)."""
 
 
+class StoreRefused(StoreError):
+    """The database refused a value of a read (bad input: the API answers 400)."""
+
+
 # -- URLs and engines --------------------------------------------------------
 
 
@@ -78,11 +82,21 @@ def redacted(connection: str) -> str:
         return "<unparsable relations_connection>"
 
 
-def create_engine(connection: str, *, timeout: float = 2.0) -> sa.Engine:
-    """An engine with bounded waits: connecting, reading and the pool all give up after ``timeout``.
+def create_engine(
+    connection: str, *, timeout: float = 2.0, statement_timeout: bool = True
+) -> sa.Engine:
+    """An engine whose every wait gives up after ``timeout``: connecting, the pool, and
+    (``statement_timeout``) each statement and each lock it waits for.
 
-    SQLite: WAL journal with ``synchronous=FULL`` (a committed relation survives
-    a power cut), a busy timeout for several glance-api workers on one file.
+    PostgreSQL: ``statement_timeout`` and ``lock_timeout`` (and
+    ``idle_in_transaction_session_timeout``) set at connect. MariaDB:
+    ``max_statement_time``, ``lock_wait_timeout`` and ``innodb_lock_wait_timeout``
+    (whole seconds, at least 1) set on each new connection; MySQL:
+    ``max_execution_time`` (SELECT only) and the two lock timeouts; PyMySQL's read
+    and write timeouts on top. SQLite: the busy timeout; WAL journal with
+    ``synchronous=FULL`` (a committed relation survives a power cut).
+    ``propguard db upgrade`` passes ``statement_timeout=False``: a migration
+    rewrites the whole table and must not be cut short.
     """
     try:
         url = sa.engine.make_url(normalize_url(connection))
@@ -90,6 +104,7 @@ def create_engine(connection: str, *, timeout: float = 2.0) -> sa.Engine:
         raise StoreError(f"relations_connection is not a database URL or path: {exc}") from None
     backend = url.get_backend_name()
     seconds = max(1, math.ceil(timeout))
+    millis = max(1, int(timeout * 1000))
     kwargs: dict[str, Any] = {"pool_timeout": timeout}
     connect_args: dict[str, Any] = {}
     if backend == "sqlite":
@@ -99,7 +114,12 @@ def create_engine(connection: str, *, timeout: float = 2.0) -> sa.Engine:
     elif backend == "postgresql":
         connect_args["connect_timeout"] = seconds
         # a peer that vanishes mid-statement: give up after timeout, not TCP's minutes
-        connect_args["tcp_user_timeout"] = int(timeout * 1000)
+        connect_args["tcp_user_timeout"] = millis
+        if statement_timeout:
+            connect_args["options"] = (
+                f"-c statement_timeout={millis} -c lock_timeout={millis} "
+                f"-c idle_in_transaction_session_timeout={max(millis, 10000)}"
+            )
         kwargs["pool_recycle"] = 3600
     elif backend in ("mysql", "mariadb"):
         connect_args.update(connect_timeout=seconds, read_timeout=seconds, write_timeout=seconds)
@@ -112,7 +132,31 @@ def create_engine(connection: str, *, timeout: float = 2.0) -> sa.Engine:
         raise StoreError(f"relations_connection {redacted(connection)}: {exc}") from None
     if backend == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_pragmas)
+    elif backend in ("mysql", "mariadb") and statement_timeout:
+        sa.event.listen(engine, "connect", _mysql_timeouts(timeout))
     return engine
+
+
+def _mysql_timeouts(timeout: float):
+    seconds = max(1, math.ceil(timeout))
+
+    def set_timeouts(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("SELECT VERSION()")
+            version = str(cursor.fetchone()[0])
+            if "mariadb" in version.lower():
+                statement = f"SET SESSION max_statement_time = {float(timeout)!r}"
+            else:
+                statement = f"SET SESSION max_execution_time = {max(1, int(timeout * 1000))}"
+            cursor.execute(statement)
+            cursor.execute(
+                f"SET SESSION lock_wait_timeout = {seconds}, innodb_lock_wait_timeout = {seconds}"
+            )
+        finally:
+            cursor.close()
+
+    return set_timeouts
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -364,11 +408,16 @@ class RelationStore:
     # -- reads -----------------------------------------------------------
 
     def _read(self, statement: sa.Executable) -> list[dict[str, Any]]:
+        """Rows of ``statement``. Never a bare database error: a value the database
+        refuses is :class:`StoreRefused` (400), anything else :class:`StoreUnavailable`
+        (503: unreachable, timed out, locked, or a schema not as expected)."""
         try:
             # autocommit: one round trip (no BEGIN, no ROLLBACK when the connection returns)
             with self._autocommit.connect() as connection:
                 return [dict(row._mapping) for row in connection.execute(statement)]
-        except (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError) as exc:
+        except sa.exc.DataError as exc:
+            raise StoreRefused(str(exc.orig)) from exc
+        except (sa.exc.DBAPIError, sa.exc.TimeoutError) as exc:
             raise StoreUnavailable(str(getattr(exc, "orig", exc))) from exc
         except self._dbapi_unavailable as exc:
             self.engine.dispose(close=False)
@@ -481,11 +530,10 @@ class RelationStore:
             last = rows[-1]["id"]
 
     def count(self, *, include_deleted: bool = True) -> int:
-        query = sa.select(sa.func.count()).select_from(TABLE)
+        query = sa.select(sa.func.count().label("n")).select_from(TABLE)
         if not include_deleted:
             query = query.where(TABLE.c.deleted_at.is_(None))
-        with self.engine.connect() as connection:
-            return int(connection.execute(query).scalar_one())
+        return int(self._read(query)[0]["n"])
 
 
 def _filtered(query, kind, backup_type, origin, include_deleted, owner):

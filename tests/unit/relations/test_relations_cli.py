@@ -151,50 +151,87 @@ def test_reconcile_marks_only_images_gone_and_refuses_a_wholesale_wipe(db):
     assert store.count(include_deleted=False) == 8
 
 
-def test_reconcile_command_over_http_with_progress(db, capsys):
-    path, store = db
-    for n in range(1, 6):
-        add(store, n)
-    requests = []
+def _glance(requests, hidden=(), gone=(), owners=lambda i: f"p{int(i[-1]) % 2}"):
+    """A Glance answering GET /v2/images?id=in:... as it does: hidden images only with
+    os_hidden=true, private images of every project to an admin (``owners``)."""
 
-    def glance(environ, start_response):
+    def app(environ, start_response):
         from urllib.parse import parse_qs
 
         query = parse_qs(environ["QUERY_STRING"])
         requests.append((environ["PATH_INFO"], query, environ.get("HTTP_X_AUTH_TOKEN")))
         ids = query["id"][0].removeprefix("in:").split(",")
-        body = {"images": [{"id": i} for i in ids if i != image_id(2)]}
-        start_response("200 OK", [("Content-Type", "application/json")])
-        return [json.dumps(body).encode()]
-
-    server = wsgiref.simple_server.make_server("127.0.0.1", 0, glance, handler_class=_QuietHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        argv = [
-            "relations",
-            "reconcile",
-            "--connection",
-            path,
-            "--token",
-            "admin-token",
-            "--glance-url",
-            f"http://127.0.0.1:{server.server_port}",
-            "--batch",
-            "2",
-            "--progress",
-            "always",
+        want_hidden = query.get("os_hidden") == ["true"]
+        assert query["visibility"] == ["all"] and query["member_status"] == ["all"]
+        images = [
+            {"id": i, "owner": owners(i), "visibility": "private"}
+            for i in ids
+            if i not in gone and (i in hidden) == want_hidden and owners(i) is not None
         ]
-        assert cli.main(argv) == 0
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [json.dumps({"images": images}).encode()]
+
+    return app
+
+
+def _serve(app):
+    server = wsgiref.simple_server.make_server("127.0.0.1", 0, app, handler_class=_QuietHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def _argv(path, server, *more):
+    return [
+        "relations",
+        "reconcile",
+        "--connection",
+        path,
+        "--token",
+        "admin-token",
+        "--glance-url",
+        f"http://127.0.0.1:{server.server_port}",
+        *more,
+    ]
+
+
+def test_reconcile_command_over_http_with_progress(db, capsys):
+    path, store = db
+    for n in range(1, 6):
+        add(store, n)
+    requests = []
+    # image 4 is hidden (os_hidden=true): it exists, and must not be judged gone
+    server = _serve(_glance(requests, hidden={image_id(4)}, gone={image_id(2)}))
+    try:
+        assert cli.main(_argv(path, server, "--batch", "2", "--progress", "always")) == 0
     finally:
         server.shutdown()
     captured = capsys.readouterr()
     assert "checked 5 live relation(s); 1 image(s) gone from Glance" in captured.out
     assert "marked 1 deleted" in captured.out
     assert "[" in captured.err and "5/5 relations" in captured.err
-    assert [r[0] for r in requests] == ["/v2/images"] * 3
+    assert {r[0] for r in requests} == {"/v2/images"}
     assert {r[2] for r in requests} == {"admin-token"}
     assert store.get(image_id(2))["deleted_reason"] == "reconciled"
+    assert store.get(image_id(4))["deleted_at"] is None
+
+
+def test_reconcile_refuses_a_token_that_sees_one_project_only(db, capsys):
+    """A member's token sees its own project's private images only: the others look gone
+    but may not be. Refused, exit 1, nothing marked (before: exit 0, marked deleted)."""
+    path, store = db
+    for n in range(1, 7):
+        add(store, n)
+    requests = []
+    member_view = _glance(requests, owners=lambda i: "p1" if int(i[-1]) % 2 else None)
+    server = _serve(member_view)
+    try:
+        assert cli.main(_argv(path, server, "--max-missing", "0.9")) == 1
+        assert store.count(include_deleted=False) == 6
+        assert "refusing to mark 3 of 6" in capsys.readouterr().err
+        assert cli.main(_argv(path, server, "--max-missing", "0.9", "--force")) == 0
+    finally:
+        server.shutdown()
+    assert store.count(include_deleted=False) == 3
 
 
 class _QuietHandler(wsgiref.simple_server.WSGIRequestHandler):

@@ -27,6 +27,7 @@ READ_ALL_RULES = compile_rules(
 def read_all(creds):
     return ImageView().reader(READ_ALL_RULES, creds)
 
+
 INSTANCE = "f3e5b7a1-8c2d-4e6f-9a0b-1c2d3e4f5a6b"
 IMAGE_ID = "938d90cd-756c-4155-ae1d-63e78b029928"
 BODY = {"name": "s", "instance_uuid": INSTANCE, "image_type": "snapshot", "user_id": "alice"}
@@ -52,16 +53,32 @@ def identity(service: bool = True, **extra) -> dict:
 
 
 class FakeGlance:
-    """Answers like Glance; remembers the bodies it read."""
+    """Answers like Glance; remembers the bodies it read. Its images (``owners``: id ->
+    owner, IMAGE_ID of p1 by default) are listed to their owner's project and admins."""
 
-    def __init__(self, status=201, gzip_it=False):
+    def __init__(self, status=201, gzip_it=False, owners=None):
         self.status = status
         self.gzip_it = gzip_it
         self.bodies: list[bytes] = []
+        self.owners = {IMAGE_ID: "p1"} if owners is None else owners
+        self.lists: list[str] = []
 
     def __call__(self, environ, start_response):
         request = webob.Request(environ)
         self.bodies.append(request.body)
+        if request.method == "GET" and request.path == "/v2/images":
+            self.lists.append(request.query_string)
+            ids = request.GET["id"].removeprefix("in:").split(",")
+            admin = "admin" in request.headers.get("X-Roles", "").split(",")
+            project = request.headers.get("X-Project-Id")
+            images = [
+                {"id": i, "owner": o, "name": "n", "visibility": "private"}
+                for i, o in self.owners.items()
+                if i in ids and (admin or o == project) and request.GET.get("os_hidden") == "false"
+            ]
+            body = json.dumps({"images": images}).encode()
+            start_response("200 OK", [("Content-Type", "application/json")])
+            return [body]
         if request.method == "POST" and request.path == "/v2/images":
             body = json.dumps(
                 {"id": IMAGE_ID, "owner": "p1", "created_at": "2026-11-29T10:00:00Z"}

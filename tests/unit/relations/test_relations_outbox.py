@@ -90,3 +90,45 @@ def test_unwritable_outbox(tmp_path):
         outbox.ensure_writable()
     with pytest.raises(OutboxError):
         outbox.append([event(1)])
+
+
+@pytest.mark.parametrize("cut", [1, 9, 20, -2])
+def test_a_torn_last_record_never_swallows_the_next(tmp_path, cut):
+    """A crash mid-append leaves part of a record; the next append starts a fresh line
+    and replay rejects exactly the fragment (before: the next record was appended onto
+    it and both were lost)."""
+    path = tmp_path / "o"
+    outbox = Outbox(str(path))
+    outbox.append([event(1)])
+    whole = path.read_bytes()
+    outbox.append([event(2)])
+    data = path.read_bytes()
+    path.write_bytes(data[: len(whole) + (cut if cut > 0 else len(data) - len(whole) + cut)])
+    outbox.append([event(3)])
+    outbox.append([event(4)])
+    seen = []
+    assert outbox.drain(seen.extend) == 3
+    assert [e["n"] for e in seen] == [1, 3, 4]
+    rejected = (tmp_path / "o.rejected").read_bytes().splitlines()
+    assert len(rejected) == 1 and data.startswith(whole + rejected[0])
+
+
+def test_a_fragment_that_parses_is_still_rejected_by_its_checksum(tmp_path):
+    path = tmp_path / "o"
+    outbox = Outbox(str(path))
+    outbox.append([{"event": "deleted", "image_id": "img-1", "reason": "abc"}])
+    line = path.read_bytes()
+    # the same record with a byte flipped inside the JSON: parses, checksum differs
+    path.write_bytes(line.replace(b"abc", b"abd"))
+    seen = []
+    assert outbox.drain(seen.extend) == 0
+
+
+def test_records_of_an_earlier_propguard_without_checksum_are_read(tmp_path):
+    path = tmp_path / "o"
+    path.write_bytes(b'{"event":"deleted","image_id":"img-7","n":7}\n')
+    outbox = Outbox(str(path))
+    outbox.append([event(8)])
+    seen = []
+    assert outbox.drain(seen.extend) == 2
+    assert [e["n"] for e in seen] == [7, 8]
