@@ -112,6 +112,11 @@ def filter_for(conf: Any) -> tuple[NotificationFilter, OutputConfig]:
     from propguard.view import view_from_options
 
     values = _rules_values(conf)
+    if values["name_collation"] == "auto":
+        # Glance's database as *this* configuration (glance-api's) names it.
+        from propguard.glance.database import name_folding
+
+        values["name_collation"] = name_folding("auto", conf).name
     options = RulesOptions.from_options(values)
     if not options.rules_file:
         raise ValueError("propguard notification driver: [propguard] rules_file is not set")

@@ -28,7 +28,7 @@ SECRET = "s3cr3t-value"
 PROPS = {"x_secret": SECRET, "hw_disk_bus": "virtio", "os_glance_stage_host": "http://g1"}
 
 
-def make_conf(tmp_path: Path, **groups: dict) -> cfg.ConfigOpts:
+def make_conf(tmp_path: Path, project: str = "propguard-test", **groups: dict) -> cfg.ConfigOpts:
     rules = tmp_path / "rules.conf"
     rules.write_text(RULES)
     conf = cfg.ConfigOpts()
@@ -36,9 +36,10 @@ def make_conf(tmp_path: Path, **groups: dict) -> cfg.ConfigOpts:
         conf.register_opts(options, group=group)
     propguard_opts.register_opts(conf)
     notify_opts.register_opts(conf)
-    conf([], project="propguard-test", default_config_files=[], default_config_dirs=[])
+    conf([], project=project, default_config_files=[], default_config_dirs=[])
     conf.set_override("rules_file", str(rules), "propguard")
     conf.set_override("reload_on_sighup", False, "propguard")
+    conf.set_override("name_collation", "binary", "propguard")  # a SQLite/PostgreSQL Glance
     for group, values in groups.items():
         for name, value in values.items():
             conf.set_override(name, value, None if group == "DEFAULT" else group)
@@ -210,3 +211,20 @@ def test_raw_driver_next_to_propguard_is_reported(tmp_path: Path, caplog) -> Non
     assert "send(s) or log(s) every notification unfiltered" in caplog.text
     conf.set_override("driver", ["propguard"], "oslo_messaging_notifications")
     assert driver_mod.warn_about_raw_drivers(conf) == []
+
+
+def test_auto_collation_is_glances_database_as_glance_api_names_it(tmp_path: Path) -> None:
+    """Inside glance-api the driver's configuration is glance-api's: ``auto`` reads its
+    ``[database] connection``; anywhere else the driver does not load (fail closed)."""
+    from oslo_config import cfg as oslo_cfg
+
+    conf = make_conf(tmp_path)
+    conf.clear_override("name_collation", "propguard")
+    with pytest.raises(ValueError, match="name_collation"):
+        driver_mod.filter_for(conf)
+    conf = make_conf(tmp_path, project="glance")  # glance-api's own configuration
+    conf.clear_override("name_collation", "propguard")
+    conf.register_opt(oslo_cfg.StrOpt("connection"), group="database")
+    conf.set_override("connection", "mysql+pymysql://glance@db/glance", "database")
+    nf, _ = driver_mod.filter_for(conf)
+    assert nf.view.folding.name == "utf8mb3_general_ci"
