@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import time
 
 import pytest
 from glance_api import IMAGE, admin, member, patch
@@ -242,15 +241,12 @@ def test_instances_are_isolated_and_restartable(glance_factory) -> None:
     second.stop()
 
     # and the first instance can be started again on its (re-created) DB
-    start = time.perf_counter()
     first.start()
-    elapsed = time.perf_counter() - start
     try:
         tok = member(first)
         assert first.request("GET", "/v2/images", headers=first.headers(tok)).json["images"] == []
     finally:
         first.stop()
-    assert elapsed < 5
 
 
 def test_glance_policy_file_is_honoured(glance_factory, tmp_path) -> None:

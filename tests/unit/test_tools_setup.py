@@ -7,7 +7,6 @@ import hashlib
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,13 +57,11 @@ def test_nothing_changed_nothing_reinstalled(tmp_path):
     """Was: every demo.sh run reinstalled the package."""
     venv = _fake_venv(tmp_path, pip_exit=1)
     (venv / ".propguard-setup-test").write_text(_stamp(venv) + "\n")
-    start = time.perf_counter()
     for extra in ("test", "glance"):  # the test extra includes the glance one
         result = _run(venv, extra)
         assert result.returncode == 0, result.stderr
         assert result.stderr == "" and result.stdout == ""
-    assert not (tmp_path / "calls").exists()
-    assert time.perf_counter() - start < 10
+    assert not (tmp_path / "calls").exists()  # no pip, no python: nothing reinstalled
 
 
 def test_a_change_installs_again_showing_progress(tmp_path):

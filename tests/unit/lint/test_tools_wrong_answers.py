@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import time
 from pathlib import Path
 
 import pytest
@@ -289,11 +288,9 @@ def test_long_or_chain_is_linear(tmp_path, monkeypatch):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(_checks, "_check", counting)
-    start = time.perf_counter()
     assert lint_paths([str(rules), str(policy)]) == []
-    elapsed = time.perf_counter() - start
+    # Linear by count, not by the clock (timed in benchmarks/bench_lint.py).
     assert calls < 10 * terms, calls
-    assert elapsed < 5, elapsed  # about 0.1 s on the project's machine
 
 
 # -- explain and matrix -----------------------------------------------------------
