@@ -166,23 +166,114 @@ def _rules_options(args: argparse.Namespace) -> RulesOptions:
 
 
 def _lint_options(args: argparse.Namespace, deployed: dict[str, Any] | None = None):
-    """Options from the flags, or from the deployed filter's resolved options."""
+    """Options from the flags, or from the deployed filter's resolved options.
+
+    Either way ``--option NAME=VALUE`` and the lint-only spellings of filter
+    options (``--rules-file``, ``--inject-properties``, ...) are applied on
+    top, each converted by the option's own oslo.config type, and every
+    value is checked as the filter checks it at start (a bad one: exit 2).
+    """
     from propguard.injection import Injection
+    from propguard.lint.roles import known_roles
     from propguard.lint.rules import SERVICE_LIKE_ROLES, LintOptions
 
-    rules, injection = _tool_rules_options(args, deployed), None
-    if deployed is not None:
+    values = _lint_values(args, deployed)
+    rules = _tool_rules_options(args, values)
+    injection = None
+    if deployed is not None or values["inject_properties"]:
         injection = Injection.from_options(
-            deployed["inject_properties"],
-            deployed["inject_ignore_roles"],
-            deployed["inject_service_roles"],
+            values["inject_properties"],
+            values["inject_ignore_roles"],
+            values["inject_service_roles"],
         )
+    from propguard.view import ViewConfig
+
+    ViewConfig(frozenset(values["protect_core_attributes"]))  # the filter's own check at start
     return LintOptions(
         rules=rules,
-        known_roles=args.known_roles,
+        known_roles=known_roles(args.known_roles, values),
         service_like_roles=SERVICE_LIKE_ROLES | (args.service_like_roles or frozenset()),
         injection=injection,
-    )
+    ), values
+
+
+#: The rules options' flags (shared with explain and matrix): (flag, [propguard] option).
+RULES_FLAGS = (
+    ("--rules-format", "rule_format"),
+    ("--policy-file", "policy_file"),
+    ("--policy-dirs", "policy_dirs"),
+    ("--policy-namespaces", "policy_namespaces"),
+    ("--service-role-mode", "service_role_mode"),
+    ("--name-collation", "name_collation"),
+    ("--no-os-glance-section", "os_glance_section"),
+)
+
+#: Options that change nothing lint reads (request handling, caches, relations):
+#: lint checks their values as the filter does at start, given with -O or found
+#: in --config-file/--paste-ini. A new option must be put here or get a flag.
+RUNTIME_OPTIONS = frozenset(
+    {
+        "trust_identity_headers",
+        "reload_interval",
+        "reload_on_sighup",
+        "max_request_body_size",
+        "max_response_body_size",
+        "allow_glance_download",
+        "list_scan_limit",
+        "property_quota",
+        "limit_param_default",
+        "api_limit_max",
+        "name_cache_size",
+        "decision_cache_size",
+        "relations_connection",
+        "relations_origins",
+        "relations_service_roles",
+        "relations_synchronous",
+        "relations_outbox",
+        "relations_rotation",
+        "relations_timeout",
+        "relations_retry_interval",
+    }
+)
+
+#: Filter options spelt as lint flags of their own (beyond the rules options):
+#: (flag, [propguard] option). ``--option NAME=VALUE`` sets any of them too.
+LINT_ONLY_FLAGS = (
+    ("--rules-file", "rules_file"),
+    ("--service-token-roles", "service_token_roles"),
+    ("--protect-core-attributes", "protect_core_attributes"),
+    ("--inject-properties", "inject_properties"),
+    ("--inject-ignore-roles", "inject_ignore_roles"),
+    ("--inject-service-roles", "inject_service_roles"),
+)
+
+
+def _lint_values(args: argparse.Namespace, deployed: dict[str, Any] | None) -> dict[str, Any]:
+    """Every ``[propguard]`` option's value for this lint run (see :func:`_lint_options`)."""
+    from propguard import opts
+
+    if deployed is not None:
+        values = dict(deployed)
+    else:
+        rules = _rules_options(args)
+        values = {opt.dest: opt.default for opt in opts.OPTS}
+        values.update(
+            rule_format=rules.rule_format,
+            policy_file=rules.policy_file,
+            policy_dirs=list(rules.policy_dirs),
+            policy_namespaces=list(rules.policy_namespaces),
+            service_role_mode=rules.service_role_mode,
+            os_glance_section=rules.os_glance_section,
+            name_collation=rules.name_collation,
+        )
+    given = {name: getattr(args, name) for _, name in LINT_ONLY_FLAGS if getattr(args, name)}
+    for pair in args.option or []:
+        name, eq, raw = pair.partition("=")
+        if not eq:
+            raise ValueError(f"--option {pair!r}: expected NAME=VALUE")
+        given[name.strip()] = raw.strip()
+    values.update(opts.paste_values(given, opts.OPTS, "--option/flag: propguard"))
+    return values
 
 
 def _tool_rules_options(args: argparse.Namespace, deployed: dict[str, Any] | None) -> RulesOptions:
@@ -286,6 +377,38 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_deployed_options(lint)
     _add_rules_options(lint)
+    more = lint.add_argument_group("the filter's other options")
+    more.add_argument(
+        "--rules-file",
+        metavar="FILE",
+        help="rules_file: read exactly as the filter reads it (a directory is an error, "
+        "PG101), as rules_file of --config-file/--paste-ini is",
+    )
+    more.add_argument(
+        "--service-token-roles",
+        metavar="ROLE[,ROLE...]",
+        help="service_token_roles (known roles, PG208)",
+    )
+    more.add_argument(
+        "--protect-core-attributes",
+        metavar="ATTR[,ATTR...]",
+        help="protect_core_attributes (locations, direct_url)",
+    )
+    more.add_argument(
+        "--inject-properties", metavar="NAME:VALUE[,...]", help="inject_properties (PG214, PG215)"
+    )
+    more.add_argument("--inject-ignore-roles", metavar="ROLE[,ROLE...]", help="inject_ignore_roles")
+    more.add_argument(
+        "--inject-service-roles", metavar="ROLE[,ROLE...]", help="inject_service_roles"
+    )
+    more.add_argument(
+        "-O",
+        "--option",
+        action="append",
+        metavar="NAME=VALUE",
+        help="any [propguard] option, as in the paste section (repeatable): checked as the "
+        "filter checks it at start (e.g. -O property_quota=-1)",
+    )
 
     explain = sub.add_parser(
         "explain",
@@ -392,22 +515,30 @@ def _lint(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
     try:
         deployed = _deployed_options(args)
-        options = _lint_options(args, deployed)
+        options, values = _lint_options(args, deployed)
     except (FilterConfigError, ValueError) as exc:
         print(f"propguard lint: error: {exc}", file=sys.stderr)
         return 2
     files = list(args.files)
-    if not files and deployed is not None and deployed.get("rules_file"):
-        files = [deployed["rules_file"]]
-    if not files:
+    # rules_file (--rules-file, --config-file/--paste-ini) is read as the filter
+    # reads it: a directory there is the loader's error, not a directory to search.
+    rules_files = []
+    if values.get("rules_file") and (args.rules_file or not files):
+        rules_files = [values["rules_file"]]
+    if not files and not rules_files:
         print(
-            "propguard lint: error: give at least one FILE, --config-file/--paste-ini "
-            "setting rules_file, or --list-codes",
+            "propguard lint: error: give at least one FILE, --rules-file, --config-file/"
+            "--paste-ini setting rules_file, or --list-codes",
             file=sys.stderr,
         )
         return 2
     try:
-        run = lint_run(files, options, ignore=frozenset(c.upper() for c in args.ignore))
+        run = lint_run(
+            files,
+            options,
+            ignore=frozenset(c.upper() for c in args.ignore),
+            rules_files=rules_files,
+        )
     except LintUsageError as exc:
         print(f"propguard lint: error: {exc}", file=sys.stderr)
         return 2
