@@ -174,6 +174,7 @@ def _lint_options(args: argparse.Namespace, deployed: dict[str, Any] | None = No
     value is checked as the filter checks it at start (a bad one: exit 2).
     """
     from propguard.injection import Injection
+    from propguard.lint import is_policy_path
     from propguard.lint.roles import known_roles
     from propguard.lint.rules import SERVICE_LIKE_ROLES, LintOptions
 
@@ -191,7 +192,9 @@ def _lint_options(args: argparse.Namespace, deployed: dict[str, Any] | None = No
     ViewConfig(frozenset(values["protect_core_attributes"]))  # the filter's own check at start
     return LintOptions(
         rules=rules,
-        known_roles=known_roles(args.known_roles, values),
+        known_roles=known_roles(
+            args.known_roles, values, [f for f in args.files if is_policy_path(f)]
+        ),
         service_like_roles=SERVICE_LIKE_ROLES | (args.service_like_roles or frozenset()),
         injection=injection,
     ), values

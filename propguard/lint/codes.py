@@ -57,14 +57,24 @@ CODES: dict[str, Code] = {
         ),
         Code("PG201", W, "empty-value", "an empty operation value (nobody allowed)"),
         Code(
-            "PG202", W, "unreachable-section", "earlier sections take every name a section matches"
+            "PG202",
+            E,
+            "unreachable-section",
+            "earlier sections take every name a section matches (a warning when they give "
+            "the same rights)",
         ),
         Code("PG203", W, "overlapping-sections", "two sections with different rules overlap"),
         Code("PG204", W, "unanchored-pattern", "an unanchored pattern matches more than it says"),
         Code("PG205", W, "glob-pattern", "a pattern that reads like a shell glob"),
         Code("PG206", W, "blind-write", "a role may write a property it cannot read"),
         Code("PG207", W, "role-case", "a role written in different letter cases"),
-        Code("PG208", W, "unknown-role", "a role not in --known-roles"),
+        Code(
+            "PG208",
+            E,
+            "unknown-role",
+            "a role no known source defines (Keystone's default roles, the policy files, the "
+            "deployment's options, --known-roles)",
+        ),
         Code(
             "PG209",
             W,

@@ -31,7 +31,7 @@ def test_fixture_gives_exactly_its_finding(path, monkeypatch):
 def test_witnesses_are_concrete(monkeypatch):
     monkeypatch.chdir(CODES_DIR)
     (shadow,) = lint_paths(["PG202.conf"], fixture_options(CODES_DIR / "PG202.conf"))
-    assert shadow.message == (
+    assert shadow.message.startswith(
         "[^x_foo_.*] can never match: every name matched by [^x_foo_.*] is taken by "
         "[^x_.*] (line 1), e.g. 'x_foo_'"
     )
