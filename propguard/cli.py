@@ -18,7 +18,7 @@ from typing import Any
 from propguard import __version__
 from propguard.glance.collation import COLLATIONS
 from propguard.rules.loading import RulesOptions
-from propguard.rules.model import OPERATIONS, Problem, RulesError, Severity
+from propguard.rules.model import OPERATIONS, Position, Problem, RulesError, Severity
 
 FAIL_LEVELS = {"error": 2, "warning": 1, "info": 0, "never": 99}
 
@@ -495,6 +495,54 @@ def build_parser() -> argparse.ArgumentParser:
     from propguard.jwt import token_cli
 
     token_cli.add_parser(sub)
+
+    check = sub.add_parser(
+        "check",
+        help="check a deployment: pipelines, Glance's options, propguard's options, rules",
+        description="Check glance-api's (or propguard serve's) deployment: propguard in every "
+        "authenticating pipeline after the auth layer, Glance options that undo it "
+        "(property_protection_file, image_property_quota, page sizes, the database's "
+        "collation), unknown or dangling options, then lint the rules and policy files "
+        "exactly as the deployment configures them. Findings and exit codes as lint's. "
+        + DOCS_HINT
+        + ".",
+        epilog=LINT_EXIT,
+        formatter_class=_Formatter,
+    )
+    check.add_argument(
+        "--paste-ini", required=True, metavar="FILE", help="glance-api-paste.ini or serve.ini"
+    )
+    check.add_argument(
+        "--config-file",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="glance-api.conf (or propguard serve's --config-file) (repeatable, in order)",
+    )
+    check.add_argument(
+        "--glance-config-file",
+        action="append",
+        metavar="FILE",
+        help="Glance's own config when it is not --config-file (propguard serve): "
+        "property_protection_file, image_property_quota, page sizes, [database] connection "
+        "are checked only with it (default: --config-file, unless the paste file is serve's)",
+    )
+    check.add_argument("--paste-filter", metavar="NAME", help="propguard's [filter:NAME]")
+    check.add_argument(
+        "--format", choices=("text", "json", "sarif"), default="text", help="as lint's"
+    )
+    check.add_argument("--fail-on", choices=tuple(FAIL_LEVELS), default="error", help="as lint's")
+    check.add_argument(
+        "--known-roles",
+        type=_csv,
+        metavar="ROLE[,ROLE...]",
+        help="more roles that exist in Keystone (PG208)",
+    )
+    check.add_argument(
+        "--ignore", type=_csv, default=frozenset(), metavar="CODE[,CODE...]", help="as lint's"
+    )
+    check.add_argument("-o", "--output", metavar="FILE", help="write the report here")
+    check.add_argument("-q", "--quiet", action="store_true", help="no summary line on stderr")
     return parser
 
 
@@ -550,6 +598,67 @@ def _lint(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         print(run.summary(), file=sys.stderr)
     threshold = FAIL_LEVELS[args.fail_on]
     return 1 if any(SEVERITY_RANK[Severity(p.severity)] >= threshold for p in run.problems) else 0
+
+
+def _check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """``propguard check``: the deployment's findings, then lint of its rules as configured."""
+    from propguard.lint import SEVERITY_RANK, LintUsageError, lint_run
+    from propguard.lint.deployment import Deployment, check_deployment
+    from propguard.lint.filter_config import FilterConfigError
+    from propguard.lint.report import RENDERERS
+
+    deployment = Deployment(
+        args.paste_ini, tuple(args.config_file), args.glance_config_file, args.paste_filter
+    )
+    try:
+        problems, values = check_deployment(deployment)
+    except (OSError, ValueError) as exc:
+        print(f"propguard check: error: {exc}", file=sys.stderr)
+        return 2
+    files = 0
+    if values is not None:
+        args.files, args.option = [], None
+        for _, name in LINT_ONLY_FLAGS:
+            setattr(args, name, None)
+        args.service_like_roles = None
+        try:
+            options, values = _lint_options(args, values)
+        except (FilterConfigError, ValueError) as exc:
+            problems.append(Problem("PG409", Severity.ERROR, Position(args.paste_ini, 1), str(exc)))
+            options = None
+        if options is not None and not values.get("rules_file"):
+            problems.append(
+                Problem(
+                    "PG409",
+                    Severity.ERROR,
+                    Position((args.config_file or [args.paste_ini])[0], 1),
+                    "rules_file is not set: the filter refuses to start without rules",
+                )
+            )
+        elif options is not None:
+            try:
+                run = lint_run([], options, rules_files=[values["rules_file"]])
+            except LintUsageError as exc:
+                print(f"propguard check: error: {exc}", file=sys.stderr)
+                return 2
+            problems.extend(run.problems)
+            files = run.files
+    ignore = frozenset(c.upper() for c in args.ignore)
+    problems = sorted(
+        (p for p in dict.fromkeys(problems) if p.code not in ignore),
+        key=lambda p: (p.position.file, p.position.line, p.position.column, p.code),
+    )
+    _write(RENDERERS[args.format](problems), args.output)
+    counts = {s: sum(1 for p in problems if Severity(p.severity) is s) for s in Severity}
+    if not args.quiet:
+        print(
+            f"propguard check: {args.paste_ini} and {len(args.config_file)} config file(s), "
+            f"{files} rules/policy file(s) linted: {counts[Severity.ERROR]} errors, "
+            f"{counts[Severity.WARNING]} warnings, {counts[Severity.INFO]} infos",
+            file=sys.stderr,
+        )
+    threshold = FAIL_LEVELS[args.fail_on]
+    return 1 if any(SEVERITY_RANK[Severity(p.severity)] >= threshold for p in problems) else 0
 
 
 def _print_problems(problems: list[Problem]) -> None:
@@ -666,7 +775,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from propguard.notifications import cli as notify_cli
 
         return notify_cli.run(args)
-    handlers = {"lint": _lint, "explain": _explain, "matrix": _matrix}
+    handlers = {"lint": _lint, "explain": _explain, "matrix": _matrix, "check": _check}
     return handlers[args.command](args, parser)
 
 

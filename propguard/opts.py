@@ -225,18 +225,23 @@ def register_opts(conf: cfg.ConfigOpts) -> None:
     conf.register_opts(OPTS, group=GROUP)
 
 
-def resolve(local_conf: Mapping[str, Any], conf: cfg.ConfigOpts | None = None) -> dict[str, Any]:
+def resolve(
+    local_conf: Mapping[str, Any], conf: cfg.ConfigOpts | None = None, *, strict: bool = True
+) -> dict[str, Any]:
     """Effective option values: paste local conf first, then ``conf`` (default ``cfg.CONF``).
 
     Values from paste are strings and are converted with the option's own type,
     so a bad value fails the same way as in a config file. A bad value in either
     place raises :class:`ValueError` naming the option and the value: the
     filter then does not start (fail closed), it never falls back to a default.
+    So does an unknown option, unless ``strict`` is false (``propguard check``
+    reports each unknown option itself and goes on).
     """
     if conf is None:
         conf = _paste_project_conf(local_conf) or cfg.CONF
     register_opts(conf)  # idempotent for the same Opt objects
-    check_config_groups(conf, {GROUP: [opt.dest for opt in OPTS]})
+    if strict:
+        check_config_groups(conf, {GROUP: [opt.dest for opt in OPTS]})
     values = paste_values(local_conf, OPTS, "propguard")
     for opt in OPTS:
         if opt.dest not in values:

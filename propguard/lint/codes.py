@@ -105,6 +105,34 @@ CODES: dict[str, Code] = {
             "never-matching-check",
             "a check that can never match propguard's credentials",
         ),
+        # propguard check: the deployment (paste file and config files)
+        Code("PG401", E, "propguard-missing", "an authenticating pipeline without propguard"),
+        Code("PG402", E, "propguard-before-auth", "propguard before the auth layer"),
+        Code("PG403", E, "no-auth-layer", "propguard in a pipeline with no auth layer"),
+        Code("PG404", E, "glance-property-protection", "Glance's property_protection_file is set"),
+        Code(
+            "PG405",
+            E,
+            "glance-property-quota",
+            "image_property_quota is not -1 while propguard counts",
+        ),
+        Code(
+            "PG406",
+            E,
+            "collation-mismatch",
+            "name_collation disagrees with [database] connection",
+        ),
+        Code(
+            "PG407",
+            E,
+            "page-size-mismatch",
+            "limit_param_default/api_limit_max differ from Glance's",
+        ),
+        Code("PG408", E, "unknown-option", "an option propguard does not have (a typo)"),
+        Code("PG409", E, "filter-does-not-start", "an option value the filter refuses at start"),
+        Code(
+            "PG410", E, "dangling-option", "a relations/notifications option that points at nothing"
+        ),
     )
 }
 

@@ -12,7 +12,8 @@ FIXTURES = sorted(p for p in CODES_DIR.iterdir() if p.name.startswith("PG"))
 
 def test_every_code_has_a_fixture():
     covered = {p.name.split(".")[0] for p in FIXTURES}
-    assert covered == set(CODES)
+    # PG4xx are propguard check's deployment findings: test_check_deployment.py covers each.
+    assert covered == {c for c in CODES if not c.startswith("PG4")}
 
 
 @pytest.mark.parametrize("path", FIXTURES, ids=lambda p: p.name)
