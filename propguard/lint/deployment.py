@@ -20,7 +20,7 @@ from __future__ import annotations
 import configparser
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -452,8 +452,3 @@ def check_deployment(deployment: Deployment) -> tuple[list[Problem], dict[str, A
     checker = Checker(deployment)
     problems = checker.run()
     return problems, checker.values
-
-
-def lint_values(values: Mapping[str, Any]) -> dict[str, Any]:
-    """The resolved values as lint's option builder takes them."""
-    return dict(values)
