@@ -236,6 +236,10 @@ RUNTIME_OPTIONS = frozenset(
         "relations_rotation",
         "relations_timeout",
         "relations_retry_interval",
+        # options of main's filter not yet on this branch (logging and enforcement mode)
+        "decision_log",
+        "enforce",
+        "log_property_names",
     }
 )
 
