@@ -174,3 +174,16 @@ def test_serve_ini_and_its_config(tmp_path, capsys):
 
 def test_exit_2_on_a_missing_file(tmp_path, capsys):
     assert main(["check", "--paste-ini", str(tmp_path / "nope.ini")]) == 2
+
+
+def test_sarif_of_the_newcomer_case_is_valid(tmp_path, capsys):
+    import jsonschema
+    from lint_helpers import SARIF_SCHEMA
+
+    paste = _paste(tmp_path, keystone="propguard authtoken context")
+    conf = _conf(tmp_path, propguard="rule_formt = policies\n")
+    argv = ["check", "-q", "--format", "sarif", "--paste-ini", str(paste)]
+    assert main([*argv, "--config-file", str(conf)]) == 1
+    log = json.loads(capsys.readouterr().out)
+    jsonschema.Draft4Validator(json.loads(SARIF_SCHEMA.read_text())).validate(log)
+    assert {r["ruleId"] for r in log["runs"][0]["results"]} == {"PG402", "PG408"}
