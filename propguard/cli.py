@@ -18,7 +18,7 @@ from typing import Any
 from propguard import __version__
 from propguard.glance.collation import COLLATIONS
 from propguard.rules.loading import RulesOptions
-from propguard.rules.model import OPERATIONS, Problem, RulesError, Severity
+from propguard.rules.model import OPERATIONS, Position, Problem, RulesError, Severity
 
 FAIL_LEVELS = {"error": 2, "warning": 1, "info": 0, "never": 99}
 
@@ -166,23 +166,123 @@ def _rules_options(args: argparse.Namespace) -> RulesOptions:
 
 
 def _lint_options(args: argparse.Namespace, deployed: dict[str, Any] | None = None):
-    """Options from the flags, or from the deployed filter's resolved options."""
+    """Options from the flags, or from the deployed filter's resolved options.
+
+    Either way ``--option NAME=VALUE`` and the lint-only spellings of filter
+    options (``--rules-file``, ``--inject-properties``, ...) are applied on
+    top, each converted by the option's own oslo.config type, and every
+    value is checked as the filter checks it at start (a bad one: exit 2).
+    """
     from propguard.injection import Injection
+    from propguard.lint import is_policy_path
+    from propguard.lint.roles import known_roles
     from propguard.lint.rules import SERVICE_LIKE_ROLES, LintOptions
 
-    rules, injection = _tool_rules_options(args, deployed), None
-    if deployed is not None:
+    values = _lint_values(args, deployed)
+    rules = _tool_rules_options(args, values)
+    injection = None
+    if deployed is not None or values["inject_properties"]:
         injection = Injection.from_options(
-            deployed["inject_properties"],
-            deployed["inject_ignore_roles"],
-            deployed["inject_service_roles"],
+            values["inject_properties"],
+            values["inject_ignore_roles"],
+            values["inject_service_roles"],
         )
+    from propguard.view import ViewConfig
+
+    ViewConfig(frozenset(values["protect_core_attributes"]))  # the filter's own check at start
     return LintOptions(
         rules=rules,
-        known_roles=args.known_roles,
+        known_roles=known_roles(
+            args.known_roles, values, [f for f in args.files if is_policy_path(f)]
+        ),
         service_like_roles=SERVICE_LIKE_ROLES | (args.service_like_roles or frozenset()),
         injection=injection,
-    )
+    ), values
+
+
+#: The rules options' flags (shared with explain and matrix): (flag, [propguard] option).
+RULES_FLAGS = (
+    ("--rules-format", "rule_format"),
+    ("--policy-file", "policy_file"),
+    ("--policy-dirs", "policy_dirs"),
+    ("--policy-namespaces", "policy_namespaces"),
+    ("--service-role-mode", "service_role_mode"),
+    ("--name-collation", "name_collation"),
+    ("--no-os-glance-section", "os_glance_section"),
+)
+
+#: Options that change nothing lint reads (request handling, caches, relations):
+#: lint checks their values as the filter does at start, given with -O or found
+#: in --config-file/--paste-ini. A new option must be put here or get a flag.
+RUNTIME_OPTIONS = frozenset(
+    {
+        "trust_identity_headers",
+        "reload_interval",
+        "reload_on_sighup",
+        "max_request_body_size",
+        "max_response_body_size",
+        "allow_glance_download",
+        "list_scan_limit",
+        "property_quota",
+        "limit_param_default",
+        "api_limit_max",
+        "name_cache_size",
+        "decision_cache_size",
+        "relations_connection",
+        "relations_origins",
+        "relations_service_roles",
+        "relations_synchronous",
+        "relations_outbox",
+        "relations_rotation",
+        "relations_timeout",
+        "relations_retry_interval",
+        # what the filter does with its decisions (dry run, decision log)
+        "decision_log",
+        "enforce",
+        "log_property_names",
+    }
+)
+
+#: Filter options spelt as lint flags of their own (beyond the rules options):
+#: (flag, [propguard] option). ``--option NAME=VALUE`` sets any of them too.
+LINT_ONLY_FLAGS = (
+    ("--rules-file", "rules_file"),
+    ("--service-token-roles", "service_token_roles"),
+    ("--protect-core-attributes", "protect_core_attributes"),
+    ("--inject-properties", "inject_properties"),
+    ("--inject-ignore-roles", "inject_ignore_roles"),
+    ("--inject-service-roles", "inject_service_roles"),
+    ("--shadow-rules-file", "shadow_rules_file"),
+    ("--shadow-rule-format", "shadow_rule_format"),
+)
+
+
+def _lint_values(args: argparse.Namespace, deployed: dict[str, Any] | None) -> dict[str, Any]:
+    """Every ``[propguard]`` option's value for this lint run (see :func:`_lint_options`)."""
+    from propguard import opts
+
+    if deployed is not None:
+        values = dict(deployed)
+    else:
+        rules = _rules_options(args)
+        values = {opt.dest: opt.default for opt in opts.OPTS}
+        values.update(
+            rule_format=rules.rule_format,
+            policy_file=rules.policy_file,
+            policy_dirs=list(rules.policy_dirs),
+            policy_namespaces=list(rules.policy_namespaces),
+            service_role_mode=rules.service_role_mode,
+            os_glance_section=rules.os_glance_section,
+            name_collation=rules.name_collation,
+        )
+    given = {name: getattr(args, name) for _, name in LINT_ONLY_FLAGS if getattr(args, name)}
+    for pair in args.option or []:
+        name, eq, raw = pair.partition("=")
+        if not eq:
+            raise ValueError(f"--option {pair!r}: expected NAME=VALUE")
+        given[name.strip()] = raw.strip()
+    values.update(opts.paste_values(given, opts.OPTS, "--option/flag: propguard"))
+    return values
 
 
 def _tool_rules_options(args: argparse.Namespace, deployed: dict[str, Any] | None) -> RulesOptions:
@@ -286,6 +386,48 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_deployed_options(lint)
     _add_rules_options(lint)
+    more = lint.add_argument_group("the filter's other options")
+    more.add_argument(
+        "--rules-file",
+        metavar="FILE",
+        help="rules_file: read exactly as the filter reads it (a directory is an error, "
+        "PG101), as rules_file of --config-file/--paste-ini is",
+    )
+    more.add_argument(
+        "--service-token-roles",
+        metavar="ROLE[,ROLE...]",
+        help="service_token_roles (known roles, PG208)",
+    )
+    more.add_argument(
+        "--protect-core-attributes",
+        metavar="ATTR[,ATTR...]",
+        help="protect_core_attributes (locations, direct_url)",
+    )
+    more.add_argument(
+        "--inject-properties", metavar="NAME:VALUE[,...]", help="inject_properties (PG214, PG215)"
+    )
+    more.add_argument("--inject-ignore-roles", metavar="ROLE[,ROLE...]", help="inject_ignore_roles")
+    more.add_argument(
+        "--inject-service-roles", metavar="ROLE[,ROLE...]", help="inject_service_roles"
+    )
+    more.add_argument(
+        "--shadow-rules-file",
+        metavar="FILE",
+        help="shadow_rules_file: linted too, with the same options and its own format",
+    )
+    more.add_argument(
+        "--shadow-rule-format",
+        choices=("roles", "policies"),
+        help="shadow_rule_format (default: the rules' format)",
+    )
+    more.add_argument(
+        "-O",
+        "--option",
+        action="append",
+        metavar="NAME=VALUE",
+        help="any [propguard] option, as in the paste section (repeatable): checked as the "
+        "filter checks it at start (e.g. -O property_quota=-1)",
+    )
 
     explain = sub.add_parser(
         "explain",
@@ -369,6 +511,54 @@ def build_parser() -> argparse.ArgumentParser:
     from propguard.jwt import token_cli
 
     token_cli.add_parser(sub)
+
+    check = sub.add_parser(
+        "check",
+        help="check a deployment: pipelines, Glance's options, propguard's options, rules",
+        description="Check glance-api's (or propguard serve's) deployment: propguard in every "
+        "authenticating pipeline after the auth layer, Glance options that undo it "
+        "(property_protection_file, image_property_quota, page sizes, the database's "
+        "collation), unknown or dangling options, then lint the rules and policy files "
+        "exactly as the deployment configures them. Findings and exit codes as lint's. "
+        + DOCS_HINT
+        + ".",
+        epilog=LINT_EXIT,
+        formatter_class=_Formatter,
+    )
+    check.add_argument(
+        "--paste-ini", required=True, metavar="FILE", help="glance-api-paste.ini or serve.ini"
+    )
+    check.add_argument(
+        "--config-file",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="glance-api.conf (or propguard serve's --config-file) (repeatable, in order)",
+    )
+    check.add_argument(
+        "--glance-config-file",
+        action="append",
+        metavar="FILE",
+        help="Glance's own config when it is not --config-file (propguard serve): "
+        "property_protection_file, image_property_quota, page sizes, [database] connection "
+        "are checked only with it (default: --config-file, unless the paste file is serve's)",
+    )
+    check.add_argument("--paste-filter", metavar="NAME", help="propguard's [filter:NAME]")
+    check.add_argument(
+        "--format", choices=("text", "json", "sarif"), default="text", help="as lint's"
+    )
+    check.add_argument("--fail-on", choices=tuple(FAIL_LEVELS), default="error", help="as lint's")
+    check.add_argument(
+        "--known-roles",
+        type=_csv,
+        metavar="ROLE[,ROLE...]",
+        help="more roles that exist in Keystone (PG208)",
+    )
+    check.add_argument(
+        "--ignore", type=_csv, default=frozenset(), metavar="CODE[,CODE...]", help="as lint's"
+    )
+    check.add_argument("-o", "--output", metavar="FILE", help="write the report here")
+    check.add_argument("-q", "--quiet", action="store_true", help="no summary line on stderr")
     return parser
 
 
@@ -392,22 +582,44 @@ def _lint(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
     try:
         deployed = _deployed_options(args)
-        options = _lint_options(args, deployed)
+        options, values = _lint_options(args, deployed)
     except (FilterConfigError, ValueError) as exc:
         print(f"propguard lint: error: {exc}", file=sys.stderr)
         return 2
     files = list(args.files)
-    if not files and deployed is not None and deployed.get("rules_file"):
-        files = [deployed["rules_file"]]
-    if not files:
+    # rules_file (--rules-file, --config-file/--paste-ini) is read as the filter
+    # reads it: a directory there is the loader's error, not a directory to search.
+    rules_files = []
+    if values.get("rules_file") and (args.rules_file or not files):
+        rules_files = [values["rules_file"]]
+    if not files and not rules_files:
         print(
-            "propguard lint: error: give at least one FILE, --config-file/--paste-ini "
-            "setting rules_file, or --list-codes",
+            "propguard lint: error: give at least one FILE, --rules-file, --config-file/"
+            "--paste-ini setting rules_file, or --list-codes",
             file=sys.stderr,
         )
         return 2
     try:
-        run = lint_run(files, options, ignore=frozenset(c.upper() for c in args.ignore))
+        run = lint_run(
+            files,
+            options,
+            ignore=frozenset(c.upper() for c in args.ignore),
+            rules_files=rules_files,
+        )
+        if values.get("shadow_rules_file"):
+            # The filter loads the shadow file as it loads its rules: lint it alike.
+            shadow_format = values.get("shadow_rule_format") or options.rules.rule_format
+            shadow_options = dataclasses.replace(
+                options, rules=dataclasses.replace(options.rules, rule_format=shadow_format)
+            )
+            shadow = lint_run(
+                [],
+                shadow_options,
+                ignore=frozenset(c.upper() for c in args.ignore),
+                rules_files=[values["shadow_rules_file"]],
+            )
+            run.problems.extend(shadow.problems)
+            run.rules_files.update(shadow.rules_files)
     except LintUsageError as exc:
         print(f"propguard lint: error: {exc}", file=sys.stderr)
         return 2
@@ -416,6 +628,67 @@ def _lint(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         print(run.summary(), file=sys.stderr)
     threshold = FAIL_LEVELS[args.fail_on]
     return 1 if any(SEVERITY_RANK[Severity(p.severity)] >= threshold for p in run.problems) else 0
+
+
+def _check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """``propguard check``: the deployment's findings, then lint of its rules as configured."""
+    from propguard.lint import SEVERITY_RANK, LintUsageError, lint_run
+    from propguard.lint.deployment import Deployment, check_deployment
+    from propguard.lint.filter_config import FilterConfigError
+    from propguard.lint.report import RENDERERS
+
+    deployment = Deployment(
+        args.paste_ini, tuple(args.config_file), args.glance_config_file, args.paste_filter
+    )
+    try:
+        problems, values = check_deployment(deployment)
+    except (OSError, ValueError) as exc:
+        print(f"propguard check: error: {exc}", file=sys.stderr)
+        return 2
+    files = 0
+    if values is not None:
+        args.files, args.option = [], None
+        for _, name in LINT_ONLY_FLAGS:
+            setattr(args, name, None)
+        args.service_like_roles = None
+        try:
+            options, values = _lint_options(args, values)
+        except (FilterConfigError, ValueError) as exc:
+            problems.append(Problem("PG409", Severity.ERROR, Position(args.paste_ini, 1), str(exc)))
+            options = None
+        if options is not None and not values.get("rules_file"):
+            problems.append(
+                Problem(
+                    "PG409",
+                    Severity.ERROR,
+                    Position((args.config_file or [args.paste_ini])[0], 1),
+                    "rules_file is not set: the filter refuses to start without rules",
+                )
+            )
+        elif options is not None:
+            try:
+                run = lint_run([], options, rules_files=[values["rules_file"]])
+            except LintUsageError as exc:
+                print(f"propguard check: error: {exc}", file=sys.stderr)
+                return 2
+            problems.extend(run.problems)
+            files = run.files
+    ignore = frozenset(c.upper() for c in args.ignore)
+    problems = sorted(
+        (p for p in dict.fromkeys(problems) if p.code not in ignore),
+        key=lambda p: (p.position.file, p.position.line, p.position.column, p.code),
+    )
+    _write(RENDERERS[args.format](problems), args.output)
+    counts = {s: sum(1 for p in problems if Severity(p.severity) is s) for s in Severity}
+    if not args.quiet:
+        print(
+            f"propguard check: {args.paste_ini} and {len(args.config_file)} config file(s), "
+            f"{files} rules/policy file(s) linted: {counts[Severity.ERROR]} errors, "
+            f"{counts[Severity.WARNING]} warnings, {counts[Severity.INFO]} infos",
+            file=sys.stderr,
+        )
+    threshold = FAIL_LEVELS[args.fail_on]
+    return 1 if any(SEVERITY_RANK[Severity(p.severity)] >= threshold for p in problems) else 0
 
 
 def _print_problems(problems: list[Problem]) -> None:
@@ -532,7 +805,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from propguard.notifications import cli as notify_cli
 
         return notify_cli.run(args)
-    handlers = {"lint": _lint, "explain": _explain, "matrix": _matrix}
+    handlers = {"lint": _lint, "explain": _explain, "matrix": _matrix, "check": _check}
     return handlers[args.command](args, parser)
 
 

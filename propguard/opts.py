@@ -8,8 +8,9 @@ writing overrides into the shared ``cfg.CONF``.
 
 from __future__ import annotations
 
+import difflib
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from oslo_config import cfg
@@ -228,34 +229,129 @@ def register_opts(conf: cfg.ConfigOpts) -> None:
     conf.register_opts(OPTS, group=GROUP)
 
 
-def resolve(local_conf: Mapping[str, Any], conf: cfg.ConfigOpts | None = None) -> dict[str, Any]:
+def resolve(
+    local_conf: Mapping[str, Any], conf: cfg.ConfigOpts | None = None, *, strict: bool = True
+) -> dict[str, Any]:
     """Effective option values: paste local conf first, then ``conf`` (default ``cfg.CONF``).
 
     Values from paste are strings and are converted with the option's own type,
     so a bad value fails the same way as in a config file. A bad value in either
     place raises :class:`ValueError` naming the option and the value: the
     filter then does not start (fail closed), it never falls back to a default.
+    So does an unknown option, unless ``strict`` is false (``propguard check``
+    reports each unknown option itself and goes on).
     """
     if conf is None:
         conf = _paste_project_conf(local_conf) or cfg.CONF
     register_opts(conf)  # idempotent for the same Opt objects
-    unknown = set(local_conf) - {opt.dest for opt in OPTS} - _PASTE_KEYS
-    if unknown:
-        raise ValueError(
-            f"unknown propguard option(s) in paste config: {', '.join(sorted(unknown))}"
-        )
-    values: dict[str, Any] = {}
+    if strict:
+        check_config_groups(conf, {GROUP: [opt.dest for opt in OPTS]})
+    values = paste_values(local_conf, OPTS, "propguard")
     for opt in OPTS:
+        if opt.dest not in values:
+            values[opt.dest] = _from_oslo_config(conf, opt)
+    for key in ("rules_file", "policy_file", "shadow_rules_file"):
+        values[key] = locate(values[key], conf)
+    return values
+
+
+def did_you_mean(key: str, names: Iterable[str]) -> str:
+    """`` (did you mean 'rule_format'?)`` for a misspelt option name, or ``''``."""
+    close = difflib.get_close_matches(key.strip().lower(), list(names), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def unknown_message(where: str, unknown: Iterable[str], names: Iterable[str]) -> str:
+    """``unknown option(s) in WHERE: a (did you mean 'b'?), c``: one error for all of them."""
+    names = list(names)
+    listed = ", ".join(f"{key}{did_you_mean(key, names)}" for key in sorted(unknown))
+    return f"unknown option(s) in {where}: {listed}"
+
+
+def check_paste_keys(local_conf: Mapping[str, Any], names: Iterable[str], what: str) -> None:
+    """Refuse a paste-section key that is no option of ``what`` (fail closed on a typo).
+
+    ``rule_formt = policies`` read as "not set" would run the filter with the
+    default format and deny (or allow) what the operator did not mean.
+    """
+    known = set(names) | _PASTE_KEYS
+    unknown = [k for k in local_conf if k not in known]
+    if unknown:
+        raise ValueError(unknown_message(f"the {what} paste section", unknown, names))
+
+
+def config_files_of(conf: cfg.ConfigOpts) -> list[str]:
+    """The files ``conf`` was parsed from (``--config-file`` and ``--config-dir``), in order.
+
+    Empty for a ``ConfigOpts`` that was never parsed (unit tests, a service
+    not started through oslo.config).
+    """
+    try:
+        files = list(conf.config_file or [])
+        dirs = conf.config_dir or []
+    except (cfg.Error, AttributeError):
+        return []
+    for folder in [dirs] if isinstance(dirs, str) else list(dirs):
+        if os.path.isdir(folder):
+            files += sorted(
+                os.path.join(folder, f) for f in os.listdir(folder) if f.endswith(".conf")
+            )
+    return files
+
+
+def raw_sections(path: str) -> dict[str, dict[str, list[str]]]:
+    """An oslo.config file's sections as oslo.config's own parser reads them (no options needed).
+
+    oslo.config ignores a key no option is registered for; reading the raw
+    sections, as ``oslo-config-validator`` does, finds it.
+    """
+    sections: dict[str, dict[str, list[str]]] = {}
+    cfg.ConfigParser(path, sections).parse()
+    return sections
+
+
+def check_config_groups(
+    conf: cfg.ConfigOpts | Sequence[str], groups: Mapping[str, Iterable[str]]
+) -> None:
+    """Refuse a key in one of ``groups`` of the config files that is no option of that group.
+
+    ``conf`` is a parsed ``ConfigOpts`` (its files are read again) or a list
+    of file names. Raises :class:`ValueError` naming file, group and key,
+    with a did-you-mean.
+    """
+    files = list(conf) if isinstance(conf, (list, tuple)) else config_files_of(conf)
+    problems = []
+    for path in files:
+        try:
+            sections = raw_sections(path)
+        except (OSError, cfg.Error, ValueError):
+            continue  # oslo.config itself reports an unreadable or broken file
+        for group, names in groups.items():
+            names = list(names)
+            unknown = [k for k in sections.get(group, {}) if k not in names]
+            if unknown:
+                problems.append(unknown_message(f"[{group}] of {path}", unknown, names))
+    if problems:
+        raise ValueError("; ".join(problems))
+
+
+def paste_values(
+    local_conf: Mapping[str, Any], options: Sequence[cfg.Opt], what: str
+) -> dict[str, Any]:
+    """The options set in a paste section, converted by each option's oslo.config type.
+
+    An unknown key or a bad value raises :class:`ValueError` naming it (the
+    filter or app then does not start); an option not set is left out.
+    """
+    check_paste_keys(local_conf, [opt.dest for opt in options], what)
+    values: dict[str, Any] = {}
+    for opt in options:
         if opt.dest in local_conf:
             raw = local_conf[opt.dest]
             try:
                 values[opt.dest] = opt.type(raw) if isinstance(raw, str) else raw
             except ValueError as exc:
-                raise ValueError(f"propguard option {opt.dest}={raw!r}: {exc}") from exc
-        else:
-            values[opt.dest] = _from_oslo_config(conf, opt)
-    for key in ("rules_file", "policy_file", "shadow_rules_file"):
-        values[key] = locate(values[key], conf)
+                raise ValueError(f"{what} option {opt.dest}={raw!r}: {exc}") from exc
     return values
 
 
@@ -372,6 +468,7 @@ def locate(path: str | None, conf: cfg.ConfigOpts | None = None) -> str | None:
 #: Keys paste.deploy may pass that are not ours (globals, oslo.middleware style hooks).
 _PASTE_KEYS = {
     "paste.filter_factory",
+    "paste.app_factory",
     "__file__",
     "here",
     "oslo_config_project",

@@ -92,6 +92,7 @@ def load(
     reader = _Reader(local_conf, conf)
     names = reader.filter_value("issuers")
     _check_unknown(local_conf, names)
+    _check_unknown_in_files(conf, names)
     if len(set(names)) != len(names):
         raise ConfigError("propguard jwt option issuers: a name is listed twice")
     issuers: dict[str, IssuerConfig] = {}
@@ -137,6 +138,7 @@ def _check_unknown(local_conf: Mapping[str, Any], names: list[str]) -> None:
             continue
         unknown.append(key)
     if unknown:
+        unknown = [f"{k}{_close(k, names)}" for k in unknown]
         hint = (
             " (with issuers set, issuer options are '<name>.<option>')"
             if names
@@ -145,6 +147,33 @@ def _check_unknown(local_conf: Mapping[str, Any], names: list[str]) -> None:
         raise ConfigError(
             f"unknown propguard jwt option(s) in paste config: {', '.join(sorted(unknown))}{hint}"
         )
+
+
+def _close(key: str, names: list[str]) -> str:
+    """A did-you-mean for a misspelt paste key (``isss`` -> ``iss``, ``a.aud`` names)."""
+    from propguard.opts import did_you_mean
+
+    prefix, dot, option = key.partition(".")
+    if names and dot and prefix in names:
+        return did_you_mean(option, _ISSUER_NAMES)
+    return did_you_mean(key, _FILTER_NAMES | (set() if names else _ISSUER_NAMES))
+
+
+def _check_unknown_in_files(conf: cfg.ConfigOpts, names: list[str]) -> None:
+    """An unknown key in ``[propguard_jwt]`` or ``[propguard_jwt:<issuer>]`` of the config files.
+
+    oslo.config ignores keys no option is registered for, so a typo there
+    (``audience = ...`` for ``aud``) would silently leave the default in
+    force; the raw sections are read as ``oslo-config-validator`` reads them.
+    """
+    from propguard.opts import check_config_groups
+
+    groups = {opts.GROUP: sorted(_FILTER_NAMES | (set() if names else _ISSUER_NAMES))}
+    groups.update({f"{opts.GROUP}:{name}": sorted(_ISSUER_NAMES) for name in names})
+    try:
+        check_config_groups(conf, groups)
+    except ValueError as exc:
+        raise ConfigError(f"propguard jwt: {exc}") from None
 
 
 class _Reader:

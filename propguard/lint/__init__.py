@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from propguard.lint import suppress
@@ -178,14 +179,20 @@ def _expand(paths: list[str], options: LintOptions) -> _Targets:
 
 
 def lint_run(
-    paths: list[str], options: LintOptions | None = None, ignore: frozenset[str] = frozenset()
+    paths: list[str],
+    options: LintOptions | None = None,
+    ignore: frozenset[str] = frozenset(),
+    rules_files: Sequence[str] = (),
 ) -> LintRun:
     """Lint rules files, policy files and directories; findings sorted by place.
 
+    ``rules_files`` are read as the filter reads its ``rules_file``, whatever
+    they are (a directory is PG101, as in the loader), never searched.
     Raises :class:`LintUsageError` for an argument that gives nothing to lint.
     """
     options = options or LintOptions()
     targets = _expand(paths, options)
+    targets.rules.extend(f for f in rules_files if f not in targets.rules)
     run = LintRun(skipped=targets.skipped, guessed=options.rules.rule_format == AUTO)
     problems: list[Problem] = []
     binding: set[tuple] = set()

@@ -57,14 +57,24 @@ CODES: dict[str, Code] = {
         ),
         Code("PG201", W, "empty-value", "an empty operation value (nobody allowed)"),
         Code(
-            "PG202", W, "unreachable-section", "earlier sections take every name a section matches"
+            "PG202",
+            E,
+            "unreachable-section",
+            "earlier sections take every name a section matches (a warning when they give "
+            "the same rights)",
         ),
         Code("PG203", W, "overlapping-sections", "two sections with different rules overlap"),
         Code("PG204", W, "unanchored-pattern", "an unanchored pattern matches more than it says"),
         Code("PG205", W, "glob-pattern", "a pattern that reads like a shell glob"),
         Code("PG206", W, "blind-write", "a role may write a property it cannot read"),
         Code("PG207", W, "role-case", "a role written in different letter cases"),
-        Code("PG208", W, "unknown-role", "a role not in --known-roles"),
+        Code(
+            "PG208",
+            E,
+            "unknown-role",
+            "a role no known source defines (Keystone's default roles, the policy files, the "
+            "deployment's options, --known-roles)",
+        ),
         Code(
             "PG209",
             W,
@@ -94,6 +104,34 @@ CODES: dict[str, Code] = {
             W,
             "never-matching-check",
             "a check that can never match propguard's credentials",
+        ),
+        # propguard check: the deployment (paste file and config files)
+        Code("PG401", E, "propguard-missing", "an authenticating pipeline without propguard"),
+        Code("PG402", E, "propguard-before-auth", "propguard before the auth layer"),
+        Code("PG403", E, "no-auth-layer", "propguard in a pipeline with no auth layer"),
+        Code("PG404", E, "glance-property-protection", "Glance's property_protection_file is set"),
+        Code(
+            "PG405",
+            E,
+            "glance-property-quota",
+            "image_property_quota is not -1 while propguard counts",
+        ),
+        Code(
+            "PG406",
+            E,
+            "collation-mismatch",
+            "name_collation disagrees with [database] connection",
+        ),
+        Code(
+            "PG407",
+            E,
+            "page-size-mismatch",
+            "limit_param_default/api_limit_max differ from Glance's",
+        ),
+        Code("PG408", E, "unknown-option", "an option propguard does not have (a typo)"),
+        Code("PG409", E, "filter-does-not-start", "an option value the filter refuses at start"),
+        Code(
+            "PG410", E, "dangling-option", "a relations/notifications option that points at nothing"
         ),
     )
 }

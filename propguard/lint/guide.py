@@ -13,6 +13,12 @@ propguard lint [--format text|json|sarif] [--fail-on error|warning|info|never]
                [--known-roles a,b] [--service-role-mode strict|union] [--service-like-roles a,b]
                [--ignore CODES] [--no-os-glance-section] [-o FILE] [-q] FILE|DIR...
 propguard lint --list-codes
+propguard lint [--rules-file F] [--service-token-roles R,..] [--protect-core-attributes A,..]
+               [--inject-properties N:V,..] [--inject-ignore-roles R,..] [--inject-service-roles R,..]
+               [-O NAME=VALUE]...
+propguard check --paste-ini glance-api-paste.ini --config-file glance-api.conf [--config-file ...]
+               [--glance-config-file F] [--paste-filter N] [--format ...] [--fail-on ...]
+               [--known-roles a,b] [--ignore CODES] [-o FILE] [-q]
 propguard explain --rules FILE [--policy-file F] --roles a,b [--service-roles s] PROPERTY [OP]
 propguard matrix  --rules FILE --roles-sets "member;admin;member+service:nova" [--format text|markdown|html|json]
 # every command also takes --name-collation C and --config-file F/--paste-ini F/--paste-filter N
@@ -23,6 +29,75 @@ propguard matrix  --rules FILE --roles-sets "member;admin;member+service:nova" [
 filter's `rule_format`, `policy_file`, `policy_dirs`, `policy_namespaces`,
 `service_role_mode`, `name_collation` and `os_glance_section`: give lint the filter's values and
 it reads exactly what the filter reads.
+
+Every other filter option has a lint option too: `--rules-file` (read exactly
+as the filter reads `rules_file`: a directory there is PG101, the loader's
+error, never searched as a directory argument is), `--service-token-roles`,
+`--protect-core-attributes`, `--inject-properties`, `--inject-ignore-roles`,
+`--inject-service-roles`, and `-O NAME=VALUE` for any `[propguard]` option
+(the rest change nothing lint reads: request handling, caches, relations).
+Each value is converted by the option's own oslo.config type and checked as
+the filter checks it at start; a bad value or an unknown name (with "did you
+mean") exits 2, as the filter would not start. A test fails when a new filter
+option has neither a flag nor a place in that list. With
+`--config-file`/`--paste-ini` the deployed values are taken instead of the
+rules flags, and `-O` and the flags above are applied on top.
+
+## Known roles (PG208) and unreachable sections (PG202)
+
+A role no known source defines is an error, PG208, at every occurrence (a
+right given to a role nobody has reaches nobody; `membr` for `member` takes a
+right away silently). Known roles, with no option needed: Keystone's default
+roles (`keystone-manage bootstrap` in Keystone 30 creates `admin`, `member`,
+`reader`, `manager`, `service`), every `role:` of the policy files the
+deployment reads (policy file, its `policy_dirs`, policy files given as
+arguments) and of the registered defaults of `policy_namespaces`, and the
+roles the deployment's options name (`service_token_roles`,
+`inject_ignore_roles`, `inject_service_roles`, `relations_service_roles`).
+`--known-roles a,b` adds more: a deployment's own roles (`billing`), or
+Glance's legacy `_member_` (its sample rules file uses it; Keystone 30 no
+longer creates it). A role in a policy file is known by being there, so a typo
+inside a policy file is not caught this way.
+
+A section that can never match, PG202, is an error when the sections that
+take its names give different rights (its own are never applied: a section
+meant to hide billing data below a broader one hides nothing), and a warning
+when they give the same rights.
+
+## `propguard check`: a deployment
+
+`propguard check` takes glance-api's paste file and config files (or
+`propguard serve`'s serve.ini and `--config-file`) and reports, each with file
+and line, then lints the rules and policy files exactly as the deployment
+configures them (`rules_file`, `rule_format`, `policy_file`, ... as the
+filter resolves them; the lint findings follow). Formats, `--fail-on` and exit
+codes are lint's (0 clean, 1 findings at or above `--fail-on`, 2 a file that
+does not exist).
+
+| code | what |
+|---|---|
+| PG401 | a pipeline that authenticates (keystonemiddleware `authtoken`, or propguard's `jwt`) has no propguard; or no `[filter:...]` builds propguard at all |
+| PG402 | propguard comes before the auth layer in a pipeline (it would see no validated identity) |
+| PG403 | the pipeline glance-api uses (`[paste_deploy] flavor`) has propguard but no auth layer (unless `trust_identity_headers`) |
+| PG404 | Glance's own `property_protection_file` is set (Glance then drops unreadable properties from updates: data loss) |
+| PG405 | `image_property_quota` is not -1 (Glance's default is 128) while propguard counts (`property_quota` not -1): Glance's 413 is a counting oracle |
+| PG406 | an explicit `name_collation` disagrees with `[database] connection` (binary against MySQL/MariaDB, or a folding collation against PostgreSQL/SQLite) |
+| PG407 | `limit_param_default`/`api_limit_max` differ from Glance's (defaults 25 and 1000) |
+| PG408 | an unknown option, with "did you mean": in `[propguard]`, propguard's paste section, `[propguard_jwt]`/`[propguard_jwt:<issuer>]` and the jwt paste section, `[propguard_notifications]`, `[propguard_notify_filter]`, the proxy app's section |
+| PG409 | a value the filter refuses at start, or no `rules_file` |
+| PG410 | an option that points at nothing: a `relations_*` option without `relations_connection`, a `relations_outbox` whose directory does not exist, `[propguard_notifications]` without `propguard` in `[oslo_messaging_notifications] driver` |
+
+The Glance options (PG403-PG407) are read from `--config-file`; for a paste
+file whose app is `propguard serve`'s proxy, only from `--glance-config-file`
+(glance-api.conf, when the operator has it), since propguard.conf holds none.
+
+What `check` does not check: that these are the files the running services
+read; Keystone's actual roles; the database's actual collation; the message
+bus, Glance's `policy.yaml` for API access, TLS, and anything only a request
+would show. `oslo-config-validator --namespace propguard --config-file
+glance-api.conf` validates every propguard group too (and `--namespace
+glance.api` Glance's own options); the filter, `propguard serve`, the proxy
+app and the JWT filter refuse an unknown option at start as well.
 
 ## What lint reads
 
@@ -204,13 +279,13 @@ section is named.
 | PG118 | error | a policy file that cannot be loaded (unreadable, not UTF-8, control characters, bad YAML, not a mapping), or a policy nested more than 100 levels | `"x": [oops` | fix the YAML; flatten the chain |
 | PG119 | error | under a folding `name_collation` (MySQL/MariaDB), a section or top-level alternative that matches no name as the database folds it: the names it was written for fall through to a later section | `[^Licence_]` under `utf8mb3_general_ci` (`Licence_x` is decided as `licence_x`) | write the folded spelling the hint gives, e.g. `[^licence_]` |
 | PG201 | warning | empty operation value: nobody is allowed | `create =` | write `!` to say so |
-| PG202 | warning | unreachable section: earlier sections take every name it matches (with a witness) | `[^x_.*]` then `[^x_foo_.*]` | move it above, or remove it |
+| PG202 | error | unreachable section: earlier sections take every name it matches (with a witness); an error when they give other rights, a warning when the same | `[^x_.*]` then `[^x_foo_.*]` | move it above, or remove it |
 | PG203 | warning | two sections with different rules overlap, neither contains the other: order decides (with a witness) | `[^a.*]` then `[.*b$]`: `ab` | anchor so they do not overlap, or suppress to record intent |
 | PG204 | warning | unanchored pattern matches names that merely contain it | `[spl_read_prop]` matches `xspl_read_prop_2` | `^spl_read_prop$` or `^spl_read_prop` |
 | PG205 | warning | pattern reads like a shell glob (`_*` is "zero or more `_`") | `[x_foo_*]` | `^x_foo_.*` |
 | PG206 | warning | blind write: a role may create/update/delete but not read | `create = admin,member`, `read = admin` | let writers read |
 | PG207 | warning | a role written in different letter cases (or unlike its `--known-roles` spelling) | `Member` and `member` | one spelling |
-| PG208 | warning | a role not in `--known-roles` (rules files and `role:` checks) | `membr` | fix the spelling |
+| PG208 | error | a role no known source defines (Keystone's default roles, the policy files, the deployment's role options, `--known-roles`), at every occurrence (rules files and `role:` checks) | `membr` | fix the spelling, or add it to `--known-roles` |
 | PG209 | warning | in `--service-role-mode union`, a service-like role (`service`, `nova`, ...) used as a user role: a service token alone satisfies it | `read = nova` | `service:nova` in strict mode, or pair with a user role |
 | PG210 | warning | no catch-all: some names match no section and are denied to everyone, admin included (with a witness) | no `[.*]` | end with `[.*]` |
 | PG211 | warning | pattern prone to catastrophic backtracking (nested/overlapping repetition) | `[^(a+)+$]` | `[^a+$]` |
@@ -223,6 +298,16 @@ section is named.
 | PG303 | error | a check string oslo.policy cannot parse (it becomes `!`) or evaluate, a value that is no check string (`"x":` is allow-all to oslo.policy), a name that is not a string | `role:admin or or role:member` | fix the syntax |
 | PG304 | error | `rule:X` where X is defined nowhere (falls back to `default`) | `rule:is_owner` | define X or fix the name |
 | PG305 | error | cyclic `rule:` references (each request through them would recurse until it fails) | `a: rule:b`, `b: rule:a` | break the cycle |
+| PG401 | error | `propguard check`: an authenticating pipeline without propguard | `keystone+caching = ... authtoken context cache rootapp` | insert propguard after authtoken |
+| PG402 | error | `propguard check`: propguard before the auth layer | `propguard authtoken context` | `authtoken propguard context` |
+| PG403 | error | `propguard check`: propguard in the used pipeline with no auth layer | flavor unset: `default = ... propguard unauthenticated-context` | use the keystone flavor |
+| PG404 | error | `propguard check`: Glance's `property_protection_file` is set | `property_protection_file = /etc/glance/pp.conf` | remove it |
+| PG405 | error | `propguard check`: `image_property_quota` not -1 while propguard counts | `image_property_quota = 128` | `image_property_quota = -1` |
+| PG406 | error | `propguard check`: `name_collation` disagrees with `[database] connection` | `binary` with `mysql+pymysql://` | `name_collation = auto` |
+| PG407 | error | `propguard check`: page sizes differ from Glance's | `limit_param_default = 50` in Glance only | the same value in `[propguard]` |
+| PG408 | error | `propguard check`: an unknown option (did you mean) | `rule_formt = policies` | `rule_format = policies` |
+| PG409 | error | `propguard check`: a value the filter refuses at start, or no `rules_file` | `reload_interval = 5s` | a valid value |
+| PG410 | error | `propguard check`: an option that points at nothing | `relations_outbox` without `relations_connection` | set it, or remove the option |
 | PG306 | warning | a check that can never match propguard's credentials: a key they do not have (they have those of oslo.context's `to_policy_values()`, plus `system`; `roles:` and `service_roles:` compare case-insensitively, like `role:`) | `service_role:service` | `service_roles:service` |
 
 One fixture per code lives in `tests/lint_fixtures/codes/` and produces

@@ -192,7 +192,7 @@ def _check_entry(
                 problems.append(
                     Problem(
                         "PG208",
-                        Severity.WARNING,
+                        Severity.ERROR,
                         entry.value_pos,
                         f"role '{c.match}' in '{entry.name}' is not a known role",
                         "check the spelling or add it to --known-roles",

@@ -272,6 +272,8 @@ def _role_names(doc: RulesDocument, options: LintOptions) -> list[Problem]:
 
     def report(problem: Problem, name: str, section: Section) -> None:
         key = (problem.code, name, section.index)
+        if problem.code == "PG208":  # every occurrence: each is a right given to nobody
+            key += (problem.position,)
         if key not in reported:  # once per role spelling and section
             reported.add(key)
             problems.append(problem)
@@ -313,9 +315,11 @@ def _role_names(doc: RulesDocument, options: LintOptions) -> list[Problem]:
             report(
                 Problem(
                     "PG208",
-                    Severity.WARNING,
+                    Severity.ERROR,
                     where,
-                    f"role '{name}' in [{section.pattern}] is not a known role",
+                    f"role '{name}' in [{section.pattern}] is not a known role (not Keystone's "
+                    "default roles, the policy files' or the deployment's): the right it "
+                    "gives reaches nobody",
                     f"did you mean '{known_by_lower[guess[0]]}'?"
                     if guess
                     else "check the spelling or add it to --known-roles",

@@ -207,13 +207,20 @@ def _check_reach_and_overlap(
             if len(shadow) > 3:
                 takers += f" and {len(shadow) - 3} more"
             eg = f", e.g. {example!r}" if example is not None else ""
+            # An error where it changes who can read or write: the takers give other rights.
+            same = all(same_rights(section, ordered[j]) for j in shadow)
             report.problems.append(
                 Problem(
                     "PG202",
-                    Severity.WARNING,
+                    Severity.WARNING if same else Severity.ERROR,
                     _pos(section),
                     f"[{section.pattern}] can never match: every name matched by "
-                    f"[{section.pattern}] is taken by {takers}{eg}",
+                    f"[{section.pattern}] is taken by {takers}{eg}"
+                    + (
+                        " (which give the same rights)"
+                        if same
+                        else ", whose rights differ: its own are never applied"
+                    ),
                     "move the section above the one that takes its names, or remove it",
                 )
             )
@@ -330,3 +337,15 @@ def _check_catch_all(doc: RulesDocument, ordered, infos, report: SectionReport) 
             "end the file with a [.*] section that says who may handle other properties",
         )
     )
+
+
+def same_rights(a: Section, b: Section) -> bool:
+    """Do two sections give every operation to the same callers (as written)?"""
+
+    def rights(section: Section) -> dict:
+        return {
+            op: (v.everyone, v.nobody, frozenset(v.entries), v.policy)
+            for op, v in section.values.items()
+        }
+
+    return rights(a) == rights(b)

@@ -20,6 +20,7 @@ import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from oslo_config import cfg
 from urllib3.exceptions import HTTPError
 
 from propguard.bodies import input_stream
@@ -256,12 +257,23 @@ def _stream(
             response.release_conn()
 
 
-def _bool(value: Any) -> bool:
-    return str(value).strip().lower() in ("1", "true", "yes", "on")
+#: The proxy app's paste options, typed as oslo.config types them (``insecure =
+#: ture`` is an error, not false; an unknown key stops ``propguard serve``).
+PROXY_OPTS: list[cfg.Opt] = [
+    cfg.StrOpt("upstream", help="Glance's URL (propguard serve --upstream)"),
+    cfg.FloatOpt("connect_timeout", default=10.0, min=0),
+    cfg.FloatOpt("read_timeout", default=600.0, min=0),
+    cfg.IntOpt("pool_maxsize", default=16, min=1),
+    cfg.StrOpt("ca_file"),
+    cfg.BoolOpt("insecure", default=False),
+    cfg.ListOpt("trusted_proxies", default=[]),
+    cfg.ListOpt("upstream_public_urls", default=[]),
+]
 
 
-def _list(value: Any) -> tuple[str, ...]:
-    return tuple(v.strip() for v in str(value or "").replace(",", " ").split() if v.strip())
+def _words(items: list[str]) -> tuple[str, ...]:
+    """List items split on blanks too (``a b, c``): the form serve.ini documents."""
+    return tuple(word for item in items for word in item.split())
 
 
 def app_factory(global_conf: dict[str, Any] | None = None, **local_conf: Any) -> ProxyApp:
@@ -273,28 +285,36 @@ def app_factory(global_conf: dict[str, Any] | None = None, **local_conf: Any) ->
     operation), ``pool_maxsize`` (16), ``ca_file``, ``insecure`` (false),
     ``trusted_proxies`` (addresses whose forwarding headers are kept),
     ``upstream_public_urls`` (more base URLs Glance writes into links, e.g.
-    its ``public_endpoint``: rewritten to the proxy's URL too).
+    its ``public_endpoint``: rewritten to the proxy's URL too). Read by
+    :func:`propguard.opts.paste_values`, as the filter's: an unknown key or a
+    bad value raises ``ValueError`` and the proxy does not start.
     """
+    from propguard import opts
     from propguard.proxy.server import TRUSTED_ENV, UPSTREAM_ENV
 
-    conf = {**(global_conf or {}), **local_conf}
+    names = {opt.dest for opt in PROXY_OPTS}
+    local = dict(local_conf)
     # propguard serve's --upstream / --trusted-proxy win over the paste file.
     if os.environ.get(UPSTREAM_ENV):
-        conf["upstream"] = os.environ[UPSTREAM_ENV]
-        conf["trusted_proxies"] = os.environ.get(TRUSTED_ENV, "")
-    upstream_url = conf.get("upstream")
-    if not upstream_url:
+        local["upstream"] = os.environ[UPSTREAM_ENV]
+        local["trusted_proxies"] = os.environ.get(TRUSTED_ENV, "")
+    # paste [DEFAULT] values reach every section: only ours are taken from there.
+    inherited = {k: v for k, v in (global_conf or {}).items() if k in names and k not in local}
+    values = {opt.dest: opt.default for opt in PROXY_OPTS}
+    values.update(opts.paste_values(inherited, PROXY_OPTS, "propguard proxy"))
+    values.update(opts.paste_values(local, PROXY_OPTS, "propguard proxy"))
+    if not values["upstream"]:
         raise ValueError("propguard proxy: 'upstream' is not set (propguard serve --upstream URL)")
     options = UpstreamOptions(
-        url=str(upstream_url),
-        connect_timeout=float(conf.get("connect_timeout", 10)),
-        read_timeout=float(conf.get("read_timeout", 600)),
-        pool_maxsize=int(conf.get("pool_maxsize", 16)),
-        ca_file=conf.get("ca_file") or None,
-        insecure=_bool(conf.get("insecure", False)),
+        url=values["upstream"],
+        connect_timeout=values["connect_timeout"],
+        read_timeout=values["read_timeout"],
+        pool_maxsize=values["pool_maxsize"],
+        ca_file=values["ca_file"] or None,
+        insecure=values["insecure"],
     )
     return ProxyApp(
         Upstream(options),
-        trusted_proxies=_list(conf.get("trusted_proxies")),
-        rewrite_bases=tuple(u.rstrip("/") for u in _list(conf.get("upstream_public_urls"))),
+        trusted_proxies=_words(values["trusted_proxies"]),
+        rewrite_bases=tuple(u.rstrip("/") for u in _words(values["upstream_public_urls"])),
     )

@@ -343,3 +343,117 @@ def test_oslo_config_project_reads_that_projects_files(tmp_path: Path):
     )
     assert values["rules_file"] == "/etc/pg/rules.conf"
     assert values["rule_format"] == "policies"
+
+
+# --- unknown options stop the filter, the proxy and the JWT filter at start (issue 21) ---
+
+
+def test_unknown_paste_option_names_the_close_one(conf):
+    with pytest.raises(ValueError, match=r"rule_formt \(did you mean 'rule_format'\?\)"):
+        opts.resolve({"rule_formt": "policies"}, conf)
+
+
+def _parsed(tmp_path: Path, text: str) -> cfg.ConfigOpts:
+    conf_file = tmp_path / "glance-api.conf"
+    conf_file.write_text(text)
+    c = cfg.ConfigOpts()
+    c([], project="x", default_config_files=[str(conf_file)], default_config_dirs=[])
+    return c
+
+
+def test_unknown_option_in_config_file_group_is_refused(tmp_path: Path):
+    """oslo.config ignores it; the filter must not (it would run with rule_format = roles)."""
+    c = _parsed(tmp_path, "[propguard]\nrules_file = /x\nrule_formt = policies\n")
+    with pytest.raises(ValueError, match=r"\[propguard\].*rule_formt.*'rule_format'"):
+        opts.resolve({}, c)
+
+
+def test_other_groups_and_known_options_pass(tmp_path: Path):
+    c = _parsed(
+        tmp_path,
+        "[DEFAULT]\nwhatever = 1\n[glance_store]\nx = 1\n[propguard]\nrule_format = roles\n",
+    )
+    assert opts.resolve({}, c)["rule_format"] == "roles"
+
+
+def test_unknown_option_in_config_dir_is_refused(tmp_path: Path):
+    folder = tmp_path / "glance-api.conf.d"
+    folder.mkdir()
+    (folder / "10-propguard.conf").write_text("[propguard]\nservice_role_mod = union\n")
+    c = cfg.ConfigOpts()
+    c([], project="x", default_config_files=[], default_config_dirs=[str(folder)])
+    with pytest.raises(ValueError, match="service_role_mod"):
+        opts.resolve({}, c)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "match"),
+    [
+        ("insecure", "ture", "insecure"),
+        ("pool_maxsize", "many", "pool_maxsize"),
+        ("read_timout", "5", r"did you mean 'read_timeout'"),
+    ],
+)
+def test_proxy_app_refuses_bad_and_unknown_options(key, value, match, monkeypatch):
+    from propguard.proxy import app
+    from propguard.proxy.server import UPSTREAM_ENV
+
+    monkeypatch.delenv(UPSTREAM_ENV, raising=False)
+    with pytest.raises(ValueError, match=match):
+        app.app_factory({"here": "/x"}, upstream="http://glance:9292", **{key: value})
+
+
+def test_proxy_app_reads_typed_options(monkeypatch):
+    from propguard.proxy import app
+    from propguard.proxy.server import UPSTREAM_ENV
+
+    monkeypatch.delenv(UPSTREAM_ENV, raising=False)
+    proxy = app.app_factory(
+        {"here": "/x", "unrelated_default": "1"},
+        upstream="http://glance:9292",
+        insecure="true",
+        trusted_proxies="10.0.0.2 10.0.0.3, 10.0.0.4",
+    )
+    assert proxy.trusted_proxies == ("10.0.0.2", "10.0.0.3", "10.0.0.4")
+
+
+def test_jwt_unknown_option_in_config_file_is_refused(tmp_path: Path):
+    from propguard.jwt import config as jwt_config
+
+    c = _parsed(tmp_path, "[propguard_jwt]\niss = https://idp\nissuer_typo = 1\n")
+    with pytest.raises(jwt_config.ConfigError, match="issuer_typo"):
+        jwt_config.load({}, c, start=False)
+
+
+def test_jwt_unknown_paste_option_names_the_close_one(conf):
+    from propguard.jwt import config as jwt_config
+
+    with pytest.raises(jwt_config.ConfigError, match=r"delay_auth_decison.*'delay_auth_decision'"):
+        jwt_config.load({"delay_auth_decison": "true"}, conf, start=False)
+
+
+def test_serve_stops_at_start_on_a_config_file_typo(tmp_path: Path):
+    """`propguard serve` exits 2 before forking, naming the typo (it started silently before)."""
+    rules = tmp_path / "rules.conf"
+    rules.write_text("[.*]\ncreate = admin\nread = admin\nupdate = admin\ndelete = admin\n")
+    conf_file = tmp_path / "propguard.conf"
+    conf_file.write_text(f"[propguard]\nrules_file = {rules}\nrule_formt = policies\n")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "propguard.cli",
+            "serve",
+            "--upstream",
+            "http://127.0.0.1:9",
+            "--bind",
+            "127.0.0.1:0",
+            "--config-file",
+            str(conf_file),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "rule_formt (did you mean 'rule_format'?)" in done.stderr
