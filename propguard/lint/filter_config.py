@@ -103,8 +103,8 @@ def tool_collation(value: str, config_files: Sequence[str]) -> tuple[str, str | 
 
     A named collation is used as it is. ``auto`` is what the filter inside
     glance-api resolves from these files' ``[database] connection``; with no
-    connection known, ``binary`` (the tools cannot see the database; ``propguard
-    serve`` would take ``mysql_any``), and the note says so.
+    connection known, ``binary`` (the tools cannot see the database; the filter
+    itself would refuse to start there), and the note says so.
     """
     if value != "auto":
         return value, None
@@ -113,7 +113,8 @@ def tool_collation(value: str, config_files: Sequence[str]) -> tuple[str, str | 
         return "binary", (
             "name_collation = auto and no [database] connection in --config-file: names are "
             "compared exactly (binary). In front of MySQL/MariaDB pass --name-collation "
-            "(glance-api's schema: utf8mb3_general_ci; propguard serve without one: mysql_any)"
+            "(glance-api's schema: utf8mb3_general_ci); the filter refuses auto where it cannot "
+            "read Glance's database (propguard serve, notify-filter)"
         )
     try:
         found = folding_for_connection(connection).name
