@@ -239,17 +239,23 @@ class NotifyFilterService:
                 LOG.error("propguard notify-filter: %s", exc)
                 self._disconnect()
                 return 1
-            except (*pg_amqp.CONNECTION_ERRORS, TimeoutError) as exc:
+            except (*pg_amqp.CONNECTION_ERRORS, TimeoutError, Exception) as exc:
+                # Anything but a connection error is a bug of this service: it must not end
+                # consumption either. The connection is dropped (unacknowledged messages are
+                # redelivered) and made again. Its text is not logged: it might quote data.
                 self._disconnect()
                 if self.stopping:
                     break
                 self.counts["reconnects"] += 1
+                known = isinstance(exc, (*pg_amqp.CONNECTION_ERRORS, TimeoutError))
                 LOG.warning(
-                    "propguard notify-filter: connection to %s lost or refused (%s: %s); "
-                    "retrying in %.0f s (unacknowledged messages are redelivered)",
-                    self.settings.broker.describe(),
+                    "propguard notify-filter: %s (%s%s); retrying in %.0f s (unacknowledged "
+                    "messages are redelivered)",
+                    f"connection to {self.settings.broker.describe()} lost or refused"
+                    if known
+                    else "internal error",
                     type(exc).__name__,
-                    exc,
+                    f": {exc}" if known else "",
                     pause,
                 )
                 self._sleep(pause)
@@ -379,32 +385,34 @@ class NotifyFilterService:
                 pass
 
     def _handle(self, batch: list[Delivery]) -> None:
+        """Filter a batch, publish every output, wait once for the confirms, acknowledge.
+
+        An output the broker returns (its queue was deleted: by an operator, or
+        an ``expires`` policy) or nacks is published again, alone, after its
+        queue is declared again: the outputs already confirmed are not
+        repeated. One still failing after ``max_attempts`` rounds sends its
+        message to the dead-letter topic with the reason; the others of the
+        batch are acknowledged as usual.
+        """
         assert self._publisher is not None and self._consumer is not None
         self.counts["consumed"] += len(batch)
         decisions: list[tuple[Delivery, bool, str | None]] = []  # (delivery, ack?, attempt key)
-        published = 0
-        for delivery in batch:
-            ack, key, bodies = self._prepare(delivery)
+        outputs: list[tuple[int, str, bytes]] = []  # (index in batch, routing key, body)
+        for index, delivery in enumerate(batch):
+            ack, key, bodies = self._prepare_safely(delivery)
             for routing_key, body in bodies:
-                self._ensure_output_queue(routing_key)
-                self._publisher.publish(body, self.settings.exchange, routing_key)
-                published += 1
+                outputs.append((index, routing_key, body))
             decisions.append((delivery, ack, key))
-        failures = self._publisher.wait(self.settings.confirm_timeout) if published else []
-        if failures:
-            for delivery, _, _ in decisions:
-                self._consumer.basic_reject(delivery.tag, requeue=True)
-            self.counts["requeued"] += len(decisions)
-            LOG.error(
-                "propguard notify-filter: %d output(s) not accepted by the broker (%s); "
-                "%d message(s) requeued",
-                len(failures),
-                "; ".join(sorted(set(failures))),
-                len(decisions),
-            )
-            self._sleep(1.0)
-            return
-        self.counts["published"] += published
+        failed = self._publish_all(outputs) if outputs else {}
+        if failed:
+            attempts = self.settings.max_attempts
+            letters = [
+                (index, *self._dead_letter(batch[index], reason, attempts, _note_of(batch[index])))
+                for index, reason in failed.items()
+            ]
+            for index in self._publish_all(letters):  # not even the dead letter: try again later
+                delivery, _, key = decisions[index]
+                decisions[index] = (delivery, False, key)
         if all(ack for _, ack, _ in decisions):
             self._consumer.basic_ack(batch[-1].tag, multiple=True)
             self.counts["acked"] += len(batch)
@@ -420,13 +428,106 @@ class NotifyFilterService:
             if ack and key is not None:
                 self._attempts.forget(key)
 
+    def _publish_all(self, outputs: list[tuple[int, str, bytes]]) -> dict[int, str]:
+        """Publish ``(index, routing key, body)``; returns the reason by index of those
+        still not delivered after ``max_attempts`` rounds (only failed ones are repeated)."""
+        publisher = self._publisher
+        assert publisher is not None
+        exchange = self.settings.exchange
+        pending = outputs
+        failed: dict[int, str] = {}
+        attempt = 0
+        while pending:
+            attempt += 1
+            tags = []
+            for _, routing_key, body in pending:
+                if routing_key not in self._declared:
+                    self._ensure_output_queue(routing_key)
+                tags.append(publisher.publish(body, exchange, routing_key))
+            failures = publisher.wait(self.settings.confirm_timeout)
+            self.counts["published"] += len(pending) - len(failures)
+            if not failures:
+                break
+            retry = []
+            for output, tag in zip(pending, tags, strict=True):
+                reason = failures.get(tag)
+                if reason is not None:
+                    if reason.startswith(pg_amqp.ConfirmingPublisher.NO_ROUTE):
+                        self._declared.discard(output[1])  # deleted: declare it again
+                    retry.append((output, reason))
+            self.counts["republished"] += len(retry)
+            reasons = "; ".join(sorted({reason for _, reason in retry}))
+            if attempt >= self.settings.max_attempts:
+                for (index, routing_key, _), reason in retry:
+                    failed.setdefault(
+                        index,
+                        f"output to {routing_key!r} not accepted ({attempt} attempts): {reason}",
+                    )
+                LOG.error(
+                    "propguard notify-filter: %d output(s) not accepted by the broker after %d "
+                    "attempts (%s); their message(s) go to the dead-letter topic",
+                    len(retry),
+                    attempt,
+                    reasons,
+                )
+                break
+            LOG.warning(
+                "propguard notify-filter: %d output(s) not accepted by the broker (%s); "
+                "publishing them again (attempt %d of %d)",
+                len(retry),
+                reasons,
+                attempt + 1,
+                self.settings.max_attempts,
+            )
+            if not (
+                self.settings.declare_output_queues
+                and all(
+                    reason.startswith(pg_amqp.ConfirmingPublisher.NO_ROUTE) for _, reason in retry
+                )
+            ):
+                self._sleep(0.5 * attempt)  # a declaration fixes a missing queue; else wait
+            pending = [output for output, _ in retry]
+        return failed
+
     def _ensure_output_queue(self, routing_key: str) -> None:
         if self.settings.declare_output_queues and routing_key not in self._declared:
             assert self._conn is not None
-            channel = self._declare_output_queue(self._conn.channel(), routing_key)
+            channel = self._conn.channel()
+            try:
+                channel = self._declare_output_queue(channel, routing_key)
+            except amqp.exceptions.ChannelError as exc:  # e.g. refused: the publish will tell
+                self._declared.add(routing_key)
+                LOG.error(
+                    "propguard notify-filter: output queue %r cannot be declared (%s)",
+                    routing_key,
+                    type(exc).__name__,
+                )
+                return
             channel.close()
 
     # -- one message ----------------------------------------------------------
+
+    def _prepare_safely(
+        self, delivery: Delivery
+    ) -> tuple[bool, str | None, list[tuple[str, bytes]]]:
+        """:meth:`_prepare`, and anything it raises is a failed attempt of this message
+        (requeued, then dead-lettered): never an end of the service."""
+        try:
+            return self._prepare(delivery)
+        except Exception as exc:
+            reason = f"handling failed ({type(exc).__name__})"
+        key = _body_key(delivery.body)
+        attempts = self._attempt(delivery, key)
+        if attempts >= self.settings.max_attempts:
+            return True, key, [self._dead_letter(delivery, reason, attempts, None)]
+        LOG.warning(
+            "propguard notify-filter: message on %r requeued, attempt %d of %d: %s",
+            delivery.routing_key,
+            attempts,
+            self.settings.max_attempts,
+            reason,
+        )
+        return False, key, []
 
     def _prepare(self, delivery: Delivery) -> tuple[bool, str | None, list[tuple[str, bytes]]]:
         """(acknowledge?, attempt key, [(routing key, body)]) for one delivery.
@@ -469,10 +570,15 @@ class NotifyFilterService:
             )
             return False, key, []
         bodies = []
-        for output in outputs:
-            body = wire.encode(output.notification, True)
-            for routing_key in self._route(output.mode, output.view, priority):
-                bodies.append((routing_key, body))
+        try:
+            for output in outputs:
+                body = wire.encode(output.notification, True)
+                for routing_key in self._route(output.mode, output.view, priority):
+                    bodies.append((routing_key, body))
+        except wire.EncodeError as exc:  # deterministic: no retry helps
+            reason = str(exc)
+        if reason is not None:
+            return True, key, [self._dead_letter(delivery, reason, 1, note)]
         return True, key, bodies
 
     def _route(self, mode: Mode, view: str | None, priority: str) -> list[str]:
@@ -534,6 +640,14 @@ class NotifyFilterService:
             UNIQUE_ID_KEY: f"{stable}.dead_letter",
         }
         return f"{self.settings.dead_letter_topic}.error", wire.encode(letter, True)
+
+
+def _note_of(delivery: Delivery) -> dict[str, Any] | None:
+    """The delivery's notification, for a dead letter's fields (``None`` if undecodable)."""
+    try:
+        return wire.decode(delivery.body).notification
+    except wire.DecodeError:
+        return None
 
 
 def _body_key(body: bytes) -> str:

@@ -74,19 +74,43 @@ def test_confirms_in_any_order(acks) -> None:
         assert publisher._confirmed < 3
         publisher._on_ack(tag, multiple)
     assert publisher._confirmed == 3 and not publisher._settled
-    assert publisher.wait(0.1) == []
+    assert publisher.wait(0.1) == {}
 
 
-def test_nack_and_return_are_failures() -> None:
+def test_nack_and_return_are_failures_by_tag() -> None:
     publisher = pg_amqp.ConfirmingPublisher(_FakeConn())  # type: ignore[arg-type]
-    publisher.publish(b"{}", "x", "k1")
-    publisher.publish(b"{}", "x", "k2")
-    publisher._on_return(Exception("NO_ROUTE"), "x", "k1", None)
+    assert publisher.publish(b"{}", "x", "k1") == 1
+    assert publisher.publish(b"{}", "x", "k2") == 2
+    publisher._on_return(Exception("NO_ROUTE"), "x", "k1", _Returned("{}"))
     publisher._on_ack(1, False)
     publisher._on_nack(2, False)
     failures = publisher.wait(0.1)
-    assert failures == ["no queue is bound to routing key 'k1' on 'x'", "nacked by the broker"]
-    assert publisher.wait(0.1) == []
+    assert failures == {1: "no queue is bound to routing key 'k1' on 'x'", 2: "nacked by the broker"}
+    assert publisher.wait(0.1) == {}
+
+
+class _Returned:
+    def __init__(self, body) -> None:
+        self.body = body
+
+
+def test_only_the_returned_output_fails() -> None:
+    """Three outputs to one key, one of them returned: only its tag is reported, so
+    only it is published again (the others are in their queue already)."""
+    publisher = pg_amqp.ConfirmingPublisher(_FakeConn())  # type: ignore[arg-type]
+    for body in (b"a", b"b", b"c"):
+        publisher.publish(body, "x", "k")
+    publisher._on_ack(3, True)
+    assert publisher.wait(0.1) == {}
+    for body in (b"a", b"b", b"c"):
+        publisher.publish(body, "x", "k")
+    publisher._on_return(Exception("NO_ROUTE"), "x", "k", _Returned(b"b"))
+    publisher._on_nack(4, False)  # a single nack of the round: tag 4 only
+    publisher._on_ack(6, True)
+    assert set(publisher.wait(0.1)) == {4, 5}
+    publisher.publish(b"d", "x", "k")
+    publisher._on_nack(7, True)  # multiple: the round only, not earlier rounds
+    assert publisher.wait(0.1) == {7: "nacked by the broker"}
 
 
 def _conf(text: str, tmp_path) -> cfg.ConfigOpts:
