@@ -105,8 +105,17 @@ SERVICE_OPTS: list[cfg.Opt] = [
         "pool",
         default="propguard",
         help="Listener pool: the name of the queue this service consumes (as an "
-        "oslo.messaging listener pool). Several instances with one pool share its work "
-        "(order is then lost).",
+        "oslo.messaging listener pool). Several instances with one pool share its work and "
+        "lose the order, unless single_active_consumer is set.",
+    ),
+    cfg.BoolOpt(
+        "single_active_consumer",
+        default=False,
+        help="Declare the pool queue with RabbitMQ's x-single-active-consumer argument: of "
+        "several instances on one pool, one consumes and the others stand by; when it "
+        "stops or dies, the broker hands its unacknowledged messages and the queue to a "
+        "standby at once, in order. An existing pool queue keeps its arguments: to turn "
+        "this on for one, delete the queue (once drained) or use a new pool name.",
     ),
     cfg.StrOpt(
         "queue_type",

@@ -26,8 +26,9 @@ with the reason, and so does a message whose filtering raised anything else
 otherwise by ``message_id`` in this process); meanwhile it is requeued. The
 queue head is never blocked and a message never loops forever.
 
-Order is kept (one consumer, messages handled in delivery order; run one
-instance per pool). SIGTERM/SIGINT: the batch in flight is finished
+Order is kept (one consumer, messages handled in delivery order). Several
+instances on one pool keep it with ``single_active_consumer`` (one consumes,
+the others stand by and take over at once). SIGTERM/SIGINT: the batch in flight is finished
 (published, confirmed, acknowledged), the rest is left to the broker, exit 0.
 Rules reload as in the filter (file change, SIGHUP, last good rules kept).
 Logs name message ids, event types, routing keys and reasons, never a
@@ -85,6 +86,7 @@ class ServiceSettings:
     topics: tuple[str, ...] = ("notifications",)
     pool: str = "propguard"
     queue_type: str = "classic"
+    single_active_consumer: bool = False
     accept_loss_on_broker_restart: bool = False
     declare_output_queues: bool = True
     dead_letter_topic: str = "propguard_dead_letter"
@@ -116,6 +118,7 @@ class ServiceSettings:
             topics=tuple(group.topics),
             pool=group.pool,
             queue_type=group.queue_type,
+            single_active_consumer=group.single_active_consumer,
             accept_loss_on_broker_restart=group.accept_loss_on_broker_restart,
             declare_output_queues=group.declare_output_queues,
             dead_letter_topic=group.dead_letter_topic,
@@ -285,7 +288,9 @@ class NotifyFilterService:
                 "amqp_durable_queues = true or rabbit_quorum_queue = true in "
                 "[oslo_messaging_rabbit] of glance-api and delete the exchange once)"
             )
-        channel, state = pg_amqp.declare_queue(channel, conn, s.pool, s.queue_type)
+        channel, state = pg_amqp.declare_queue(
+            channel, conn, s.pool, s.queue_type, s.single_active_consumer
+        )
         if state == "not-durable":
             self._loss_risk(
                 f"pool queue {s.pool!r} exists and is not durable: a broker restart drops its "
@@ -295,7 +300,9 @@ class NotifyFilterService:
         elif state == "other-type":
             raise StartupError(
                 f"pool queue {s.pool!r} exists with other arguments than queue_type = "
-                f"{s.queue_type}: set [{SERVICE_GROUP}] queue_type to its type, or delete it"
+                f"{s.queue_type}, single_active_consumer = "
+                f"{str(s.single_active_consumer).lower()}: set [{SERVICE_GROUP}] queue_type "
+                "and single_active_consumer as the queue is, or delete it (once drained)"
             )
         keys = [f"{topic}.{priority}" for topic in s.topics for priority in PRIORITIES]
         pg_amqp.bind_all(channel, s.pool, s.exchange, keys)
@@ -307,10 +314,11 @@ class NotifyFilterService:
         self._publisher = pg_amqp.ConfirmingPublisher(conn)
         self.connected.set()
         LOG.info(
-            "propguard notify-filter: consuming %s (pool queue %r, %s) on %s:%s",
+            "propguard notify-filter: consuming %s (pool queue %r, %s%s) on %s:%s",
             ", ".join(s.topics),
             s.pool,
             s.queue_type,
+            ", single active consumer: active or standby" if s.single_active_consumer else "",
             host.host,
             host.port,
         )

@@ -85,7 +85,10 @@ def test_nack_and_return_are_failures_by_tag() -> None:
     publisher._on_ack(1, False)
     publisher._on_nack(2, False)
     failures = publisher.wait(0.1)
-    assert failures == {1: "no queue is bound to routing key 'k1' on 'x'", 2: "nacked by the broker"}
+    assert failures == {
+        1: "no queue is bound to routing key 'k1' on 'x'",
+        2: "nacked by the broker",
+    }
     assert publisher.wait(0.1) == {}
 
 
@@ -124,12 +127,17 @@ def test_settings_from_conf(tmp_path) -> None:
     conf = _conf(
         "[oslo_messaging_notifications]\ntransport_url = rabbit://a:b@h1:5672/v\n"
         "[propguard_notify_filter]\ntopics = n1,n2\npool = p\nqueue_type = quorum\n"
-        "max_attempts = 5\n",
+        "max_attempts = 5\nsingle_active_consumer = true\n",
         tmp_path,
     )
     settings = ServiceSettings.from_conf(conf)
     assert settings.topics == ("n1", "n2") and settings.pool == "p"
     assert settings.queue_type == "quorum" and settings.max_attempts == 5
+    assert settings.single_active_consumer
+    assert pg_amqp.queue_arguments("quorum", True) == {
+        "x-queue-type": "quorum",
+        "x-single-active-consumer": True,
+    }
     assert settings.broker.hosts[0].virtual_host == "v"
     own = _conf("[propguard_notify_filter]\ntransport_url = rabbit://x:y@h2/\n", tmp_path)
     assert ServiceSettings.from_conf(own).broker.hosts[0].host == "h2"
