@@ -126,6 +126,23 @@ SERVICE_OPTS: list[cfg.Opt] = [
         ],
         help="Type of the pool queue and of the output queues this service declares.",
     ),
+    cfg.IntOpt(
+        "partitions",
+        default=0,
+        min=0,
+        help="Partition by image id over this many queues, for N instances that keep each "
+        "image's events in order (0: no partitioning). An instance without 'partition' is "
+        "the router: it consumes the pool queue and forwards each message unchanged to the "
+        "queue <pool>.partition.<k>, k chosen by the image id (CRC-32 modulo partitions); an "
+        "instance with 'partition = k' filters that queue. Change it only with the "
+        "partition queues drained.",
+    ),
+    cfg.IntOpt(
+        "partition",
+        min=0,
+        help="With 'partitions': the partition this instance filters (0 to partitions-1). "
+        "Unset: this instance is the router.",
+    ),
     cfg.BoolOpt(
         "accept_loss_on_broker_restart",
         default=False,

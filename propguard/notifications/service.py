@@ -47,6 +47,7 @@ import signal
 import threading
 import time
 import uuid
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -87,6 +88,8 @@ class ServiceSettings:
     pool: str = "propguard"
     queue_type: str = "classic"
     single_active_consumer: bool = False
+    partitions: int = 0
+    partition: int | None = None
     accept_loss_on_broker_restart: bool = False
     declare_output_queues: bool = True
     dead_letter_topic: str = "propguard_dead_letter"
@@ -119,6 +122,8 @@ class ServiceSettings:
             pool=group.pool,
             queue_type=group.queue_type,
             single_active_consumer=group.single_active_consumer,
+            partitions=group.partitions,
+            partition=group.partition,
             accept_loss_on_broker_restart=group.accept_loss_on_broker_restart,
             declare_output_queues=group.declare_output_queues,
             dead_letter_topic=group.dead_letter_topic,
@@ -128,6 +133,48 @@ class ServiceSettings:
             confirm_timeout=group.confirm_timeout,
             retry_interval_max=group.retry_interval_max,
         )
+
+    @property
+    def router(self) -> bool:
+        """Partitioned, and this instance forwards the pool queue to the partitions."""
+        return self.partitions > 0 and self.partition is None
+
+    def partition_queue(self, k: int) -> str:
+        """Queue (and routing key on the exchange) of partition ``k``."""
+        return f"{self.pool}.partition.{k}"
+
+    @property
+    def input_queue(self) -> str:
+        """The queue this instance consumes: the pool queue, or its partition's."""
+        if self.partitions > 0 and self.partition is not None:
+            return self.partition_queue(self.partition)
+        return self.pool
+
+    def check(self) -> None:
+        if self.partition is not None and not 0 <= self.partition < self.partitions:
+            raise StartupError(
+                f"[{SERVICE_GROUP}] partition = {self.partition} needs partitions > "
+                f"{self.partition} (partitions = {self.partitions})"
+            )
+
+
+def partition_key(notification: dict[str, Any]) -> str:
+    """What a notification is partitioned by: its image's id (``image_id`` of member and
+    send events, ``id`` of image events; tasks and metadefs: their ``id`` or
+    ``namespace``); ``""`` when there is none (e.g. an error string payload)."""
+    payload = notification.get("payload")
+    if not isinstance(payload, dict):
+        return ""
+    for name in ("image_id", "id", "namespace"):
+        value = payload.get(name)
+        if isinstance(value, str):
+            return value
+    return ""
+
+
+def partition_of(key: str, partitions: int) -> int:
+    """Stable across processes and restarts (unlike ``hash()``)."""
+    return zlib.crc32(key.encode("utf-8", "surrogatepass")) % partitions
 
 
 class Delivery:
@@ -176,6 +223,7 @@ class NotifyFilterService:
                 "[propguard_notifications] strip_topics is empty: the service needs the topic "
                 "its 'strip' output goes to"
             )
+        settings.check()
         self.settings = settings
         self.filter = nf
         self.outputs = outputs
@@ -188,6 +236,9 @@ class NotifyFilterService:
         self._publisher: pg_amqp.ConfirmingPublisher | None = None
         self._declared: set[str] = set()
         self._routes: dict[tuple[Mode, str | None, str], list[str]] = {}
+        self._partition_keys = [settings.partition_queue(k) for k in range(settings.partitions)]
+        self._partition_set = frozenset(self._partition_keys)
+        self._router = settings.router
         #: Counters: consumed, published, acked, requeued, dead_lettered, reconnects.
         self.counts: collections.Counter[str] = collections.Counter()
         self.connected = threading.Event()
@@ -288,35 +339,43 @@ class NotifyFilterService:
                 "amqp_durable_queues = true or rabbit_quorum_queue = true in "
                 "[oslo_messaging_rabbit] of glance-api and delete the exchange once)"
             )
+        queue = s.input_queue
         channel, state = pg_amqp.declare_queue(
-            channel, conn, s.pool, s.queue_type, s.single_active_consumer
+            channel, conn, queue, s.queue_type, s.single_active_consumer
         )
         if state == "not-durable":
             self._loss_risk(
-                f"pool queue {s.pool!r} exists and is not durable: a broker restart drops its "
+                f"pool queue {queue!r} exists and is not durable: a broker restart drops its "
                 "backlog (delete it so that it is declared durable, or choose another pool)"
             )
-            channel.queue_declare(s.pool, passive=True)
+            channel.queue_declare(queue, passive=True)
         elif state == "other-type":
             raise StartupError(
-                f"pool queue {s.pool!r} exists with other arguments than queue_type = "
+                f"pool queue {queue!r} exists with other arguments than queue_type = "
                 f"{s.queue_type}, single_active_consumer = "
                 f"{str(s.single_active_consumer).lower()}: set [{SERVICE_GROUP}] queue_type "
                 "and single_active_consumer as the queue is, or delete it (once drained)"
             )
-        keys = [f"{topic}.{priority}" for topic in s.topics for priority in PRIORITIES]
-        pg_amqp.bind_all(channel, s.pool, s.exchange, keys)
+        if queue == s.pool:
+            keys = [f"{topic}.{priority}" for topic in s.topics for priority in PRIORITIES]
+        else:  # a partition: the router forwards to it
+            keys = [queue]
+        pg_amqp.bind_all(channel, queue, s.exchange, keys)
+        if s.router:
+            for k in range(s.partitions):
+                channel = self._declare_output_queue(channel, s.partition_queue(k))
         self._declare_output_queue(channel, f"{s.dead_letter_topic}.error")
         channel.basic_qos(0, s.prefetch, False)
         channel.auto_decode = False
-        channel.basic_consume(s.pool, callback=self._on_message, no_ack=False)
+        channel.basic_consume(queue, callback=self._on_message, no_ack=False)
         self._consumer = channel
         self._publisher = pg_amqp.ConfirmingPublisher(conn)
         self.connected.set()
         LOG.info(
-            "propguard notify-filter: consuming %s (pool queue %r, %s%s) on %s:%s",
-            ", ".join(s.topics),
-            s.pool,
+            "propguard notify-filter: %s %s (queue %r, %s%s) on %s:%s",
+            f"routing to {s.partitions} partitions" if s.router else "consuming",
+            ", ".join(s.topics) if queue == s.pool else f"partition {s.partition}",
+            queue,
             s.queue_type,
             ", single active consumer: active or standby" if s.single_active_consumer else "",
             host.host,
@@ -336,7 +395,11 @@ class NotifyFilterService:
             return channel
         assert self._conn is not None
         channel, state = pg_amqp.declare_queue(
-            channel, self._conn, routing_key, self.settings.queue_type
+            channel,
+            self._conn,
+            routing_key,
+            self.settings.queue_type,
+            self.settings.single_active_consumer and routing_key in self._partition_set,
         )
         if state != "ok":
             LOG.info(
@@ -498,7 +561,8 @@ class NotifyFilterService:
         return failed
 
     def _ensure_output_queue(self, routing_key: str) -> None:
-        if self.settings.declare_output_queues and routing_key not in self._declared:
+        wanted = self.settings.declare_output_queues or routing_key in self._partition_set
+        if wanted and routing_key not in self._declared:
             assert self._conn is not None
             channel = self._conn.channel()
             try:
@@ -537,12 +601,24 @@ class NotifyFilterService:
         )
         return False, key, []
 
+    def _forward(self, delivery: Delivery) -> tuple[bool, str | None, list[tuple[str, bytes]]]:
+        """The router's work: the body unchanged to the partition of its image id (one that
+        cannot be decoded to partition 0, whose filter dead-letters it)."""
+        try:
+            key = partition_key(wire.decode(delivery.body).notification)
+        except wire.DecodeError:
+            key = ""
+        k = partition_of(key, self.settings.partitions)
+        return True, None, [(self._partition_keys[k], delivery.body)]
+
     def _prepare(self, delivery: Delivery) -> tuple[bool, str | None, list[tuple[str, bytes]]]:
         """(acknowledge?, attempt key, [(routing key, body)]) for one delivery.
 
         Logging happens outside the ``except`` blocks: a logger that appends
         the exception in flight (oslo.log does) must not print its text.
         """
+        if self._router:
+            return self._forward(delivery)
         reason = None
         try:
             decoded = wire.decode(delivery.body)
@@ -628,7 +704,7 @@ class NotifyFilterService:
             "attempts": attempts,
             "exchange": self.settings.exchange,
             "routing_key": delivery.routing_key,
-            "queue": self.settings.pool,
+            "queue": self.settings.input_queue,
             "original_message_id": original_id,
             "original_event_type": note.get("event_type"),
             "original_timestamp": note.get("timestamp"),

@@ -198,3 +198,18 @@ def test_list_opts_names_both_groups() -> None:
         assert name in names
     secret = [o for o in groups["propguard_notify_filter"] if o.dest == "transport_url"]
     assert secret[0].secret
+
+
+def test_partition_settings(tmp_path) -> None:
+    conf = _conf(
+        "[propguard_notify_filter]\ntransport_url = rabbit://h/\npool = p\npartitions = 4\n"
+        "partition = 2\n",
+        tmp_path,
+    )
+    settings = ServiceSettings.from_conf(conf)
+    assert settings.input_queue == "p.partition.2" and not settings.router
+    router = ServiceSettings(broker=settings.broker, pool="p", partitions=4)
+    assert router.router and router.input_queue == "p"
+    assert not ServiceSettings(broker=settings.broker).router
+    with pytest.raises(StartupError, match="partition = 4 needs partitions > 4"):
+        _service(_outputs(), partitions=4, partition=4)
