@@ -25,7 +25,7 @@ input acknowledged):
   ``Notifier(driver="messagingv2", retry=-1)`` (the rabbit driver confirms
   each publish). Same durability (``amqp_durable_queues = true``).
 
-The cases alternate (A, B, C, A, B, C...) so a slow spell of the machine hits
+Each case runs in a process of its own. The cases alternate (A, B, C, A, B, C...) so a slow spell of the machine hits
 all; every round is printed, with the ratio of propguard to the bare py-amqp
 republisher of the same round. Reported: the best rate of each case, the
 median of the per-round ratios, and the filter's cost per message (the
@@ -63,9 +63,28 @@ URL = f"rabbit://guest:guest@{BROKER}/"
 RULES = "[^x_secret_]\ncreate = admin\nread = admin\nupdate = admin\ndelete = admin\n\n[.*]\ncreate = @\nread = @\nupdate = @\ndelete = @\n"
 
 
+#: CPU seconds of the last consumer thread (``time.thread_time``): the client's own work,
+#: far less disturbed by other load on the machine than the wall-clock rate.
+LAST_CPU: list[float] = [0.0]
+
+
+def _cpu_timed(target):
+    def run() -> None:
+        start = time.thread_time()
+        try:
+            target()
+        finally:
+            LAST_CPU[0] = time.thread_time() - start
+
+    return run
+
+
 class Round:
-    def __init__(self, count: int) -> None:
-        tag = uuid.uuid4().hex[:8]
+    def __init__(self, count: int, tag: str | None = None) -> None:
+        """A new round's exchange and queues; with ``tag``, those of an existing one."""
+        declare = tag is None
+        tag = tag or uuid.uuid4().hex[:8]
+        self.tag = tag
         self.exchange = f"pgbench-{tag}"
         self.topic = f"pgbench_in_{tag}"
         self.pool = f"pgbench_pool_{tag}"
@@ -74,6 +93,9 @@ class Round:
         self.conn = amqp.Connection(host=BROKER, userid="guest", password="guest")
         self.conn.connect()
         channel = self.conn.channel()
+        self.channel = channel
+        if not declare:
+            return
         channel.exchange_declare(self.exchange, "topic", durable=True, auto_delete=False)
         channel.queue_declare(self.pool, durable=True, auto_delete=False)
         pg_amqp.bind_all(
@@ -81,7 +103,6 @@ class Round:
         )
         channel.queue_declare(f"{self.out}.info", durable=True, auto_delete=False)
         channel.queue_bind(f"{self.out}.info", self.exchange, f"{self.out}.info")
-        self.channel = channel
 
     def fill(self) -> int:
         props = samples.bench_properties(20, 10)
@@ -129,7 +150,7 @@ def run_propguard(rnd: Round, rules_file: str, batch_size: int) -> float:
         batch_size=batch_size,
     )
     service = NotifyFilterService(settings, outputs.build(holder.current), outputs)
-    thread = threading.Thread(target=service.run, daemon=True)
+    thread = threading.Thread(target=_cpu_timed(service.run), daemon=True)
     started = time.perf_counter()
     thread.start()
     elapsed = rnd.wait_done(started)
@@ -169,7 +190,7 @@ def run_bare_amqp(rnd: Round, batch_size: int, prefetch: int = 200) -> float:
             assert not publisher.wait(30)
             consumer.basic_ack(batch[-1].delivery_info["delivery_tag"], multiple=True)
 
-    thread = threading.Thread(target=loop, daemon=True)
+    thread = threading.Thread(target=_cpu_timed(loop), daemon=True)
     started = time.perf_counter()
     thread.start()
     elapsed = rnd.wait_done(started)
@@ -219,6 +240,46 @@ def run_bare(rnd: Round) -> float:
     return elapsed
 
 
+def _run_case(case: str, tag: str, count: int, rules: str, batch_size: int, pipe) -> None:
+    """In a fresh process (spawned): one case on the round ``tag``; sends (elapsed, CPU s).
+
+    Each case runs in its own process so that nothing one leaves behind (oslo.messaging's
+    threads, caches, a fragmented heap) weighs on the next.
+    """
+    import logging
+
+    logging.basicConfig(level=logging.WARNING)
+    rnd = Round(count, tag)
+    try:
+        if case == "propguard":
+            elapsed = run_propguard(rnd, rules, batch_size)
+        elif case == "bare py-amqp":
+            elapsed = run_bare_amqp(rnd, batch_size)
+        else:
+            elapsed = run_bare(rnd)
+    finally:
+        rnd.conn.close()
+    pipe.send((elapsed, LAST_CPU[0]))
+    pipe.close()
+
+
+def _in_child(case: str, rnd: Round, rules: str, batch_size: int) -> tuple[float, float]:
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    receiver, sender = context.Pipe(duplex=False)
+    child = context.Process(
+        target=_run_case, args=(case, rnd.tag, rnd.count, rules, batch_size, sender)
+    )
+    child.start()
+    sender.close()
+    try:
+        result = receiver.recv()
+    finally:
+        child.join(60)
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=10000, help="backlog per round")
@@ -239,6 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_oslo:
         cases.remove("bare oslo.messaging")
     rates: dict[str, list[float]] = {case: [] for case in cases}
+    cpu: dict[str, list[float]] = {"propguard": [], "bare py-amqp": []}
     size = 0
     for number in range(args.rounds):
         order = cases if number % 2 == 0 else cases[1::-1] + cases[2:]  # A B C, B A C...
@@ -246,17 +308,16 @@ def main(argv: list[str] | None = None) -> int:
             rnd = Round(args.count)
             try:
                 size = rnd.fill()
-                if case == "propguard":
-                    elapsed = run_propguard(rnd, handle.name, args.batch_size)
-                elif case == "bare py-amqp":
-                    elapsed = run_bare_amqp(rnd, args.batch_size)
-                else:
-                    elapsed = run_bare(rnd)
+                elapsed, cpu_seconds = _in_child(case, rnd, handle.name, args.batch_size)
             finally:
                 rnd.close()
             rate = args.count / elapsed
             rates[case].append(rate)
-            print(f"  {case:22} {args.count} messages in {elapsed:6.2f} s: {rate:8,.0f} msg/s")
+            line = f"  {case:22} {args.count} messages in {elapsed:6.2f} s: {rate:8,.0f} msg/s"
+            if case in cpu:
+                cpu[case].append(cpu_seconds / args.count * 1e6)
+                line += f", consumer thread CPU {cpu[case][-1]:5.1f} us/msg"
+            print(line)
         ratio = rates["propguard"][-1] / rates["bare py-amqp"][-1]
         print(f"  round {number + 1}: propguard / bare py-amqp {ratio:.2f}x")
     os.unlink(handle.name)
@@ -278,6 +339,13 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"the filter's cost on top of the bare republisher: median "
         f"{statistics.median(costs):.1f} us per message"
+    )
+    cpu_costs = [p - b for p, b in zip(cpu["propguard"], cpu["bare py-amqp"], strict=True)]
+    print(
+        f"consumer thread CPU per message: propguard median "
+        f"{statistics.median(cpu['propguard']):.1f} us, bare py-amqp "
+        f"{statistics.median(cpu['bare py-amqp']):.1f} us; the filter's CPU on top: median "
+        f"{statistics.median(cpu_costs):.1f} us per message"
     )
     if "bare oslo.messaging" in rates:
         ratio = max(rates["propguard"]) / max(rates["bare oslo.messaging"])

@@ -238,6 +238,8 @@ class NotifyFilterService:
         self._routes: dict[tuple[Mode, str | None, str], list[str]] = {}
         self._partition_keys = [settings.partition_queue(k) for k in range(settings.partitions)]
         self._partition_set = frozenset(self._partition_keys)
+        #: Declared (again) whatever declare_output_queues says: without them nothing moves.
+        self._own_queues = self._partition_set | {f"{settings.dead_letter_topic}.error"}
         self._router = settings.router
         #: Counters: consumed, published, acked, requeued, dead_lettered, reconnects.
         self.counts: collections.Counter[str] = collections.Counter()
@@ -561,7 +563,7 @@ class NotifyFilterService:
         return failed
 
     def _ensure_output_queue(self, routing_key: str) -> None:
-        wanted = self.settings.declare_output_queues or routing_key in self._partition_set
+        wanted = self.settings.declare_output_queues or routing_key in self._own_queues
         if wanted and routing_key not in self._declared:
             assert self._conn is not None
             channel = self._conn.channel()
