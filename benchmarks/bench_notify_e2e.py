@@ -286,6 +286,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5, help="rounds per case")
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument(
+        "--settle",
+        type=float,
+        default=3.0,
+        help="seconds of rest after filling a backlog (the broker persists it, and deletes "
+        "the previous round's queues) before a case is timed",
+    )
+    parser.add_argument(
         "--no-oslo", action="store_true", help="leave out the oslo.messaging republisher"
     )
     args = parser.parse_args(argv)
@@ -308,6 +315,7 @@ def main(argv: list[str] | None = None) -> int:
             rnd = Round(args.count)
             try:
                 size = rnd.fill()
+                time.sleep(args.settle)  # let the broker write the backlog before timing
                 elapsed, cpu_seconds = _in_child(case, rnd, handle.name, args.batch_size)
             finally:
                 rnd.close()
