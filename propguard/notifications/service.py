@@ -25,6 +25,16 @@ with the reason, and so does a message whose filtering raised anything else
 ``max_attempts`` times (counted by the quorum queue's ``x-delivery-count``,
 otherwise by ``message_id`` in this process); meanwhile it is requeued. The
 queue head is never blocked and a message never loops forever.
+A message whose output cannot be encoded (JSON nested deeper than orjson
+writes) is dead-lettered at once. An output the broker returns (its queue
+was deleted) or nacks is published again alone, after its queue is declared
+again, so the other outputs get no copies; still refused after
+``max_attempts`` rounds, its message is dead-lettered with the reason.
+
+Several instances: ``single_active_consumer`` (standbys take over at once,
+in order) and ``partitions``/``partition`` (a router forwards each message
+unchanged to ``<pool>.partition.<k>`` by image id; one filter per partition
+keeps each image's events in order).
 
 Order is kept (one consumer, messages handled in delivery order). Several
 instances on one pool keep it with ``single_active_consumer`` (one consumes,
