@@ -145,8 +145,11 @@ def close_quietly(conn: amqp.Connection | None) -> None:
             conn.collect()
 
 
-def queue_arguments(queue_type: str) -> dict[str, Any]:
-    return {"x-queue-type": "quorum"} if queue_type == "quorum" else {}
+def queue_arguments(queue_type: str, single_active_consumer: bool = False) -> dict[str, Any]:
+    arguments: dict[str, Any] = {"x-queue-type": "quorum"} if queue_type == "quorum" else {}
+    if single_active_consumer:
+        arguments["x-single-active-consumer"] = True
+    return arguments
 
 
 class ConfirmingPublisher:
@@ -154,9 +157,14 @@ class ConfirmingPublisher:
 
     Every message is published ``mandatory``: one no queue takes is *returned*
     by the broker, and :meth:`wait` reports it as a failure, as it does a
-    nack. ``wait`` raises ``TimeoutError`` when confirms do not come in time
-    (the connection is then to be dropped: nothing may be acknowledged).
+    nack, **by delivery tag**, so that the caller publishes again only what
+    failed (never a copy of what an output queue already holds). ``wait``
+    raises ``TimeoutError`` when confirms do not come in time (the connection
+    is then to be dropped: nothing may be acknowledged).
     """
+
+    #: Reason of a returned message (the routing key is appended).
+    NO_ROUTE = "no queue is bound to routing key"
 
     def __init__(self, conn: amqp.Connection) -> None:
         self.conn = conn
@@ -165,10 +173,14 @@ class ConfirmingPublisher:
         self.channel.events["basic_ack"].add(self._on_ack)
         self.channel.events["basic_nack"].add(self._on_nack)
         self.channel.events["basic_return"].add(self._on_return)
+        self._first_tag = 1  # first tag of the round (since the last wait)
         self._next_tag = 1
         self._confirmed = 0  # every tag <= this is settled
         self._settled: set[int] = set()
-        self._failed: list[str] = []
+        self._nacked: list[tuple[int, bool]] = []
+        self._returned: list[tuple[str, str, bytes]] = []
+        self._routing_keys: list[str] = []  # of the round, by tag - _first_tag
+        self._bodies: list[bytes] = []
 
     def _settle(self, tag: int, multiple: bool) -> None:
         """Record a confirm. The broker may confirm out of order (messages routed to
@@ -188,21 +200,30 @@ class ConfirmingPublisher:
         self._settle(tag, multiple)
 
     def _on_nack(self, tag: int, multiple: bool) -> None:
-        self._failed.append("nacked by the broker")
+        self._nacked.append((tag, multiple))
         self._settle(tag, multiple)
 
     def _on_return(self, exc: Exception, exchange: str, routing_key: str, message: Any) -> None:
-        self._failed.append(f"no queue is bound to routing key {routing_key!r} on {exchange!r}")
+        body = getattr(message, "body", b"")
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+        self._returned.append((exchange, routing_key, bytes(body or b"")))
 
-    def publish(self, body: bytes, exchange: str, routing_key: str) -> None:
+    def publish(self, body: bytes, exchange: str, routing_key: str) -> int:
+        """Publish persistently and ``mandatory``; returns the delivery tag."""
         message = amqp.Message(body, **MESSAGE_PROPERTIES)
         self.channel.basic_publish(
             message, exchange=exchange, routing_key=routing_key, mandatory=True
         )
-        self._next_tag += 1
+        self._routing_keys.append(routing_key)
+        self._bodies.append(body)
+        tag = self._next_tag
+        self._next_tag = tag + 1
+        return tag
 
-    def wait(self, timeout: float) -> list[str]:
-        """Wait for every confirm; returns the failures (empty: all confirmed and routed)."""
+    def wait(self, timeout: float) -> dict[int, str]:
+        """Wait for every confirm of the round; returns the failures, reason by delivery tag
+        (empty: all confirmed and routed)."""
         deadline = time.monotonic() + timeout
         while self._confirmed < self._next_tag - 1:
             left = deadline - time.monotonic()
@@ -215,7 +236,27 @@ class ConfirmingPublisher:
                 self.conn.drain_events(timeout=min(left, 1.0))
             except TimeoutError:
                 self.conn.heartbeat_tick()
-        failed, self._failed = self._failed, []
+        failed: dict[int, str] = {}
+        if self._nacked or self._returned:
+            failed = self._failures()
+        self._first_tag = self._next_tag
+        self._routing_keys = []
+        self._bodies = []
+        return failed
+
+    def _failures(self) -> dict[int, str]:
+        first, last = self._first_tag, self._next_tag - 1
+        failed: dict[int, str] = {}
+        for tag, multiple in self._nacked:
+            for t in range(first if multiple else tag, tag + 1):
+                if first <= t <= last:
+                    failed[t] = "nacked by the broker"
+        for exchange, routing_key, body in self._returned:
+            reason = f"{self.NO_ROUTE} {routing_key!r} on {exchange!r}"
+            for index, key in enumerate(self._routing_keys):
+                if key == routing_key and self._bodies[index] == body:
+                    failed[first + index] = reason
+        self._nacked, self._returned = [], []
         return failed
 
 
@@ -238,19 +279,22 @@ def declare_exchange(
 
 
 def declare_queue(
-    channel: amqp.Channel, conn: amqp.Connection, name: str, queue_type: str
+    channel: amqp.Channel,
+    conn: amqp.Connection,
+    name: str,
+    queue_type: str,
+    single_active_consumer: bool = False,
 ) -> tuple[amqp.Channel, str]:
     """Declare the durable (or quorum) queue ``name``.
 
     Returns the channel and ``"ok"``, or ``"not-durable"`` when the queue
     already exists as a transient one (then the channel is a new one, the
     queue left as it is), or ``"other-type"`` when it exists with other
-    arguments (e.g. classic instead of quorum).
+    arguments (e.g. classic instead of quorum, or without single active consumer).
     """
+    arguments = queue_arguments(queue_type, single_active_consumer)
     try:
-        channel.queue_declare(
-            name, durable=True, auto_delete=False, arguments=queue_arguments(queue_type)
-        )
+        channel.queue_declare(name, durable=True, auto_delete=False, arguments=arguments)
         return channel, "ok"
     except amqp_exc.PreconditionFailed as exc:
         channel = conn.channel()

@@ -39,7 +39,7 @@ import oslo_messaging
 from oslo_messaging.notify import notifier
 from oslo_messaging.notify.messaging import MessagingV2Driver
 
-from propguard.notifications.core import Mode, NotificationFilter
+from propguard.notifications.core import FilterError, Mode, NotificationFilter
 from propguard.notifications.opts import OutputConfig
 
 LOG = logging.getLogger(__name__)
@@ -182,17 +182,35 @@ class PropguardDriver(notifier.Driver):
                 )
 
     def notify(self, ctxt: Any, message: dict[str, Any], priority: str, retry: Any) -> None:
+        """Never raises: the ``Notifier`` would log the raw payload of what a driver raised."""
+        try:
+            self._notify(ctxt, message, priority, retry)
+        except Exception as exc:  # a bug here must not reach Glance, nor a payload the log
+            STATS.count("not_sent")
+            LOG.error(
+                "propguard: notification %(id)s (%(event)s) not sent (%(error)s)",
+                {
+                    "id": _get(message, "message_id"),
+                    "event": _get(message, "event_type"),
+                    "error": type(exc).__name__,
+                },
+            )
+
+    def _notify(self, ctxt: Any, message: dict[str, Any], priority: str, retry: Any) -> None:
         try:
             outputs = self.filter.outputs(message)
         except Exception as exc:  # fail closed, and never into the Notifier's payload log
             STATS.count("not_sent")
+            # A FilterError's reason names what is wrong, never what the message holds.
+            reason = f": {exc}" if isinstance(exc, FilterError) else ""
             LOG.error(
                 "propguard: notification %(id)s (%(event)s) not sent: it cannot be filtered "
-                "(%(error)s)",
+                "(%(error)s)%(reason)s",
                 {
                     "id": message.get("message_id"),
                     "event": message.get("event_type"),
                     "error": type(exc).__name__,
+                    "reason": reason,
                 },
             )
             return
@@ -201,3 +219,7 @@ class PropguardDriver(notifier.Driver):
             self._senders[(output.mode, output.view)].notify(
                 ctxt, output.notification, priority, retry
             )
+
+
+def _get(message: Any, key: str) -> Any:
+    return message.get(key) if isinstance(message, dict) else None

@@ -105,8 +105,17 @@ SERVICE_OPTS: list[cfg.Opt] = [
         "pool",
         default="propguard",
         help="Listener pool: the name of the queue this service consumes (as an "
-        "oslo.messaging listener pool). Several instances with one pool share its work "
-        "(order is then lost).",
+        "oslo.messaging listener pool). Several instances with one pool share its work and "
+        "lose the order, unless single_active_consumer is set.",
+    ),
+    cfg.BoolOpt(
+        "single_active_consumer",
+        default=False,
+        help="Declare the pool queue with RabbitMQ's x-single-active-consumer argument: of "
+        "several instances on one pool, one consumes and the others stand by; when it "
+        "stops or dies, the broker hands its unacknowledged messages and the queue to a "
+        "standby at once, in order. An existing pool queue keeps its arguments: to turn "
+        "this on for one, delete the queue (once drained) or use a new pool name.",
     ),
     cfg.StrOpt(
         "queue_type",
@@ -116,6 +125,23 @@ SERVICE_OPTS: list[cfg.Opt] = [
             ("quorum", "a quorum queue (durable, replicated; RabbitMQ 3.8+)"),
         ],
         help="Type of the pool queue and of the output queues this service declares.",
+    ),
+    cfg.IntOpt(
+        "partitions",
+        default=0,
+        min=0,
+        help="Partition by image id over this many queues, for N instances that keep each "
+        "image's events in order (0: no partitioning). An instance without 'partition' is "
+        "the router: it consumes the pool queue and forwards each message unchanged to the "
+        "queue <pool>.partition.<k>, k chosen by the image id (CRC-32 modulo partitions); an "
+        "instance with 'partition = k' filters that queue. Change it only with the "
+        "partition queues drained.",
+    ),
+    cfg.IntOpt(
+        "partition",
+        min=0,
+        help="With 'partitions': the partition this instance filters (0 to partitions-1). "
+        "Unset: this instance is the router.",
     ),
     cfg.BoolOpt(
         "accept_loss_on_broker_restart",

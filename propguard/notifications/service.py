@@ -25,9 +25,20 @@ with the reason, and so does a message whose filtering raised anything else
 ``max_attempts`` times (counted by the quorum queue's ``x-delivery-count``,
 otherwise by ``message_id`` in this process); meanwhile it is requeued. The
 queue head is never blocked and a message never loops forever.
+A message whose output cannot be encoded (JSON nested deeper than orjson
+writes) is dead-lettered at once. An output the broker returns (its queue
+was deleted) or nacks is published again alone, after its queue is declared
+again, so the other outputs get no copies; still refused after
+``max_attempts`` rounds, its message is dead-lettered with the reason.
 
-Order is kept (one consumer, messages handled in delivery order; run one
-instance per pool). SIGTERM/SIGINT: the batch in flight is finished
+Several instances: ``single_active_consumer`` (standbys take over at once,
+in order) and ``partitions``/``partition`` (a router forwards each message
+unchanged to ``<pool>.partition.<k>`` by image id; one filter per partition
+keeps each image's events in order).
+
+Order is kept (one consumer, messages handled in delivery order). Several
+instances on one pool keep it with ``single_active_consumer`` (one consumes,
+the others stand by and take over at once). SIGTERM/SIGINT: the batch in flight is finished
 (published, confirmed, acknowledged), the rest is left to the broker, exit 0.
 Rules reload as in the filter (file change, SIGHUP, last good rules kept).
 Logs name message ids, event types, routing keys and reasons, never a
@@ -46,6 +57,7 @@ import signal
 import threading
 import time
 import uuid
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -85,6 +97,9 @@ class ServiceSettings:
     topics: tuple[str, ...] = ("notifications",)
     pool: str = "propguard"
     queue_type: str = "classic"
+    single_active_consumer: bool = False
+    partitions: int = 0
+    partition: int | None = None
     accept_loss_on_broker_restart: bool = False
     declare_output_queues: bool = True
     dead_letter_topic: str = "propguard_dead_letter"
@@ -116,6 +131,9 @@ class ServiceSettings:
             topics=tuple(group.topics),
             pool=group.pool,
             queue_type=group.queue_type,
+            single_active_consumer=group.single_active_consumer,
+            partitions=group.partitions,
+            partition=group.partition,
             accept_loss_on_broker_restart=group.accept_loss_on_broker_restart,
             declare_output_queues=group.declare_output_queues,
             dead_letter_topic=group.dead_letter_topic,
@@ -125,6 +143,48 @@ class ServiceSettings:
             confirm_timeout=group.confirm_timeout,
             retry_interval_max=group.retry_interval_max,
         )
+
+    @property
+    def router(self) -> bool:
+        """Partitioned, and this instance forwards the pool queue to the partitions."""
+        return self.partitions > 0 and self.partition is None
+
+    def partition_queue(self, k: int) -> str:
+        """Queue (and routing key on the exchange) of partition ``k``."""
+        return f"{self.pool}.partition.{k}"
+
+    @property
+    def input_queue(self) -> str:
+        """The queue this instance consumes: the pool queue, or its partition's."""
+        if self.partitions > 0 and self.partition is not None:
+            return self.partition_queue(self.partition)
+        return self.pool
+
+    def check(self) -> None:
+        if self.partition is not None and not 0 <= self.partition < self.partitions:
+            raise StartupError(
+                f"[{SERVICE_GROUP}] partition = {self.partition} needs partitions > "
+                f"{self.partition} (partitions = {self.partitions})"
+            )
+
+
+def partition_key(notification: dict[str, Any]) -> str:
+    """What a notification is partitioned by: its image's id (``image_id`` of member and
+    send events, ``id`` of image events; tasks and metadefs: their ``id`` or
+    ``namespace``); ``""`` when there is none (e.g. an error string payload)."""
+    payload = notification.get("payload")
+    if not isinstance(payload, dict):
+        return ""
+    for name in ("image_id", "id", "namespace"):
+        value = payload.get(name)
+        if isinstance(value, str):
+            return value
+    return ""
+
+
+def partition_of(key: str, partitions: int) -> int:
+    """Stable across processes and restarts (unlike ``hash()``)."""
+    return zlib.crc32(key.encode("utf-8", "surrogatepass")) % partitions
 
 
 class Delivery:
@@ -173,6 +233,7 @@ class NotifyFilterService:
                 "[propguard_notifications] strip_topics is empty: the service needs the topic "
                 "its 'strip' output goes to"
             )
+        settings.check()
         self.settings = settings
         self.filter = nf
         self.outputs = outputs
@@ -185,6 +246,11 @@ class NotifyFilterService:
         self._publisher: pg_amqp.ConfirmingPublisher | None = None
         self._declared: set[str] = set()
         self._routes: dict[tuple[Mode, str | None, str], list[str]] = {}
+        self._partition_keys = [settings.partition_queue(k) for k in range(settings.partitions)]
+        self._partition_set = frozenset(self._partition_keys)
+        #: Declared (again) whatever declare_output_queues says: without them nothing moves.
+        self._own_queues = self._partition_set | {f"{settings.dead_letter_topic}.error"}
+        self._router = settings.router
         #: Counters: consumed, published, acked, requeued, dead_lettered, reconnects.
         self.counts: collections.Counter[str] = collections.Counter()
         self.connected = threading.Event()
@@ -239,17 +305,23 @@ class NotifyFilterService:
                 LOG.error("propguard notify-filter: %s", exc)
                 self._disconnect()
                 return 1
-            except (*pg_amqp.CONNECTION_ERRORS, TimeoutError) as exc:
+            except (*pg_amqp.CONNECTION_ERRORS, TimeoutError, Exception) as exc:
+                # Anything but a connection error is a bug of this service: it must not end
+                # consumption either. The connection is dropped (unacknowledged messages are
+                # redelivered) and made again. Its text is not logged: it might quote data.
                 self._disconnect()
                 if self.stopping:
                     break
                 self.counts["reconnects"] += 1
+                known = isinstance(exc, (*pg_amqp.CONNECTION_ERRORS, TimeoutError))
                 LOG.warning(
-                    "propguard notify-filter: connection to %s lost or refused (%s: %s); "
-                    "retrying in %.0f s (unacknowledged messages are redelivered)",
-                    self.settings.broker.describe(),
+                    "propguard notify-filter: %s (%s%s); retrying in %.0f s (unacknowledged "
+                    "messages are redelivered)",
+                    f"connection to {self.settings.broker.describe()} lost or refused"
+                    if known
+                    else "internal error",
                     type(exc).__name__,
-                    exc,
+                    f": {exc}" if known else "",
                     pause,
                 )
                 self._sleep(pause)
@@ -279,32 +351,45 @@ class NotifyFilterService:
                 "amqp_durable_queues = true or rabbit_quorum_queue = true in "
                 "[oslo_messaging_rabbit] of glance-api and delete the exchange once)"
             )
-        channel, state = pg_amqp.declare_queue(channel, conn, s.pool, s.queue_type)
+        queue = s.input_queue
+        channel, state = pg_amqp.declare_queue(
+            channel, conn, queue, s.queue_type, s.single_active_consumer
+        )
         if state == "not-durable":
             self._loss_risk(
-                f"pool queue {s.pool!r} exists and is not durable: a broker restart drops its "
+                f"pool queue {queue!r} exists and is not durable: a broker restart drops its "
                 "backlog (delete it so that it is declared durable, or choose another pool)"
             )
-            channel.queue_declare(s.pool, passive=True)
+            channel.queue_declare(queue, passive=True)
         elif state == "other-type":
             raise StartupError(
-                f"pool queue {s.pool!r} exists with other arguments than queue_type = "
-                f"{s.queue_type}: set [{SERVICE_GROUP}] queue_type to its type, or delete it"
+                f"pool queue {queue!r} exists with other arguments than queue_type = "
+                f"{s.queue_type}, single_active_consumer = "
+                f"{str(s.single_active_consumer).lower()}: set [{SERVICE_GROUP}] queue_type "
+                "and single_active_consumer as the queue is, or delete it (once drained)"
             )
-        keys = [f"{topic}.{priority}" for topic in s.topics for priority in PRIORITIES]
-        pg_amqp.bind_all(channel, s.pool, s.exchange, keys)
+        if queue == s.pool:
+            keys = [f"{topic}.{priority}" for topic in s.topics for priority in PRIORITIES]
+        else:  # a partition: the router forwards to it
+            keys = [queue]
+        pg_amqp.bind_all(channel, queue, s.exchange, keys)
+        if s.router:
+            for k in range(s.partitions):
+                channel = self._declare_output_queue(channel, s.partition_queue(k))
         self._declare_output_queue(channel, f"{s.dead_letter_topic}.error")
         channel.basic_qos(0, s.prefetch, False)
         channel.auto_decode = False
-        channel.basic_consume(s.pool, callback=self._on_message, no_ack=False)
+        channel.basic_consume(queue, callback=self._on_message, no_ack=False)
         self._consumer = channel
         self._publisher = pg_amqp.ConfirmingPublisher(conn)
         self.connected.set()
         LOG.info(
-            "propguard notify-filter: consuming %s (pool queue %r, %s) on %s:%s",
-            ", ".join(s.topics),
-            s.pool,
+            "propguard notify-filter: %s %s (queue %r, %s%s) on %s:%s",
+            f"routing to {s.partitions} partitions" if s.router else "consuming",
+            ", ".join(s.topics) if queue == s.pool else f"partition {s.partition}",
+            queue,
             s.queue_type,
+            ", single active consumer: active or standby" if s.single_active_consumer else "",
             host.host,
             host.port,
         )
@@ -322,7 +407,11 @@ class NotifyFilterService:
             return channel
         assert self._conn is not None
         channel, state = pg_amqp.declare_queue(
-            channel, self._conn, routing_key, self.settings.queue_type
+            channel,
+            self._conn,
+            routing_key,
+            self.settings.queue_type,
+            self.settings.single_active_consumer and routing_key in self._partition_set,
         )
         if state != "ok":
             LOG.info(
@@ -379,32 +468,34 @@ class NotifyFilterService:
                 pass
 
     def _handle(self, batch: list[Delivery]) -> None:
+        """Filter a batch, publish every output, wait once for the confirms, acknowledge.
+
+        An output the broker returns (its queue was deleted: by an operator, or
+        an ``expires`` policy) or nacks is published again, alone, after its
+        queue is declared again: the outputs already confirmed are not
+        repeated. One still failing after ``max_attempts`` rounds sends its
+        message to the dead-letter topic with the reason; the others of the
+        batch are acknowledged as usual.
+        """
         assert self._publisher is not None and self._consumer is not None
         self.counts["consumed"] += len(batch)
         decisions: list[tuple[Delivery, bool, str | None]] = []  # (delivery, ack?, attempt key)
-        published = 0
-        for delivery in batch:
-            ack, key, bodies = self._prepare(delivery)
+        outputs: list[tuple[int, str, bytes]] = []  # (index in batch, routing key, body)
+        for index, delivery in enumerate(batch):
+            ack, key, bodies = self._prepare_safely(delivery)
             for routing_key, body in bodies:
-                self._ensure_output_queue(routing_key)
-                self._publisher.publish(body, self.settings.exchange, routing_key)
-                published += 1
+                outputs.append((index, routing_key, body))
             decisions.append((delivery, ack, key))
-        failures = self._publisher.wait(self.settings.confirm_timeout) if published else []
-        if failures:
-            for delivery, _, _ in decisions:
-                self._consumer.basic_reject(delivery.tag, requeue=True)
-            self.counts["requeued"] += len(decisions)
-            LOG.error(
-                "propguard notify-filter: %d output(s) not accepted by the broker (%s); "
-                "%d message(s) requeued",
-                len(failures),
-                "; ".join(sorted(set(failures))),
-                len(decisions),
-            )
-            self._sleep(1.0)
-            return
-        self.counts["published"] += published
+        failed = self._publish_all(outputs) if outputs else {}
+        if failed:
+            attempts = self.settings.max_attempts
+            letters = [
+                (index, *self._dead_letter(batch[index], reason, attempts, _note_of(batch[index])))
+                for index, reason in failed.items()
+            ]
+            for index in self._publish_all(letters):  # not even the dead letter: try again later
+                delivery, _, key = decisions[index]
+                decisions[index] = (delivery, False, key)
         if all(ack for _, ack, _ in decisions):
             self._consumer.basic_ack(batch[-1].tag, multiple=True)
             self.counts["acked"] += len(batch)
@@ -420,13 +511,117 @@ class NotifyFilterService:
             if ack and key is not None:
                 self._attempts.forget(key)
 
+    def _publish_all(self, outputs: list[tuple[int, str, bytes]]) -> dict[int, str]:
+        """Publish ``(index, routing key, body)``; returns the reason by index of those
+        still not delivered after ``max_attempts`` rounds (only failed ones are repeated)."""
+        publisher = self._publisher
+        assert publisher is not None
+        exchange = self.settings.exchange
+        pending = outputs
+        failed: dict[int, str] = {}
+        attempt = 0
+        while pending:
+            attempt += 1
+            tags = []
+            for _, routing_key, body in pending:
+                if routing_key not in self._declared:
+                    self._ensure_output_queue(routing_key)
+                tags.append(publisher.publish(body, exchange, routing_key))
+            failures = publisher.wait(self.settings.confirm_timeout)
+            self.counts["published"] += len(pending) - len(failures)
+            if not failures:
+                break
+            retry = []
+            for output, tag in zip(pending, tags, strict=True):
+                reason = failures.get(tag)
+                if reason is not None:
+                    if reason.startswith(pg_amqp.ConfirmingPublisher.NO_ROUTE):
+                        self._declared.discard(output[1])  # deleted: declare it again
+                    retry.append((output, reason))
+            self.counts["republished"] += len(retry)
+            reasons = "; ".join(sorted({reason for _, reason in retry}))
+            if attempt >= self.settings.max_attempts:
+                for (index, routing_key, _), reason in retry:
+                    failed.setdefault(
+                        index,
+                        f"output to {routing_key!r} not accepted ({attempt} attempts): {reason}",
+                    )
+                LOG.error(
+                    "propguard notify-filter: %d output(s) not accepted by the broker after %d "
+                    "attempts (%s); their message(s) go to the dead-letter topic",
+                    len(retry),
+                    attempt,
+                    reasons,
+                )
+                break
+            LOG.warning(
+                "propguard notify-filter: %d output(s) not accepted by the broker (%s); "
+                "publishing them again (attempt %d of %d)",
+                len(retry),
+                reasons,
+                attempt + 1,
+                self.settings.max_attempts,
+            )
+            if not (
+                self.settings.declare_output_queues
+                and all(
+                    reason.startswith(pg_amqp.ConfirmingPublisher.NO_ROUTE) for _, reason in retry
+                )
+            ):
+                self._sleep(0.5 * attempt)  # a declaration fixes a missing queue; else wait
+            pending = [output for output, _ in retry]
+        return failed
+
     def _ensure_output_queue(self, routing_key: str) -> None:
-        if self.settings.declare_output_queues and routing_key not in self._declared:
+        wanted = self.settings.declare_output_queues or routing_key in self._own_queues
+        if wanted and routing_key not in self._declared:
             assert self._conn is not None
-            channel = self._declare_output_queue(self._conn.channel(), routing_key)
+            channel = self._conn.channel()
+            try:
+                channel = self._declare_output_queue(channel, routing_key)
+            except amqp.exceptions.ChannelError as exc:  # e.g. refused: the publish will tell
+                self._declared.add(routing_key)
+                LOG.error(
+                    "propguard notify-filter: output queue %r cannot be declared (%s)",
+                    routing_key,
+                    type(exc).__name__,
+                )
+                return
             channel.close()
 
     # -- one message ----------------------------------------------------------
+
+    def _prepare_safely(
+        self, delivery: Delivery
+    ) -> tuple[bool, str | None, list[tuple[str, bytes]]]:
+        """:meth:`_prepare`, and anything it raises is a failed attempt of this message
+        (requeued, then dead-lettered): never an end of the service."""
+        try:
+            return self._prepare(delivery)
+        except Exception as exc:
+            reason = f"handling failed ({type(exc).__name__})"
+        key = _body_key(delivery.body)
+        attempts = self._attempt(delivery, key)
+        if attempts >= self.settings.max_attempts:
+            return True, key, [self._dead_letter(delivery, reason, attempts, None)]
+        LOG.warning(
+            "propguard notify-filter: message on %r requeued, attempt %d of %d: %s",
+            delivery.routing_key,
+            attempts,
+            self.settings.max_attempts,
+            reason,
+        )
+        return False, key, []
+
+    def _forward(self, delivery: Delivery) -> tuple[bool, str | None, list[tuple[str, bytes]]]:
+        """The router's work: the body unchanged to the partition of its image id (one that
+        cannot be decoded to partition 0, whose filter dead-letters it)."""
+        try:
+            key = partition_key(wire.decode(delivery.body).notification)
+        except wire.DecodeError:
+            key = ""
+        k = partition_of(key, self.settings.partitions)
+        return True, None, [(self._partition_keys[k], delivery.body)]
 
     def _prepare(self, delivery: Delivery) -> tuple[bool, str | None, list[tuple[str, bytes]]]:
         """(acknowledge?, attempt key, [(routing key, body)]) for one delivery.
@@ -434,6 +629,8 @@ class NotifyFilterService:
         Logging happens outside the ``except`` blocks: a logger that appends
         the exception in flight (oslo.log does) must not print its text.
         """
+        if self._router:
+            return self._forward(delivery)
         reason = None
         try:
             decoded = wire.decode(delivery.body)
@@ -469,10 +666,15 @@ class NotifyFilterService:
             )
             return False, key, []
         bodies = []
-        for output in outputs:
-            body = wire.encode(output.notification, True)
-            for routing_key in self._route(output.mode, output.view, priority):
-                bodies.append((routing_key, body))
+        try:
+            for output in outputs:
+                body = wire.encode(output.notification, True)
+                for routing_key in self._route(output.mode, output.view, priority):
+                    bodies.append((routing_key, body))
+        except wire.EncodeError as exc:  # deterministic: no retry helps
+            reason = str(exc)
+        if reason is not None:
+            return True, key, [self._dead_letter(delivery, reason, 1, note)]
         return True, key, bodies
 
     def _route(self, mode: Mode, view: str | None, priority: str) -> list[str]:
@@ -514,7 +716,7 @@ class NotifyFilterService:
             "attempts": attempts,
             "exchange": self.settings.exchange,
             "routing_key": delivery.routing_key,
-            "queue": self.settings.pool,
+            "queue": self.settings.input_queue,
             "original_message_id": original_id,
             "original_event_type": note.get("event_type"),
             "original_timestamp": note.get("timestamp"),
@@ -534,6 +736,14 @@ class NotifyFilterService:
             UNIQUE_ID_KEY: f"{stable}.dead_letter",
         }
         return f"{self.settings.dead_letter_topic}.error", wire.encode(letter, True)
+
+
+def _note_of(delivery: Delivery) -> dict[str, Any] | None:
+    """The delivery's notification, for a dead letter's fields (``None`` if undecodable)."""
+    try:
+        return wire.decode(delivery.body).notification
+    except wire.DecodeError:
+        return None
 
 
 def _body_key(body: bytes) -> str:

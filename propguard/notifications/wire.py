@@ -32,6 +32,11 @@ class DecodeError(ValueError):
     """A message that is not a notification. ``str()`` never contains message content."""
 
 
+class EncodeError(ValueError):
+    """An output JSON cannot hold (orjson writes at most 254 levels of nesting, though it
+    reads 1024). ``str()`` never contains content."""
+
+
 class Decoded(NamedTuple):
     notification: dict[str, Any]
     enveloped: bool
@@ -89,8 +94,15 @@ def check_notification(notification: Any) -> None:
 
 
 def encode(notification: dict[str, Any], enveloped: bool = True) -> bytes:
-    """The notification as one JSON document (a v2 envelope when ``enveloped``)."""
+    """The notification as one JSON document (a v2 envelope when ``enveloped``); raises
+    :class:`EncodeError` for one JSON cannot hold."""
+    try:
+        data = orjson.dumps(notification)
+    except orjson.JSONEncodeError:
+        raise EncodeError(
+            "the output cannot be encoded as JSON (nested deeper than 254 levels, or a "
+            "value JSON cannot hold)"
+        ) from None
     if not enveloped:
-        return orjson.dumps(notification)
-    inner = orjson.dumps(notification).decode()
-    return orjson.dumps({VERSION_KEY: ENVELOPE_VERSION, MESSAGE_KEY: inner})
+        return data
+    return orjson.dumps({VERSION_KEY: ENVELOPE_VERSION, MESSAGE_KEY: data.decode()})

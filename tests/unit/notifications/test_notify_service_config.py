@@ -74,19 +74,46 @@ def test_confirms_in_any_order(acks) -> None:
         assert publisher._confirmed < 3
         publisher._on_ack(tag, multiple)
     assert publisher._confirmed == 3 and not publisher._settled
-    assert publisher.wait(0.1) == []
+    assert publisher.wait(0.1) == {}
 
 
-def test_nack_and_return_are_failures() -> None:
+def test_nack_and_return_are_failures_by_tag() -> None:
     publisher = pg_amqp.ConfirmingPublisher(_FakeConn())  # type: ignore[arg-type]
-    publisher.publish(b"{}", "x", "k1")
-    publisher.publish(b"{}", "x", "k2")
-    publisher._on_return(Exception("NO_ROUTE"), "x", "k1", None)
+    assert publisher.publish(b"{}", "x", "k1") == 1
+    assert publisher.publish(b"{}", "x", "k2") == 2
+    publisher._on_return(Exception("NO_ROUTE"), "x", "k1", _Returned("{}"))
     publisher._on_ack(1, False)
     publisher._on_nack(2, False)
     failures = publisher.wait(0.1)
-    assert failures == ["no queue is bound to routing key 'k1' on 'x'", "nacked by the broker"]
-    assert publisher.wait(0.1) == []
+    assert failures == {
+        1: "no queue is bound to routing key 'k1' on 'x'",
+        2: "nacked by the broker",
+    }
+    assert publisher.wait(0.1) == {}
+
+
+class _Returned:
+    def __init__(self, body) -> None:
+        self.body = body
+
+
+def test_only_the_returned_output_fails() -> None:
+    """Three outputs to one key, one of them returned: only its tag is reported, so
+    only it is published again (the others are in their queue already)."""
+    publisher = pg_amqp.ConfirmingPublisher(_FakeConn())  # type: ignore[arg-type]
+    for body in (b"a", b"b", b"c"):
+        publisher.publish(body, "x", "k")
+    publisher._on_ack(3, True)
+    assert publisher.wait(0.1) == {}
+    for body in (b"a", b"b", b"c"):
+        publisher.publish(body, "x", "k")
+    publisher._on_return(Exception("NO_ROUTE"), "x", "k", _Returned(b"b"))
+    publisher._on_nack(4, False)  # a single nack of the round: tag 4 only
+    publisher._on_ack(6, True)
+    assert set(publisher.wait(0.1)) == {4, 5}
+    publisher.publish(b"d", "x", "k")
+    publisher._on_nack(7, True)  # multiple: the round only, not earlier rounds
+    assert publisher.wait(0.1) == {7: "nacked by the broker"}
 
 
 def _conf(text: str, tmp_path) -> cfg.ConfigOpts:
@@ -100,12 +127,17 @@ def test_settings_from_conf(tmp_path) -> None:
     conf = _conf(
         "[oslo_messaging_notifications]\ntransport_url = rabbit://a:b@h1:5672/v\n"
         "[propguard_notify_filter]\ntopics = n1,n2\npool = p\nqueue_type = quorum\n"
-        "max_attempts = 5\n",
+        "max_attempts = 5\nsingle_active_consumer = true\n",
         tmp_path,
     )
     settings = ServiceSettings.from_conf(conf)
     assert settings.topics == ("n1", "n2") and settings.pool == "p"
     assert settings.queue_type == "quorum" and settings.max_attempts == 5
+    assert settings.single_active_consumer
+    assert pg_amqp.queue_arguments("quorum", True) == {
+        "x-queue-type": "quorum",
+        "x-single-active-consumer": True,
+    }
     assert settings.broker.hosts[0].virtual_host == "v"
     own = _conf("[propguard_notify_filter]\ntransport_url = rabbit://x:y@h2/\n", tmp_path)
     assert ServiceSettings.from_conf(own).broker.hosts[0].host == "h2"
@@ -166,3 +198,18 @@ def test_list_opts_names_both_groups() -> None:
         assert name in names
     secret = [o for o in groups["propguard_notify_filter"] if o.dest == "transport_url"]
     assert secret[0].secret
+
+
+def test_partition_settings(tmp_path) -> None:
+    conf = _conf(
+        "[propguard_notify_filter]\ntransport_url = rabbit://h/\npool = p\npartitions = 4\n"
+        "partition = 2\n",
+        tmp_path,
+    )
+    settings = ServiceSettings.from_conf(conf)
+    assert settings.input_queue == "p.partition.2" and not settings.router
+    router = ServiceSettings(broker=settings.broker, pool="p", partitions=4)
+    assert router.router and router.input_queue == "p"
+    assert not ServiceSettings(broker=settings.broker).router
+    with pytest.raises(StartupError, match="partition = 4 needs partitions > 4"):
+        _service(_outputs(), partitions=4, partition=4)
