@@ -48,10 +48,14 @@ def test_unencodable_and_refused_are_dropped_never_raised(tap: Tap, tmp_path: Pa
         )
         driver = notifier._driver_mgr.extensions[0].obj
         caplog.set_level(logging.DEBUG)
-        deep = samples.image_payload({"x_secret": SECRET, "hw_deep": _nested(5000)})
-        refused = {"id": "i1", "properties": [SECRET]}
-        for payload in (deep, refused):
-            message = samples.notification("image.update", payload)
+        # Glance's own shape, nested past what any encoder writes (a metadef property's
+        # JSON-schema items); an image payload of another shape is refused.
+        deep = samples.notification(
+            "metadef_property.update",
+            {**samples.metadef_payload("metadef_property.update"), "items": _nested(5000)},
+        )
+        refused = samples.notification("image.update", {"id": "i1", "properties": [SECRET]})
+        for message in (deep, refused):
             driver.notify({}, message, "INFO", None)  # never raises
         good = samples.notification("image.update", samples.image_payload({"x_secret": SECRET}))
         driver.notify({}, good, "INFO", None)

@@ -21,7 +21,7 @@ import time
 import test_notify_service as svc
 from test_notify_service import SECRET, Bus, _secret_notes
 
-from propguard.notifications import wire
+from propguard.notifications import samples, wire
 from propguard.notifications.core import NotificationFilter, audience
 from propguard.rules.loading import RulesOptions, open_rules
 
@@ -45,8 +45,12 @@ def test_unencodable_message_is_dead_lettered_and_the_stream_goes_on(
 ) -> None:
     running = run_service(modes=("strip", "annotate"))
     before, after = _secret_notes(5), _secret_notes(5, start=5)
-    deep = _secret_notes(1)[0]
-    deep["payload"]["properties"]["hw_deep"] = _deep(300)
+    # Glance's own shape, but nested past what orjson writes: a metadef property's
+    # JSON-schema ``items`` (an image property value this deep is refused by shape).
+    deep = samples.notification(
+        "metadef_property.update",
+        {**samples.metadef_payload("metadef_property.update"), "items": _deep(300)},
+    )
     # Glance's oslo.messaging (Python's json) writes it, orjson reads it
     body = json.dumps({"oslo.version": "2.0", "oslo.message": json.dumps(deep)}).encode()
     assert wire.decode(body).notification["message_id"] == deep["message_id"]  # and it reads

@@ -108,7 +108,7 @@ class Bus:
             else "reload_on_sighup = false"
         )
         path.write_text(
-            f"[propguard]\nrules_file = {rules}\n{reload}\n\n"
+            f"[propguard]\nrules_file = {rules}\nname_collation = binary\n{reload}\n\n"
             "[propguard_notifications]\n"
             f"modes = {','.join(modes)}\naudience_roles = member\n"
             "reader_classes = member:member,admin:admin\n"
@@ -329,7 +329,9 @@ def test_poison_messages_are_dead_lettered_and_the_stream_goes_on(
     good = _secret_notes(3)
     boom = _secret_notes(1)[0]
     boom["payload"]["properties"]["seq"] = "boom"
-    bad_props = samples.notification("image.update", {"id": "x", "properties": [SECRET]})
+    bad_props = samples.notification(
+        "image.update", {**samples.image_payload(), "properties": [SECRET]}
+    )
     unknown_priority = samples.notification(
         "image.update", samples.image_payload({}), priority="LOUD"
     )
@@ -359,12 +361,12 @@ def test_poison_messages_are_dead_lettered_and_the_stream_goes_on(
         "envelope has no supported 'oslo.version' (2.x)",
         "notification has no known 'priority'",
         "message is not valid JSON (line 1 column 1)",  # not UTF-8
-        "the 'properties' of an image event is not an object",
+        "image.update payload: its properties are not an object",
     }
     assert reasons["filtering failed (RuntimeError)"]["attempts"] == 3
     assert reasons["filtering failed (RuntimeError)"]["original_message_id"] == boom["message_id"]
     assert "body_base64" in reasons["message is not valid JSON (line 1 column 1)"]
-    assert SECRET in reasons["the 'properties' of an image event is not an object"]["body"]
+    assert SECRET in reasons["image.update payload: its properties are not an object"]["body"]
     bus.wait_for(lambda: bus.depth(bus.pool) == 0, what="an empty pool queue")
     counts = running.service.counts
     assert counts["requeued"] == 2 and counts["dead_lettered"] == 6
