@@ -21,6 +21,7 @@ from typing import Any
 from oslo_config import cfg
 
 from propguard.notifications.core import Mode, NotificationFilter, ReaderClass, audience
+from propguard.notifications.shapes import Shape
 from propguard.view import ImageView
 
 OUTPUT_GROUP = "propguard_notifications"
@@ -79,6 +80,14 @@ OUTPUT_OPTS: list[cfg.Opt] = [
         default="notifications_annotated",
         help="Topic of the 'annotate' output. It carries every property value: make it "
         "readable by the trusted indexer only (broker permissions).",
+    ),
+    cfg.DictOpt(
+        "extra_event_types",
+        default={},
+        help="Event types to pass beyond the ones Glance 33 sends, each with the payload "
+        "shape to check and filter it as (image, member, send, task, metadef_namespace, "
+        "metadef_object, metadef_property, metadef_resource_type, metadef_tag). Example: "
+        "image.future_event:image. Every other event type is refused (dead-lettered).",
     ),
 ]
 
@@ -231,6 +240,7 @@ class OutputConfig:
     strip_topics: tuple[str, ...]
     views_topic: str
     annotate_topic: str
+    extra_events: tuple[tuple[str, Shape], ...] = ()
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any]) -> OutputConfig:
@@ -244,6 +254,15 @@ class OutputConfig:
             except ValueError as exc:
                 raise ValueError(f"[{OUTPUT_GROUP}] reader_classes: {exc}") from None
         modes = tuple(Mode(m) for m in values.get("modes") or ())
+        extra: list[tuple[str, Shape]] = []
+        for event_type, shape in dict(values.get("extra_event_types") or {}).items():
+            try:
+                extra.append((event_type.strip(), Shape(str(shape).strip())))
+            except ValueError:
+                raise ValueError(
+                    f"[{OUTPUT_GROUP}] extra_event_types: {event_type}: unknown shape "
+                    f"{shape!r} (one of {', '.join(s.value for s in Shape)})"
+                ) from None
         config = cls(
             modes=modes,
             audience_roles=tuple(values.get("audience_roles") or ()),
@@ -252,6 +271,7 @@ class OutputConfig:
             strip_topics=tuple(values.get("strip_topics") or ()),
             views_topic=values.get("views_topic") or "",
             annotate_topic=values.get("annotate_topic") or "",
+            extra_events=tuple(extra),
         )
         config.check()
         return config
@@ -285,6 +305,7 @@ class OutputConfig:
             audience=audience(self.audience_roles, self.audience_service_roles),
             reader_classes=self.reader_classes,
             view=view,
+            extra_events=dict(self.extra_events),
         )
 
     def topics_for(self, mode: Mode, view: str | None, strip_topics: tuple[str, ...]) -> list[str]:

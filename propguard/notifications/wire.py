@@ -16,6 +16,8 @@ Errors (:class:`DecodeError`) say what is wrong, never what the message holds.
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any, NamedTuple
 
 import orjson
@@ -47,12 +49,48 @@ def _invalid(what: str, exc: orjson.JSONDecodeError) -> DecodeError:
     return DecodeError(f"{what} is not valid JSON (line {exc.lineno} column {exc.colno})")
 
 
+#: A key of an envelope or a notification, as it can stand in the JSON text.
+_TOP_KEY = re.compile(
+    rb'"(oslo\.version|oslo\.message|event_type|payload|priority|publisher_id|message_id'
+    rb'|timestamp)"\s*:'
+)
+
+
+def _duplicate_top_keys(text: bytes | str) -> bool:
+    """Does the JSON object ``text`` repeat one of its own top-level keys?
+
+    orjson (and Python's json) keep the last copy of a repeated key; a reader
+    that keeps the first (some indexers' parsers) would see another event type
+    or payload than the one filtered. Glance never sends one (its JSON comes
+    from a dict). A cheap scan first; the exact check only when a key name
+    occurs twice somewhere in the text.
+    """
+    raw = text.encode() if isinstance(text, str) else text
+    names = _TOP_KEY.findall(raw)
+    if len(names) == len(set(names)):
+        return False
+    top: list[list[str]] = []
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        top.append([k for k, _ in items])
+        return dict(items)
+
+    try:
+        json.loads(raw, object_pairs_hook=pairs)
+    except (ValueError, RecursionError):
+        return True
+    keys = top[-1] if top else []  # the outermost object is built last
+    return len(keys) != len(set(keys))
+
+
 def decode(data: bytes | str) -> Decoded:
     """A v2 envelope or a bare notification; raises :class:`DecodeError`."""
     try:
         outer = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise _invalid("message", exc) from None
+    if _duplicate_top_keys(data):
+        raise DecodeError("message repeats a key of the envelope or notification")
     if type(outer) is not dict:
         raise DecodeError("message is not a JSON object")
     inner = outer.get(MESSAGE_KEY)
@@ -66,6 +104,8 @@ def decode(data: bytes | str) -> Decoded:
             notification = orjson.loads(inner)
         except orjson.JSONDecodeError as exc:
             raise _invalid("'oslo.message'", exc) from None
+        if _duplicate_top_keys(inner):
+            raise DecodeError("'oslo.message' repeats a key of the notification")
         enveloped = True
     else:
         notification = outer

@@ -213,3 +213,26 @@ def test_partition_settings(tmp_path) -> None:
     assert not ServiceSettings(broker=settings.broker).router
     with pytest.raises(StartupError, match="partition = 4 needs partitions > 4"):
         _service(_outputs(), partitions=4, partition=4)
+
+
+def test_extra_event_types_are_allowed_with_their_shape_and_the_view() -> None:
+    from propguard.notifications import samples
+    from propguard.notifications.opts import OutputConfig
+    from propguard.notifications.shapes import Shape
+    from propguard.rules import parse_rules_text
+    from propguard.rules.engine import compile_rules
+
+    config = OutputConfig.from_values({"extra_event_types": {"image.future": "image"}})
+    assert config.extra_events == (("image.future", Shape.IMAGE),)
+    engine = compile_rules(
+        parse_rules_text(
+            "r", "[^x_]\ncreate = @\nread = admin\nupdate = @\ndelete = @\n"
+            "[.*]\ncreate = @\nread = @\nupdate = @\ndelete = @\n", "roles"
+        )
+    )
+    nf = config.build(engine)
+    note = samples.notification("image.future", samples.image_payload({"x_secret": "s", "a": "1"}))
+    (out,) = nf.outputs(note)
+    assert out.notification["payload"]["properties"] == {"a": "1"}
+    with pytest.raises(ValueError, match="unknown shape"):
+        OutputConfig.from_values({"extra_event_types": {"image.future": "picture"}})

@@ -76,3 +76,29 @@ def test_decode_errors_never_echo_content(data: bytes, reason: str) -> None:
     assert reason in str(info.value)
     assert SECRET not in str(info.value)
     assert info.value.__cause__ is None  # no chained exception carrying the text either
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        b'{"event_type": "image.update", "payload": {}, "event_type": "task.run"}',
+        b'{"event_type": "image.update", "payload": {"properties": {}}, "payload": {}}',
+        b'{"oslo.version": "2.0", "oslo.message": "{}", "oslo.message": "{}"}',
+        json.dumps(
+            {
+                "oslo.version": "2.0",
+                "oslo.message": '{"event_type": "image.update", "payload": {},'
+                ' "event_type": "metadef_tag.create"}',
+            }
+        ).encode(),
+    ],
+    ids=["event_type", "payload", "oslo.message", "inside-the-envelope"],
+)
+def test_repeated_envelope_keys_are_refused(text: bytes) -> None:
+    """A reader that keeps the first copy would see another notification than the filtered one."""
+    with pytest.raises(wire.DecodeError, match="repeats a key"):
+        wire.decode(text)
+
+
+def test_a_key_name_repeated_below_the_top_is_fine() -> None:
+    note = {"event_type": "image.update", "payload": {"event_type": "x", "payload": "y"}}
+    assert wire.decode(json.dumps(note).encode()).notification == note
