@@ -452,6 +452,106 @@ def report(label: str, times: dict[str, list[float]], requests: int) -> None:
         )
 
 
+def fresh_tokens(work: Path, rules: Path, rounds: int) -> None:
+    """A fresh Keystone token's first request: direct, through the proxy, and through the
+    proxy to a Glance that trusts its identity headers (one validation instead of two).
+
+    Real Keystone (sqlite, fernet, uWSGI) and Glances under uWSGI, started as
+    ``propguard demo`` starts them; keystonemiddleware's in-process token
+    cache in each (no memcached here). Each request uses a token issued just
+    before it and not yet seen by anyone; the order rotates every round.
+    """
+    from keystoneauth1 import session
+    from keystoneauth1.identity import v3
+
+    from propguard.demo_live import glance as glance_mod
+    from propguard.demo_live import main as demo_main
+    from propguard.demo_live.keystone import start_keystone
+    from propguard.demo_live.supervisor import Supervisor, free_port
+
+    def say(text: str) -> None:
+        print(f"    {text}", flush=True)
+
+    options = {"rules_file": str(rules), "name_collation": "binary"}
+    with Supervisor(str(work / "logs")) as sup:
+        (work / "logs").mkdir(exist_ok=True)
+        ks = start_keystone(sup, str(work / "keystone"), free_port(), say)
+        glances = {}
+        for name, trusting in (("glance", False), ("glance-trusting", True)):
+            glances[name] = glance_mod.start_glance(
+                sup, str(work / name), free_port(), say,
+                authtoken=None if trusting else ks.authtoken_options("glance"),
+                placement="sidecar", jwt={} if trusting else None,
+                propguard_options=options, notifications=None, name=name,
+            )  # fmt: skip
+        proxies = {
+            name: demo_main._start_proxy(
+                sup,
+                str(work / f"proxy-{name}"),
+                free_port(),
+                info.url,
+                ks,
+                "",
+                options,
+                False,
+                say,
+                lambda _fraction: None,
+            )  # fmt: skip
+            for name, info in glances.items()
+        }
+
+        def fresh() -> str:
+            auth = v3.Password(
+                auth_url=ks.url, username="alice", password=ks.passwords["alice"],
+                user_domain_id="default", project_name="demo", project_domain_id="default",
+            )  # fmt: skip
+            return session.Session(auth=auth).get_token()
+
+        def timed(url: str, method: str, path: str, token: str, body: bytes | None = None):
+            host, port = url.removeprefix("http://").split(":")
+            connection = http.client.HTTPConnection(host, int(port), timeout=60)
+            headers = {"X-Auth-Token": token, "Content-Type": "application/json"}
+            started = time.perf_counter()
+            connection.request(method, path, body, headers)
+            response = connection.getresponse()
+            data = response.read()
+            elapsed = time.perf_counter() - started
+            connection.close()
+            assert response.status < 300, (url, response.status, data[:200])
+            return elapsed, data
+
+        body = json.dumps({"name": "bench", "disk_format": "raw", "container_format": "bare"})
+        images = {}
+        for name, url in proxies.items():
+            images[name] = json.loads(timed(url, "POST", "/v2/images", fresh(), body.encode())[1])[
+                "id"
+            ]
+        targets = {
+            "direct (Glance validates)": (glances["glance"].url, images["glance"]),
+            "proxy -> Glance (both validate)": (proxies["glance"], images["glance"]),
+            "proxy -> trusting Glance (proxy validates)": (
+                proxies["glance-trusting"],
+                images["glance-trusting"],
+            ),
+        }
+        first: dict[str, list[float]] = {k: [] for k in targets}
+        again: dict[str, list[float]] = {k: [] for k in targets}
+        names = list(targets)
+        for i in range(rounds):
+            for kind in names[i % 3 :] + names[: i % 3]:
+                url, image = targets[kind]
+                token = fresh()
+                first[kind].append(timed(url, "GET", f"/v2/images/{image}", token)[0])
+                again[kind].append(timed(url, "GET", f"/v2/images/{image}", token)[0])
+    print(f"  fresh Keystone token, GET /v2/images/{{id}}, medians of {rounds} tokens:")
+    for kind in names:
+        print(
+            f"    {kind:<44} first request {statistics.median(first[kind]) * 1e3:7.1f} ms, "
+            f"same token again {statistics.median(again[kind]) * 1e3:6.1f} ms",
+            flush=True,
+        )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size-mib", type=int, default=1024)
@@ -470,6 +570,13 @@ def main() -> int:
         help="skip the chunked upload through a proxy with gunicorn's ChunkedReader",
     )
     parser.add_argument("--small-only", action="store_true", help="only the small requests")
+    parser.add_argument(
+        "--fresh-tokens",
+        type=int,
+        metavar="N",
+        default=0,
+        help="only: N fresh Keystone tokens each direct, proxied, proxied to a trusting Glance",
+    )
     args = parser.parse_args()
     if args.quick:
         args.size_mib, args.rounds, args.requests = 256, 3, 200
@@ -482,6 +589,9 @@ def main() -> int:
         rules = work / "rules.conf"
         rules.write_text(RULES)
         ini = proxy_ini(work, rules)
+        if args.fresh_tokens:
+            fresh_tokens(work, rules, args.fresh_tokens)
+            return 0
         print("small requests (real Glance, propguard filtering the image JSON):", flush=True)
         small_requests(work, ini, args.requests)
         if args.small_only:
