@@ -27,6 +27,15 @@ Timed, per random instance, as a caller sees them:
   admin-run rotation: every image is a candidate). Glance's ORM also loads
   each image's properties, as the API does.
 
+Then what Nova gains, like for like (:func:`end_to_end`): Nova's exact
+rotation ``GET`` with a user token and Nova's service token through the
+whole pipeline (this in-process Glance on the database above,
+keystonemiddleware, propguard with ``policies/production.conf``, relations
+on the store above), ``relations_rotation`` off and on for alternate
+requests, as the instance's project and as admin; with it on, the store
+reads, the call below the relations layer and Glance's ``image_get_all``
+for the forwarded ``id=in:<ids>`` are timed too.
+
 Target for the store: p99 under 5 ms. The databases are dropped at the end
 (``--keep`` keeps them).
 """
