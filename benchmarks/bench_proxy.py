@@ -1,13 +1,21 @@
 """``propguard serve`` against direct access, in the same run.
 
 Run: ``.venv/bin/python benchmarks/bench_proxy.py`` (after ``./scripts/test.sh``);
-``--size-mib``, ``--rate-mbit``, ``--requests`` change the defaults.
+``--size-mib``, ``--rate-mbit``, ``--requests`` change the defaults; ``--quick``
+(256 MiB, 3 rounds, 200 requests) is the run of the docs' table; the full
+run moves 4 times as many bytes. ``--small-only`` and ``--fresh-tokens N``
+run one part alone.
 
 1. Small requests: ``GET /v2/images/{id}`` (20 extra properties) to a real
-   Glance 33 served by cheroot, directly and through ``propguard serve``
-   (gunicorn gthread, 1 worker; pipeline ``request_id propguard proxy``,
+   Glance 33 served by cheroot in its own process (as in a deployment: not
+   in the client's), directly and through ``propguard serve`` (gunicorn
+   gthread, 1 worker; pipeline ``canonical request_id propguard proxy``,
    propguard with the production-like rules of the functional tests),
    alternating, keep-alive clients; medians and the added milliseconds.
+   Then the proxy's own cost: the same request to an upstream that answers
+   Glance's captured document at once (so Glance's CPU does not compete),
+   with the proxy worker's CPU per request (user + system, all threads)
+   and a bare TCP relay in the same rounds (the floor of any relay).
 2. Streaming, 1 GiB up (Content-Length and chunked) and down, against an
    upstream that only counts or generates bytes (gunicorn gthread in its own
    process), so that the proxy's cost is what is measured and not Glance's
@@ -15,6 +23,15 @@ Run: ``.venv/bin/python benchmarks/bench_proxy.py`` (after ``./scripts/test.sh``
    with the upstream limited to ``--rate-mbit`` (default 1000 Mbit/s, a
    1 Gbit/s-class image-store link; target >= 90% of direct). The proxy
    worker's peak RSS growth is printed for each transfer (target < 32 MiB).
+   The chunked upload also runs through a second proxy whose worker uses
+   gunicorn's own ``ChunkedReader`` (``--reader-ab``), in the same rounds:
+   the end-to-end effect of :class:`StreamingChunkedReader`.
+
+3. ``--fresh-tokens N`` (alone): a fresh Keystone token's first request
+   directly to Glance, through the proxy (both ``auth_token`` validate), and
+   through the proxy to a Glance that trusts its identity headers (one
+   validation); real Keystone and Glances under uWSGI (see
+   :func:`fresh_tokens`).
 
 Everything shares this machine's cores (client, proxy, upstream), which
 penalises the proxy more on loopback than on a real network.
@@ -101,6 +118,64 @@ Upstream().run()
 """
 
 
+GLANCE = r"""
+import json, sys, tempfile, time, warnings
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+warnings.simplefilter("ignore")
+from glance_api import IMAGE
+from proxy_harness import ServerThread
+from webob import Request
+from propguard.inprocess import InProcessGlance
+
+glance = InProcessGlance(Path(tempfile.mkdtemp()) / "glance")
+glance.start()
+token = glance.user_token(["member", "reader"])
+properties = {f"x_prop_{i}": f"value {i}" for i in range(20)}
+headers = {"X-Auth-Token": token, "Content-Type": "application/json"}
+body = json.dumps({**IMAGE, **properties}).encode()
+created = Request.blank("/v2/images", method="POST", body=body, headers=headers)
+image_id = json.loads(created.get_response(glance.app).body)["id"]
+shown = Request.blank(f"/v2/images/{image_id}", headers=headers).get_response(glance.app)
+server = ServerThread(glance.app)
+print(json.dumps({"port": server.port, "token": token, "id": image_id,
+                  "document": shown.body.decode()}), flush=True)
+sys.stdin.read()  # until the benchmark closes our stdin
+"""
+
+STATIC = r"""
+import socket, sys, threading
+
+document = sys.stdin.buffer.read()
+head = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+        b"x-openstack-request-id: req-00000000-0000-0000-0000-000000000000\r\n\r\n" % len(document))
+listener = socket.create_server(("127.0.0.1", int(sys.argv[1])))
+
+
+def serve(conn):
+    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    buffer = b""
+    while True:
+        while b"\r\n\r\n" not in buffer:
+            data = conn.recv(65536)
+            if not data:
+                return
+            buffer += data
+        buffer = buffer.split(b"\r\n\r\n", 1)[1]
+        conn.sendall(head + document)
+
+
+while True:
+    threading.Thread(target=serve, args=(listener.accept()[0],), daemon=True).start()
+"""
+
+#: Put first on a second proxy's PYTHONPATH: its worker keeps gunicorn's ChunkedReader.
+OLD_READER = """
+import propguard.proxy.worker as worker
+worker.StreamingChunkedReader = worker.gbody.ChunkedReader
+"""
+
+
 def blocks(size: int) -> Iterator[bytes]:
     for offset in range(0, size, len(BLOCK)):
         yield BLOCK[: min(len(BLOCK), size - offset)]
@@ -173,16 +248,28 @@ TRANSFERS = (
 )
 
 
-def streaming(ini: Path, size: int, rate: float, label: str, rounds: int) -> list[tuple]:
+def streaming(
+    ini: Path, size: int, rate: float, label: str, rounds: int, reader_ab: bool = True
+) -> list[tuple]:
     """Every transfer ``rounds`` times, direct and proxied alternating; medians.
 
     Unpaced (``rate`` 0), a bare TCP relay's download runs in the same rounds
-    (the floor of any relay that copies bytes through Python).
+    (the floor of any relay that copies bytes through Python). With
+    ``reader_ab``, the chunked upload also goes through a proxy whose worker
+    keeps gunicorn's ``ChunkedReader`` (same rounds).
     """
+    import os
+
     from proxy_processes import RssSampler, ServeProcess
 
     upstream, port = start_upstream(rate)
     proxy = ServeProcess(f"http://127.0.0.1:{port}", ini, threads=4)
+    old = None
+    shim = tempfile.TemporaryDirectory()
+    if reader_ab:
+        (Path(shim.name) / "sitecustomize.py").write_text(OLD_READER)
+        path = os.pathsep.join(filter(None, [shim.name, os.environ.get("PYTHONPATH")]))
+        old = ServeProcess(f"http://127.0.0.1:{port}", ini, threads=4, env={"PYTHONPATH": path})
     relay = TcpRelay(port) if not rate else None
     times: dict[str, dict[str, list[float]]] = {}
     growth = 0.0
@@ -196,6 +283,10 @@ def streaming(ini: Path, size: int, rate: float, label: str, rounds: int) -> lis
                 peak = RssSampler(worker)
                 entry["proxy"].append(run(proxy.port, size, IDENTITY))
                 growth = max(growth, peak.growth() / MIB)
+                if old is not None and name == "upload, chunked":
+                    entry = times.setdefault(OLD_NAME, {"direct": [], "proxy": []})
+                    entry["direct"].append(times[name]["direct"][-1])
+                    entry["proxy"].append(run(old.port, size, IDENTITY))
             if relay is not None:
                 entry = times.setdefault("download, bare TCP relay", {"direct": [], "proxy": []})
                 entry["direct"].append(download(port, size, {}))
@@ -204,6 +295,9 @@ def streaming(ini: Path, size: int, rate: float, label: str, rounds: int) -> lis
         if relay is not None:
             relay.close()
         proxy.stop()
+        if old is not None:
+            old.stop()
+        shim.cleanup()
         upstream.terminate()
         upstream.wait()
     rows = []
@@ -211,14 +305,20 @@ def streaming(ini: Path, size: int, rate: float, label: str, rounds: int) -> lis
         direct = statistics.median(entry["direct"])
         proxied = statistics.median(entry["proxy"])
         rows.append((label, name, direct, proxied, growth, rate))
+        per_round = " ".join(
+            f"{d / p:.0%}" for d, p in zip(entry["direct"], entry["proxy"], strict=True)
+        )
         print(
-            f"  {label:<24} {name:<26} direct {size / MIB / direct:6.0f} MiB/s  "
+            f"  {label:<24} {name:<34} direct {size / MIB / direct:6.0f} MiB/s  "
             f"{'relay' if 'relay' in name else 'proxy'} {size / MIB / proxied:6.0f} MiB/s  "
-            f"ratio {direct / proxied:5.0%}",
+            f"ratio {direct / proxied:5.0%} (rounds: {per_round})",
             flush=True,
         )
     print(f"  {label:<24} proxy worker RSS growth, worst: {growth:.1f} MiB", flush=True)
     return rows
+
+
+OLD_NAME = "upload, chunked, gunicorn reader"
 
 
 class TcpRelay:
@@ -263,49 +363,200 @@ class TcpRelay:
 
 
 def small_requests(work: Path, ini: Path, requests: int) -> None:
-    from glance_api import IMAGE
-    from proxy_harness import ServerThread
-    from proxy_processes import ServeProcess
+    """Median latency direct and through the proxy: real Glance, then the proxy's own cost."""
+    import psutil
+    from proxy_processes import ServeProcess, free_port
 
-    from propguard.inprocess import InProcessGlance
-
-    glance = InProcessGlance(work / "glance")
-    glance.start()
-    server = ServerThread(glance.app)
-    proxy = ServeProcess(server.url, ini, threads=4)
+    glance = subprocess.Popen(
+        [sys.executable, "-c", GLANCE, str(HERE.parent / "tests" / "functional")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    static = relay = proxy = static_proxy = None
     try:
-        token = glance.user_token(["member", "reader"])
-        headers = {**IDENTITY, "X-Auth-Token": token, "Content-Type": "application/json"}
-        properties = {f"x_prop_{i}": f"value {i}" for i in range(20)}
-        body = json.dumps({**IMAGE, **properties}).encode()
-        conns = {
-            "direct": http.client.HTTPConnection("127.0.0.1", server.port, timeout=60),
-            "proxy": http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=60),
-        }
-        conns["direct"].request("POST", "/v2/images", body, headers)
-        image_id = json.loads(conns["direct"].getresponse().read())["id"]
-        times: dict[str, list[float]] = {"direct": [], "proxy": []}
-        for i in range(requests + 20):
-            for kind, connection in conns.items():
-                started = time.perf_counter()
-                connection.request("GET", f"/v2/images/{image_id}", headers=headers)
-                response = connection.getresponse()
-                response.read()
-                if i >= 20:
-                    times[kind].append(time.perf_counter() - started)
-                assert response.status == 200
-        direct = statistics.median(times["direct"]) * 1000
-        proxied = statistics.median(times["proxy"]) * 1000
+        info = json.loads(glance.stdout.readline())
+        headers = {**IDENTITY, "X-Auth-Token": info["token"]}
+        target = f"/v2/images/{info['id']}"
+        proxy = ServeProcess(f"http://127.0.0.1:{info['port']}", ini, threads=4)
+        times = alternate({"direct": info["port"], "proxy": proxy.port}, target, headers, requests)
+        report("real Glance (own process)", times, requests)
+        port = free_port()
+        static = subprocess.Popen([sys.executable, "-c", STATIC, str(port)], stdin=subprocess.PIPE)
+        static.stdin.write(info["document"].encode())
+        static.stdin.close()
+        wait_port(port)
+        static_proxy = ServeProcess(f"http://127.0.0.1:{port}", ini, threads=4)
+        relay = TcpRelay(port)
+        worker = psutil.Process(static_proxy.worker_pids()[0])
+        before = worker.cpu_times()
+        ports = {"direct": port, "proxy": static_proxy.port, "bare TCP relay": relay.port}
+        times = alternate(ports, target, headers, requests)
+        after = worker.cpu_times()
+        report("static upstream (the proxy's own cost)", times, requests)
+        count = requests + WARMUP
         print(
-            f"  GET /v2/images/{{id}} (20 properties), median of {requests}: direct "
-            f"{direct:.2f} ms, through propguard serve {proxied:.2f} ms "
-            f"(+{proxied - direct:.2f} ms, ratio {proxied / direct:.2f}x)",
+            f"    proxy worker CPU per request: user {(after.user - before.user) / count * 1e3:.3f}"
+            f" ms, system {(after.system - before.system) / count * 1e3:.3f} ms",
             flush=True,
         )
     finally:
-        proxy.stop()
-        server.stop()
-        glance.stop()
+        for process in (proxy, static_proxy):
+            if process is not None:
+                process.stop()
+        if relay is not None:
+            relay.close()
+        for child in (static, glance):
+            if child is not None:
+                child.kill()
+                child.wait()
+
+
+WARMUP = 20
+
+
+def wait_port(port: int) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            http.client.HTTPConnection("127.0.0.1", port, timeout=1).connect()
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+def alternate(
+    ports: dict[str, int], target: str, headers: dict[str, str], requests: int
+) -> dict[str, list[float]]:
+    """``GET target`` on a keep-alive connection to each port in turn; seconds per request."""
+    conns = {k: http.client.HTTPConnection("127.0.0.1", p, timeout=60) for k, p in ports.items()}
+    times: dict[str, list[float]] = {kind: [] for kind in conns}
+    for i in range(requests + WARMUP):
+        for kind, connection in conns.items():
+            started = time.perf_counter()
+            connection.request("GET", target, headers=headers)
+            response = connection.getresponse()
+            response.read()
+            if i >= WARMUP:
+                times[kind].append(time.perf_counter() - started)
+            assert response.status == 200, (kind, response.status)
+    for connection in conns.values():
+        connection.close()
+    return times
+
+
+def report(label: str, times: dict[str, list[float]], requests: int) -> None:
+    direct = statistics.median(times["direct"]) * 1000
+    print(f"  {label}, GET /v2/images/{{id}} (20 properties), median of {requests}:", flush=True)
+    for kind, values in times.items():
+        if kind == "direct":
+            continue
+        median = statistics.median(values) * 1000
+        print(
+            f"    direct {direct:.2f} ms, {kind} {median:.2f} ms "
+            f"(+{median - direct:.2f} ms, ratio {median / direct:.2f}x)",
+            flush=True,
+        )
+
+
+def fresh_tokens(work: Path, rules: Path, rounds: int) -> None:
+    """A fresh Keystone token's first request: direct, through the proxy, and through the
+    proxy to a Glance that trusts its identity headers (one validation instead of two).
+
+    Real Keystone (sqlite, fernet, uWSGI) and Glances under uWSGI, started as
+    ``propguard demo`` starts them; keystonemiddleware's in-process token
+    cache in each (no memcached here). Each request uses a token issued just
+    before it and not yet seen by anyone; the order rotates every round.
+    """
+    from keystoneauth1 import session
+    from keystoneauth1.identity import v3
+
+    from propguard.demo_live import glance as glance_mod
+    from propguard.demo_live import main as demo_main
+    from propguard.demo_live.keystone import start_keystone
+    from propguard.demo_live.supervisor import Supervisor, free_port
+
+    def say(text: str) -> None:
+        print(f"    {text}", flush=True)
+
+    options = {"rules_file": str(rules), "name_collation": "binary"}
+    with Supervisor(str(work / "logs")) as sup:
+        (work / "logs").mkdir(exist_ok=True)
+        ks = start_keystone(sup, str(work / "keystone"), free_port(), say)
+        glances = {}
+        for name, trusting in (("glance", False), ("glance-trusting", True)):
+            glances[name] = glance_mod.start_glance(
+                sup, str(work / name), free_port(), say,
+                authtoken=None if trusting else ks.authtoken_options("glance"),
+                placement="sidecar", jwt={} if trusting else None,
+                propguard_options=options, notifications=None, name=name,
+            )  # fmt: skip
+        proxies = {
+            name: demo_main._start_proxy(
+                sup,
+                str(work / f"proxy-{name}"),
+                free_port(),
+                info.url,
+                ks,
+                "",
+                options,
+                False,
+                say,
+                lambda _fraction: None,
+            )  # fmt: skip
+            for name, info in glances.items()
+        }
+
+        def fresh() -> str:
+            auth = v3.Password(
+                auth_url=ks.url, username="alice", password=ks.passwords["alice"],
+                user_domain_id="default", project_name="demo", project_domain_id="default",
+            )  # fmt: skip
+            return session.Session(auth=auth).get_token()
+
+        def timed(url: str, method: str, path: str, token: str, body: bytes | None = None):
+            host, port = url.removeprefix("http://").split(":")
+            connection = http.client.HTTPConnection(host, int(port), timeout=60)
+            headers = {"X-Auth-Token": token, "Content-Type": "application/json"}
+            started = time.perf_counter()
+            connection.request(method, path, body, headers)
+            response = connection.getresponse()
+            data = response.read()
+            elapsed = time.perf_counter() - started
+            connection.close()
+            assert response.status < 300, (url, response.status, data[:200])
+            return elapsed, data
+
+        body = json.dumps({"name": "bench", "disk_format": "raw", "container_format": "bare"})
+        images = {}
+        for name, url in proxies.items():
+            images[name] = json.loads(timed(url, "POST", "/v2/images", fresh(), body.encode())[1])[
+                "id"
+            ]
+        targets = {
+            "direct (Glance validates)": (glances["glance"].url, images["glance"]),
+            "proxy -> Glance (both validate)": (proxies["glance"], images["glance"]),
+            "proxy -> trusting Glance (proxy validates)": (
+                proxies["glance-trusting"],
+                images["glance-trusting"],
+            ),
+        }
+        first: dict[str, list[float]] = {k: [] for k in targets}
+        again: dict[str, list[float]] = {k: [] for k in targets}
+        names = list(targets)
+        for i in range(rounds):
+            for kind in names[i % 3 :] + names[: i % 3]:
+                url, image = targets[kind]
+                token = fresh()
+                first[kind].append(timed(url, "GET", f"/v2/images/{image}", token)[0])
+                again[kind].append(timed(url, "GET", f"/v2/images/{image}", token)[0])
+    print(f"  fresh Keystone token, GET /v2/images/{{id}}, medians of {rounds} tokens:")
+    for kind in names:
+        print(
+            f"    {kind:<44} first request {statistics.median(first[kind]) * 1e3:7.1f} ms, "
+            f"same token again {statistics.median(again[kind]) * 1e3:6.1f} ms",
+            flush=True,
+        )
 
 
 def main() -> int:
@@ -316,7 +567,26 @@ def main() -> int:
     )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument(
+        "--quick", action="store_true", help="256 MiB, 3 rounds, 200 requests (the docs' table)"
+    )
+    parser.add_argument(
+        "--no-reader-ab",
+        dest="reader_ab",
+        action="store_false",
+        help="skip the chunked upload through a proxy with gunicorn's ChunkedReader",
+    )
+    parser.add_argument("--small-only", action="store_true", help="only the small requests")
+    parser.add_argument(
+        "--fresh-tokens",
+        type=int,
+        metavar="N",
+        default=0,
+        help="only: N fresh Keystone tokens each direct, proxied, proxied to a trusting Glance",
+    )
     args = parser.parse_args()
+    if args.quick:
+        args.size_mib, args.rounds, args.requests = 256, 3, 200
     warnings.simplefilter("ignore")
     from test_proxy_http import RULES
 
@@ -326,19 +596,26 @@ def main() -> int:
         rules = work / "rules.conf"
         rules.write_text(RULES)
         ini = proxy_ini(work, rules)
+        if args.fresh_tokens:
+            fresh_tokens(work, rules, args.fresh_tokens)
+            return 0
         print("small requests (real Glance, propguard filtering the image JSON):", flush=True)
         small_requests(work, ini, args.requests)
+        if args.small_only:
+            return 0
         print(
             f"streaming {args.size_mib} MiB, {args.rounds} rounds alternating direct and "
             "proxied, medians (upstream counts/generates bytes):",
             flush=True,
         )
-        rows = streaming(ini, size, 0, "loopback, unpaced", args.rounds)
+        rows = streaming(ini, size, 0, "loopback, unpaced", args.rounds, args.reader_ab)
         unpaced = {r[1]: size / r[3] for r in rows}
         for mbit in args.rate_mbit or [1000.0, 5000.0]:
             cap = mbit * 1e6 / 8
-            rows += streaming(ini, size, cap, f"upstream {mbit:.0f} Mbit/s", args.rounds)
-            for name, _ in TRANSFERS:
+            rows += streaming(
+                ini, size, cap, f"upstream {mbit:.0f} Mbit/s", args.rounds, args.reader_ab
+            )
+            for name in [n for n, _ in TRANSFERS] + ([OLD_NAME] if args.reader_ab else []):
                 print(
                     f"  {'':<24} {name:<26} headroom: unpaced proxy {unpaced[name] / MIB:.0f} "
                     f"MiB/s = {unpaced[name] / cap:.1f}x the {mbit:.0f} Mbit/s cap",
@@ -346,7 +623,11 @@ def main() -> int:
                 )
         print("ratios are of the same run (this machine is shared: absolute figures vary)")
         for label in dict.fromkeys(r[0] for r in rows):
-            ratios = [r[2] / r[3] for r in rows if r[0] == label and "relay" not in r[1]]
+            ratios = [
+                r[2] / r[3]
+                for r in rows
+                if r[0] == label and "relay" not in r[1] and r[1] != OLD_NAME
+            ]
             print(f"{label}: proxied at {min(ratios):.0%}..{max(ratios):.0%} of direct")
     return 0
 
