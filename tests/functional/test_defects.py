@@ -346,7 +346,7 @@ def test_d9_missing_rules_file_stops_the_filter(native_glance, guarded_glance, t
     assert res.status_int == 400  # the defect: Glance runs, every image call fails
     native.stop()
 
-    factory = filter_factory({}, rules_file=str(missing))
+    factory = filter_factory({}, rules_file=str(missing), name_collation="binary")
     with pytest.raises(RulesError) as err:
         factory(lambda environ, start_response: [])
     assert str(err.value).startswith(f"{missing}:1:1: PG101 cannot read rules file")
@@ -366,7 +366,7 @@ def test_d9_section_without_read_stops_the_filter(native_glance, guarded_glance,
     native.stop()
 
     with pytest.raises(RulesError) as err:
-        filter_factory({}, rules_file=str(broken))(lambda environ, start_response: [])
+        filter_factory({}, rules_file=str(broken), name_collation="binary")(lambda environ, start_response: [])
     message = str(err.value)
     assert message == f"{broken}:{line}:1: PG105 section [x_ro] has no 'read' operation"
     with pytest.raises(RulesError, match=rf"{broken}:{line}:"):
@@ -388,7 +388,7 @@ def test_d10_percent_in_value_is_a_load_error(native_glance, tmp_path) -> None:
 
     broken = write(tmp_path, "percent.conf", text)
     with pytest.raises(RulesError) as err:
-        filter_factory({}, rules_file=str(broken))(lambda environ, start_response: [])
+        filter_factory({}, rules_file=str(broken), name_collation="binary")(lambda environ, start_response: [])
     problem = err.value.problems[0]
     assert problem.code == "PG109"
     assert (problem.position.file, problem.position.line) == (str(broken), line)
@@ -439,7 +439,7 @@ def test_d11_undefined_policy_name_is_a_load_error(native_glance, guarded_glance
 
     options = {"rule_format": "policies", "policy_file": str(policy)}
     with pytest.raises(RulesError) as err:
-        filter_factory({}, rules_file=str(broken), **options)(lambda environ, start_response: [])
+        filter_factory({}, rules_file=str(broken), name_collation="binary", **options)(lambda environ, start_response: [])
     problem = err.value.problems[0]
     assert problem.code == "PG111"
     assert (problem.position.file, problem.position.line) == (str(broken), line)
@@ -464,10 +464,11 @@ CREATE_CORE_NAMES = {
     # stored as *extra properties* by Glance alone: a forged hash on the image
     "os_hash_algo": (201, 403),
     "os_hash_value": (201, 403),
-    # refused by Glance itself (read-only or reserved): the same through propguard
+    # refused by Glance itself (read-only, reserved, or not of the schema's type for the
+    # value sent): the same through propguard
     "checksum": (403, 403),
-    "size": (403, 403),
-    "locations": (403, 403),
+    "size": (400, 400),
+    "locations": (400, 400),
     "direct_url": (403, 403),
     "stores": (403, 403),
     "self": (403, 403),

@@ -166,12 +166,10 @@ def _healthcheck(port: int) -> int:
 
 
 def test_serve_started_reloaded_and_stopped_as_the_unit_does(
-    tmp_path: Path, children: list, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, children: list, allow_loopback_port
 ) -> None:
     port = free_port()
-    from conftest import _LOOPBACK_ALLOWED  # the no_network fixture: our own proxy only
-
-    monkeypatch.setattr("conftest._LOOPBACK_ALLOWED", {*_LOOPBACK_ALLOWED, ("127.0.0.1", port)})
+    allow_loopback_port(port)  # the no_network fixture: our own proxy only
     config = tmp_path / "propguard.conf"
     config.write_text(
         "[keystone_authtoken]\nwww_authenticate_uri = http://127.0.0.1:1/identity\n"
