@@ -135,9 +135,24 @@ def _template_pattern(template: str) -> re.Pattern[str]:
 _GLANCE_PATTERNS = tuple(_template_pattern(route.template) for route in GLANCE_V2_ROUTES)
 
 
+#: Routes under ``/v2`` that propguard serves itself (never Glance's): the relations API.
+PROPGUARD_V2_ROUTES: tuple[GlanceRoute, ...] = (
+    GlanceRoute(
+        "/instances/{instance_uuid}/images",
+        ("GET", "HEAD"),
+        note="propguard's relations API: answered through the reader's view",
+    ),
+)
+_PROPGUARD_PATTERNS = tuple(_template_pattern(route.template) for route in PROPGUARD_V2_ROUTES)
+
+
 def glance_v2_route(path: str) -> GlanceRoute | None:
-    """The Glance v2 route ``path`` (under ``/v2``, as Glance's router sees it) reaches, if any."""
+    """The Glance v2 route ``path`` (under ``/v2``, as Glance's router sees it) reaches, if any,
+    or the propguard route (the relations API) that answers it."""
     for route, pattern in zip(GLANCE_V2_ROUTES, _GLANCE_PATTERNS, strict=True):
+        if pattern.match(path):
+            return route
+    for route, pattern in zip(PROPGUARD_V2_ROUTES, _PROPGUARD_PATTERNS, strict=True):
         if pattern.match(path):
             return route
     return None

@@ -95,3 +95,14 @@ def test_remove_dot_segments(path, expected) -> None:
 def test_target_requotes_the_decoded_path() -> None:
     request = canonical({"REQUEST_METHOD": "GET", "PATH_INFO": "/v2/images/a b/tags/\xc3\xa9"})
     assert request.target("x=1") == "/v2/images/a%20b/tags/%C3%A9?x=1"
+
+
+def test_propguards_own_relations_route_is_known() -> None:
+    """``/v2/instances/{uuid}/images`` is no Glance route: the relations API answers it
+    (propguard serve refused it with 404 before it reached the relations layer)."""
+    path = "/v2/instances/6df93075-d8e0-4fc8-a5f1-0eb0e610585a/images"
+    request = canonical({"REQUEST_METHOD": "GET", "PATH_INFO": path})
+    assert request.path == path
+    with pytest.raises(ApiError) as info:
+        canonical({"REQUEST_METHOD": "GET", "PATH_INFO": "/v2/instances/x/other"})
+    assert info.value.status == 404
