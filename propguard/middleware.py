@@ -37,7 +37,7 @@ import webob.exc
 from oslo_config import cfg
 from oslo_log import log
 
-from propguard import opts, relations
+from propguard import metrics, opts, relations
 from propguard.bodies import read_json, replace_json
 from propguard.credentials import Credentials
 from propguard.errors import UNCHECKABLE, ApiError, UpstreamAnswer, forbidden_property
@@ -133,8 +133,10 @@ class PropertyProtectionFilter:
             return self.application(environ, start_response)
         try:
             response = self._dispatch(webob.Request(environ), route[0])
+            metrics.decided(route[0], environ, response, False)
         except webob.exc.HTTPException as exc:
             response = exc
+            metrics.decided(route[0], environ, exc, isinstance(exc, ApiError))
         return response(environ, start_response)
 
     def _dispatch(self, request: webob.Request, route: str) -> Any:
@@ -151,7 +153,7 @@ class PropertyProtectionFilter:
             trust_identity_headers=self.trust_identity_headers,
         )
         try:
-            return handler(request, self.reader(creds))
+            return handler(request, metrics.count_reader(self.reader(creds), request.environ))
         except UnexpectedDocument as exc:
             LOG.error("propguard: %s; refusing to pass it on unfiltered", exc)
             raise ApiError(502, UNCHECKABLE) from None
