@@ -117,25 +117,28 @@ class GunicornLogger(glogging.Logger):
         self.error_log.propagate = True
 
     def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
-        request_id = environ.get("openstack.request_id") or next(
-            (v for k, v in resp.headers if k.lower() == "x-openstack-request-id"), None
-        )
         if ACCESS_LOG.isEnabledFor(logging.INFO):
+            own = environ.get("openstack.request_id")
+            answered = next(
+                (v for k, v in resp.headers if k.lower() == "x-openstack-request-id"), None
+            )
             # A dict, not a RequestContext: constructing one would store it as
             # the thread's current context, stamping later lines with this id.
             ids = {
-                "request_id": request_id,
+                "request_id": own or answered or "-",
                 "global_request_id": environ.get("openstack.global_request_id") or "-",
             }
             ACCESS_LOG.info(
-                '%s "%s %s" status: %s len: %s time: %.6f',
+                '%s "%s %s" status: %s len: %s time: %.6f%s',
                 environ.get("REMOTE_ADDR", "-"),
                 environ.get("REQUEST_METHOD", "-"),
                 environ.get("RAW_URI") or environ.get("PATH_INFO", ""),
                 str(resp.status).split(None, 1)[0],
                 getattr(resp, "sent", "-"),
                 request_time.total_seconds(),
-                extra={"context": ids} if request_id else {},
+                # Glance's own id, which the client got, when the answer is Glance's.
+                f" upstream_request_id: {answered}" if answered and answered != own else "",
+                extra={"context": ids},
             )
         super().access(resp, req, environ, request_time)
 
