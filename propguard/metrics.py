@@ -126,10 +126,13 @@ class _CountingReader:
 
     def images(self, documents: Iterable[Any]) -> bool:
         documents = documents if isinstance(documents, list) else list(documents)
-        before = sum(len(d) for d in documents if isinstance(d, dict))
+        try:
+            before = sum(map(len, documents))
+        except TypeError:  # not an image: the reader raises UnexpectedDocument
+            return self._reader.images(documents)
         changed = self._reader.images(documents)
         if changed:
-            self._add(before - sum(len(d) for d in documents if isinstance(d, dict)))
+            self._add(before - sum(map(len, documents)))
         return changed
 
     def task(self, task: Any) -> None:
