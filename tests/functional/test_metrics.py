@@ -163,3 +163,91 @@ def test_the_exporter_serves_the_directory_on_its_own_listener(net, allow_loopba
     finally:
         exporter.terminate()
         exporter.wait(10)
+
+
+UWSGI_APP = '''
+import json
+from propguard.middleware import filter_factory
+
+IMAGE = {"id": "b2d2a0a4-0000-4000-8000-000000000001", "name": "i", "x_secret": "v", "x_pub": "p"}
+
+def glance_like(environ, start_response):
+    """Answers every GET of an image with the same document, as Glance would."""
+    body = json.dumps(IMAGE).encode()
+    start_response("200 OK", [("Content-Type", "application/json"),
+                              ("Content-Length", str(len(body)))])
+    return [body]
+
+application = filter_factory(
+    {}, rules_file=RULES_FILE, trust_identity_headers="true", reload_on_sighup="false"
+)(glance_like)
+'''
+
+
+def test_a_uwsgi_glance_with_two_processes_is_counted_through_the_exporter(
+    tmp_path, allow_loopback_port, monkeypatch
+) -> None:
+    """propguard inside a uWSGI app with two processes, PROMETHEUS_MULTIPROC_DIR in its
+    environment, scraped through ``python -m propguard.metrics`` on its own port."""
+    from test_proxy_uwsgi import uwsgi_binary
+
+    rules = tmp_path / "rules.conf"
+    rules.write_text(RULES)
+    (tmp_path / "uwsgi_app.py").write_text(f"RULES_FILE = {str(rules)!r}\n" + UWSGI_APP)
+    directory = tmp_path / "prom"
+    directory.mkdir()
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(directory))
+    port, exporter_port = free_port(), free_port()
+    allow_loopback_port(port)
+    allow_loopback_port(exporter_port)
+    glance = subprocess.Popen(
+        [uwsgi_binary(), "--http-socket", f"127.0.0.1:{port}", "--wsgi-file",
+         str(tmp_path / "uwsgi_app.py"), "--master", "--processes", "2", "--need-app",
+         "--die-on-term", "--lazy-apps"],
+        stdout=subprocess.DEVNULL, stderr=open(tmp_path / "uwsgi.log", "wb"), cwd=tmp_path,  # noqa: SIM115
+    )  # fmt: skip
+    exporter = subprocess.Popen(
+        [sys.executable, "-m", "propguard.metrics", "--multiproc-dir", str(directory),
+         "--bind", f"127.0.0.1:{exporter_port}"],
+        stdout=subprocess.PIPE,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    member = {
+        "X-Identity-Status": "Confirmed",
+        "X-Roles": "member,reader",
+        "X-User-Id": "u1",
+        "X-Project-Id": "p1",
+    }
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                status = request(
+                    url, "GET", "/v2/images/b2d2a0a4-0000-4000-8000-000000000001", member
+                )[0]
+                break
+            except OSError:
+                assert glance.poll() is None and time.monotonic() < deadline, (
+                    tmp_path / "uwsgi.log"
+                ).read_text()
+                time.sleep(0.1)
+        assert status == 200
+        shows = 1
+        while shows < 400 and len(served_by(directory)) < 2:
+            status, _, data = request(
+                url, "GET", "/v2/images/b2d2a0a4-0000-4000-8000-000000000001", member
+            )
+            assert status == 200 and b"x_secret" not in data
+            shows += 1
+        assert len(served_by(directory)) >= 2, "one uWSGI process served everything"
+        assert exporter.stdout is not None
+        exporter.stdout.readline()
+        samples = scrape(f"http://127.0.0.1:{exporter_port}")
+        labels = {"route": "image", "method": "GET", "outcome": "hidden"}
+        assert value(samples, "propguard_decisions_total", **labels) == shows
+        assert value(samples, "propguard_hidden_properties_total", route="image") == shows
+    finally:
+        exporter.terminate()
+        glance.terminate()
+        exporter.wait(10)
+        glance.wait(15)
