@@ -37,7 +37,7 @@ import webob.exc
 from oslo_config import cfg
 from oslo_log import log
 
-from propguard import opts, relations
+from propguard import metrics, opts, relations
 from propguard.bodies import read_json, replace_json
 from propguard.credentials import Credentials
 from propguard.decisions import DecisionLog, Trail, open_shadow_rules
@@ -145,8 +145,10 @@ class PropertyProtectionFilter:
             return self.application(environ, start_response)
         try:
             response = self._dispatch(webob.Request(environ), route[0])
+            metrics.decided(route[0], environ, response, False)
         except webob.exc.HTTPException as exc:
             response = exc
+            metrics.decided(route[0], environ, exc, isinstance(exc, ApiError))
         return response(environ, start_response)
 
     def _dispatch(self, request: webob.Request, route: str) -> Any:
@@ -185,6 +187,8 @@ class PropertyProtectionFilter:
             refused = isinstance(exc, ApiError) and status in (403, 409)
             raise
         finally:
+            if self.enforce:
+                metrics.note_hidden(request.environ, sum(trail.hidden.values()))
             self.decisions.request(
                 trail,
                 request.environ,

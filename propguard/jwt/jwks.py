@@ -46,6 +46,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from propguard import metrics
 from propguard.jwt.fetch import (
     LOOPBACK_HOSTS,
     MAX_DOCUMENT_BYTES,
@@ -102,6 +103,7 @@ class RemoteJWKS:
         #: Counters for tests and operators (fetches attempted, failed).
         self.fetches = 0
         self.failures = 0
+        metrics.watch_jwks(self)  # age on /metrics, readiness
 
     # -- reading (request path: never blocks) ------------------------------
 
@@ -175,6 +177,7 @@ class RemoteJWKS:
         except Exception as exc:  # noqa: BLE001 - every failure is a failed fetch
             failed_at = self.clock()
             self.failures += 1
+            metrics.jwks_fetched(False)
             self._next_delay = max(1.0, min(self.cooldown, self.refresh_interval))
             age = None if self._fetched_at is None else failed_at - self._fetched_at
             LOG.warning(
@@ -191,6 +194,7 @@ class RemoteJWKS:
         self._keys = keys
         self._document = document
         self._fetched_at = self.clock()
+        metrics.jwks_fetched(True)
         for kid in keys.kids:
             self._negative.pop(kid, None)
         delay = self.refresh_interval if max_age is None else max_age

@@ -64,6 +64,7 @@ from typing import Any
 
 import amqp
 
+from propguard import metrics
 from propguard.notifications import amqp as pg_amqp
 from propguard.notifications import wire
 from propguard.notifications.core import (
@@ -253,6 +254,7 @@ class NotifyFilterService:
         self._router = settings.router
         #: Counters: consumed, published, acked, requeued, dead_lettered, reconnects.
         self.counts: collections.Counter[str] = collections.Counter()
+        metrics.watch_notifications(self)  # counts exported on /metrics
         self.connected = threading.Event()
         self._check_loops()
 

@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from oslo_config import cfg
 from urllib3.exceptions import HTTPError
 
+from propguard import metrics
 from propguard.bodies import input_stream
 from propguard.errors import ApiError, error_response
 from propguard.glance.request import canonical
@@ -129,9 +131,12 @@ class ProxyApp:
             message = "The Host header is not a valid host[:port]."
             return error_response(400, message)(environ, start_response)
         body, chunked = self._request_body(environ, headers)
+        started = time.perf_counter()
         try:
             response = self.upstream.open(method, target, headers, body, chunked)
+            metrics.upstream_answered(method, response.status, time.perf_counter() - started)
         except UpstreamError as exc:
+            metrics.upstream_failed(exc.status)
             LOG.warning(
                 "propguard proxy: %s %s: upstream %s (%s)",
                 method,
@@ -189,6 +194,7 @@ class ProxyApp:
                 response.close()
                 response.release_conn()
                 error = classify(exc)
+                metrics.upstream_failed(error.status)
                 return error_response(error.status, MESSAGES[error.status])(environ, start_response)
             if not reusable:
                 response.close()
@@ -208,6 +214,7 @@ class ProxyApp:
             response.close()
             response.release_conn()
             error = classify(exc)
+            metrics.upstream_failed(error.status)
             return error_response(error.status, MESSAGES[error.status])(environ, start_response)
         start_response(status, items)
         return _stream(response, environ, reusable, first)
@@ -241,6 +248,7 @@ def _stream(
             chunk = response.read1(CHUNK, decode_content=False)
         complete = True
     except (HTTPError, OSError) as exc:
+        metrics.upstream_failed("aborted")
         LOG.warning(
             "propguard proxy: %s %s: upstream failed mid-response: %s (%s)",
             environ.get("REQUEST_METHOD"),

@@ -113,6 +113,18 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "headers are kept (repeatable; default: none, they are replaced)",
     )
     p.add_argument(
+        "--log-file",
+        default=None,
+        metavar="PATH",
+        help="oslo.log's log file (overrides [DEFAULT] log_file; default: standard output)",
+    )
+    p.add_argument(
+        "--debug",
+        action="store_true",
+        default=None,
+        help="log at DEBUG (overrides [DEFAULT] debug)",
+    )
+    p.add_argument(
         "--access-log",
         default=None,
         metavar="PATH",
@@ -141,6 +153,8 @@ def run(args: argparse.Namespace) -> int:
         access_log=args.access_log,
         head_timeout=args.head_timeout,
         idle_timeout=args.idle_timeout,
+        log_file=args.log_file,
+        debug=args.debug,
     )
     from propguard.rules.model import RulesError
 

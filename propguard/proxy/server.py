@@ -16,12 +16,20 @@ cost a connection slot, not a thread.
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
+import logging
 import os
+import shutil
+import tempfile
 from importlib import resources
 from typing import Any
 
+from gunicorn import glogging
 from paste import deploy
+
+LOG = logging.getLogger(__name__)
+ACCESS_LOG = logging.getLogger("propguard.access")
 
 #: The pipeline shipped with propguard (``propguard serve`` without ``--paste-ini``).
 SHIPPED_INI = "serve.ini"
@@ -50,6 +58,9 @@ class ServeOptions:
     head_timeout: float = 20.0
     #: Seconds any single read or write on a client socket may wait (not a total).
     idle_timeout: float = 60.0
+    #: oslo.log's log_file and debug (``--log-file``, ``--debug``); None: from --config-file.
+    log_file: str | None = None
+    debug: bool | None = None
 
 
 #: How ``propguard serve`` hands ``--upstream``/``--trusted-proxy`` to the proxy app
@@ -67,15 +78,111 @@ def load_pipeline(options: ServeOptions) -> Any:
     return deploy.loadapp(f"config:{ini}", name=options.pipeline)
 
 
-def parse_config_files(config_files: tuple[str, ...]) -> None:
-    """Parse ``--config-file`` into oslo.config's global CONF, which the filters read.
+def parse_config_files(
+    config_files: tuple[str, ...], log_file: str | None = None, debug: bool | None = None
+) -> None:
+    """Parse ``--config-file`` into oslo.config's global CONF, which the filters read,
+    and set up oslo.log from it (``[DEFAULT] log_file``, ``debug``, formats), as an
+    OpenStack service does; ``--log-file``/``--debug`` override the files.
 
     keystonemiddleware reads ``[keystone_authtoken]``, propguard ``[propguard]``,
     oslo.middleware ``[oslo_middleware]`` from it, as they do inside glance-api.
     """
     from oslo_config import cfg
+    from oslo_log import log
 
+    log.register_options(cfg.CONF)
     cfg.CONF(args=[], project="propguard", default_config_files=list(config_files))
+    if log_file:
+        cfg.CONF.set_override("log_file", log_file)
+    if debug is not None:
+        cfg.CONF.set_override("debug", debug)
+    log.setup(cfg.CONF, "propguard")
+
+
+class GunicornLogger(glogging.Logger):
+    """gunicorn's log through oslo.log's handlers, and one access line per request.
+
+    gunicorn's error log (start, worker boots, timeouts) propagates to the
+    root logger oslo.log configured, with its level and time; the access line
+    is logged as ``propguard.access`` with the request id (oslo.log's request
+    context, so it shows as ``[- req-...]`` in the context format).
+    ``--access-log PATH`` still writes gunicorn's own access format there.
+    """
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        for handler in list(self.error_log.handlers):
+            self.error_log.removeHandler(handler)
+        self.error_log.propagate = True
+
+    def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
+        if ACCESS_LOG.isEnabledFor(logging.INFO):
+            own = environ.get("openstack.request_id")
+            answered = next(
+                (v for k, v in resp.headers if k.lower() == "x-openstack-request-id"), None
+            )
+            # A dict, not a RequestContext: constructing one would store it as
+            # the thread's current context, stamping later lines with this id.
+            ids = {
+                "request_id": own or answered or "-",
+                "global_request_id": environ.get("openstack.global_request_id") or "-",
+            }
+            ACCESS_LOG.info(
+                '%s "%s %s" status: %s len: %s time: %.6f%s',
+                environ.get("REMOTE_ADDR", "-"),
+                environ.get("REQUEST_METHOD", "-"),
+                environ.get("RAW_URI") or environ.get("PATH_INFO", ""),
+                str(resp.status).split(None, 1)[0],
+                getattr(resp, "sent", "-"),
+                request_time.total_seconds(),
+                # Glance's own id, which the client got, when the answer is Glance's.
+                f" upstream_request_id: {answered}" if answered and answered != own else "",
+                extra={"context": ids},
+            )
+        super().access(resp, req, environ, request_time)
+
+
+class _SaidOnce(logging.Filter):
+    """Drops what the master already logged while building the same pipeline.
+
+    The master builds the pipeline once to fail fast, then each worker builds
+    its own: their start-up warnings would be printed once per process.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[tuple[str, int, str]] = set()
+        #: "record" (the master's build), "suppress" (a worker's build), "off".
+        self.mode = "record"
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.mode == "off":
+            return True
+        key = (record.name, record.levelno, record.getMessage())
+        if self.mode == "record":
+            self.seen.add(key)
+            return True
+        return key not in self.seen
+
+
+def metrics_directory() -> str:
+    """``PROMETHEUS_MULTIPROC_DIR`` for this run: the operator's (emptied), or a fresh one.
+
+    Set before ``prometheus_client`` is imported, so every worker writes its
+    counters there and ``/metrics`` sums them (propguard.metrics).
+    """
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+        for name in os.listdir(directory):
+            if name.endswith(".db"):
+                os.unlink(os.path.join(directory, name))
+    else:
+        directory = tempfile.mkdtemp(prefix="propguard-metrics-")
+        atexit.register(shutil.rmtree, directory, True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    return directory
 
 
 def gunicorn_settings(options: ServeOptions) -> dict[str, Any]:
@@ -96,6 +203,10 @@ def gunicorn_settings(options: ServeOptions) -> dict[str, Any]:
         "proxy_allow_ips": "",
         "accesslog": options.access_log,
         "errorlog": "-",
+        # gunicorn's own lines through oslo.log's handlers, one access line per request.
+        "logger_class": "propguard.proxy.server.GunicornLogger",
+        # A worker that ended leaves no live gauge behind in the metrics directory.
+        "child_exit": _child_exit,
         "proc_name": "propguard-serve",
         # gunicorn 27's runtime control socket ($HOME/.gunicorn/gunicorn.ctl):
         # not needed, and shared by every gunicorn of the user.
@@ -106,15 +217,29 @@ def gunicorn_settings(options: ServeOptions) -> dict[str, Any]:
     }
 
 
+def _child_exit(server: Any, worker: Any) -> None:
+    from propguard import metrics
+
+    metrics.forget_process(worker.pid)
+
+
 def serve(options: ServeOptions) -> None:
     """Build the pipeline once to fail fast, then run gunicorn (each worker builds its own)."""
     from gunicorn.app.base import BaseApplication
 
     from propguard.proxy import worker
 
-    parse_config_files(options.config_files)
+    metrics_directory()
+    parse_config_files(options.config_files, options.log_file, options.debug)
     worker.configure(options.head_timeout, options.idle_timeout)
+    said = _SaidOnce()
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(said)
     load_pipeline(options)  # a bad ini, rules file or option stops here, before forking
+    said.mode = "off"
+    from propguard import metrics
+
+    metrics.forget_process()  # the master serves no request
 
     class _Application(BaseApplication):
         def load_config(self) -> None:
@@ -122,6 +247,10 @@ def serve(options: ServeOptions) -> None:
                 self.cfg.set(key, value)
 
         def load(self) -> Any:
-            return load_pipeline(options)
+            said.mode = "suppress"  # the master said it already
+            try:
+                return load_pipeline(options)
+            finally:
+                said.mode = "off"
 
     _Application().run()

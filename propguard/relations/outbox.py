@@ -86,7 +86,7 @@ class Outbox:
         """The events waiting (for tests and ``propguard relations`` tooling)."""
         try:
             with open(self.path, "rb") as handle:
-                return [e for e in map(_parse, handle.read().splitlines()) if e is not None]
+                return [e for e in map(parse_line, handle.read().splitlines()) if e is not None]
         except FileNotFoundError:
             return []
 
@@ -118,7 +118,7 @@ class Outbox:
             for line in lines:
                 if not line.strip():
                     continue
-                event = _parse(line)
+                event = parse_line(line)
                 if event is None:
                     rejected.append(line)
                 else:
@@ -173,7 +173,7 @@ def frame(event: Mapping[str, Any]) -> bytes:
     return b"%08x %s\n" % (zlib.crc32(data), data)
 
 
-def _parse(line: bytes) -> dict[str, Any] | None:
+def parse_line(line: bytes) -> dict[str, Any] | None:
     """The event of one line, or None for anything else (a torn or corrupt record)."""
     line = line.strip()
     if line[:1] != b"{":

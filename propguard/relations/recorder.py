@@ -41,6 +41,7 @@ from typing import Any
 
 import orjson
 
+from propguard import metrics
 from propguard.relations.outbox import Outbox, OutboxError
 from propguard.relations.store import RelationStore, StoreError, StoreUnavailable, check_current
 
@@ -59,6 +60,7 @@ class Recorder:
     ) -> None:
         self.store = store
         self.outbox = outbox
+        metrics.watch_outbox(outbox)  # depth and lag on /metrics, readiness
         self.retry_interval = retry_interval
         self.synchronous = synchronous
         self._schema_checked = schema_checked
@@ -182,6 +184,7 @@ class Recorder:
                 self._schema_checked = True
             applied = self.outbox.drain(self.store.apply, retryable=(StoreUnavailable,))
         if applied:
+            metrics.OUTBOX_REPLAYED.inc(applied)
             LOG.info(
                 "propguard: %d queued relation event(s) applied from %s", applied, self.outbox.path
             )
