@@ -100,6 +100,12 @@ class PropertyProtectionFilter:
         )
         self.service_token_roles = tuple(options["service_token_roles"])
         self.trust_identity_headers = bool(options["trust_identity_headers"])
+        if self.trust_identity_headers:
+            LOG.warning(
+                "propguard: trust_identity_headers = true: X-Roles and the other identity "
+                "headers are believed without auth_token; only behind a gateway that sets them "
+                "and that clients cannot bypass"
+            )
         self.max_request_body = int(options["max_request_body_size"])
         self.max_response_body = int(options["max_response_body_size"])
         self.allow_glance_download = bool(options["allow_glance_download"])

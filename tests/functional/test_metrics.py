@@ -179,7 +179,8 @@ def glance_like(environ, start_response):
     return [body]
 
 application = filter_factory(
-    {}, rules_file=RULES_FILE, trust_identity_headers="true", reload_on_sighup="false"
+    {}, rules_file=RULES_FILE, trust_identity_headers="true", reload_on_sighup="false",
+    name_collation="binary",
 )(glance_like)
 '''
 

@@ -107,9 +107,9 @@ def test_one_access_line_per_request_and_the_refusals_with_request_ids(net) -> N
         mine = [line for line in access if rid in line]
         assert len(mine) == 1, (rid, mine)
     for rid in refused:
-        refusals = [line for line in lines if "refused with 409" in line and rid in line]
+        refusals = [line for line in lines if '"outcome":"refused"' in line and rid in line]
         assert len(refusals) == 1, (rid, refusals)
-        assert " INFO propguard.middleware " in refusals[0]
+        assert " INFO propguard.decisions " in refusals[0] and '"status":409' in refusals[0]
         assert SECRET not in refusals[0]
     assert not any(SECRET in line for line in lines)
     # Two workers served, in one file.
@@ -121,7 +121,7 @@ def test_one_access_line_per_request_and_the_refusals_with_request_ids(net) -> N
 
 def test_start_up_warnings_are_printed_once_not_per_worker(net) -> None:
     lines = net["log"].read_text().splitlines()
-    warning = [line for line in lines if "name_collation = auto" in line]
+    warning = [line for line in lines if "trust_identity_headers = true" in line]
     assert len(warning) == 1, warning
     assert " WARNING propguard.middleware " in warning[0]
     boots = [line for line in lines if "Booting worker" in line]
