@@ -495,6 +495,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_rules_options(matrix)
 
     sub.add_parser(
+        "metrics-exporter",
+        help="serve the Prometheus metrics of a multiprocess directory (glance-api's "
+        "workers): propguard metrics-exporter --help",
+        add_help=False,
+    )
+    sub.add_parser(
         "demo",
         help="start a real Keystone, Glance and propguard serve and walk a tour with real "
         "tokens (propguard demo --help; --in-process: the tour on an in-process Glance)",
@@ -774,6 +780,10 @@ def _matrix(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "metrics-exporter":
+        from propguard import metrics
+
+        return metrics.main(argv[1:], prog="propguard metrics-exporter")
     if argv and argv[0] == "demo":
         # Live (real Keystone, Glance, propguard serve) unless --in-process: the
         # in-process tour of propguard.demo, kept under that name.

@@ -332,15 +332,35 @@ def app_factory(global_conf: dict[str, Any] | None = None, **local_conf: Any) ->
     return MetricsApp(ranges.split(","))
 
 
-# -- the exporter for glance-api's multiprocess directory -----------------------------
+# -- listeners: the notify-filter service's, and the exporter of a multiprocess dir ----
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m propguard.metrics --multiproc-dir DIR [--bind HOST:PORT]``: serve DIR's sums."""
+def serve_in_background(bind: str, allowed: list[str]) -> Any:
+    """Serve :class:`MetricsApp` on ``HOST:PORT`` from a daemon thread; returns the server."""
+    import threading
+    from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+    class _Quiet(WSGIRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    host, _, port = bind.rpartition(":")
+    server = make_server(host or "127.0.0.1", int(port), MetricsApp(allowed), handler_class=_Quiet)
+    threading.Thread(target=server.serve_forever, name="propguard-metrics", daemon=True).start()
+    return server
+
+
+
+def main(argv: list[str] | None = None, prog: str = "python -m propguard.metrics") -> int:
+    """``propguard metrics-exporter --multiproc-dir DIR [--bind HOST:PORT]``: serve DIR's sums."""
     import argparse
     from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-    parser = argparse.ArgumentParser(prog="python -m propguard.metrics", description=main.__doc__)
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="Serve on /metrics the sums of a prometheus_client multiprocess directory "
+        "(glance-api's workers with PROMETHEUS_MULTIPROC_DIR set): docs/operations.md.",
+    )
     parser.add_argument("--multiproc-dir", required=True, metavar="DIR")
     parser.add_argument("--bind", default="127.0.0.1:9294", metavar="HOST:PORT")
     parser.add_argument("--allow", default="0.0.0.0/0, ::/0", metavar="NETWORKS")

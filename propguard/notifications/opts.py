@@ -215,6 +215,18 @@ SERVICE_OPTS: list[cfg.Opt] = [
         min=0,
         help="AMQP heartbeat in seconds (0: none).",
     ),
+    cfg.StrOpt(
+        "metrics_bind",
+        default="",
+        help="HOST:PORT of the service's own Prometheus /metrics listener (its message counts, "
+        "dead letters and unacknowledged backlog); empty: none. Served to loopback clients "
+        "only unless metrics_allowed_source_ranges says otherwise.",
+    ),
+    cfg.ListOpt(
+        "metrics_allowed_source_ranges",
+        default=["127.0.0.0/8", "::1/128"],
+        help="Networks whose clients may read /metrics.",
+    ),
 ]
 
 

@@ -774,6 +774,16 @@ def main(conf: Any, outputs: OutputConfig, holder: Any, view: ImageView | None =
         LOG.error("propguard notify-filter: %s", exc)
         return 2
     service.install_signal_handlers()
+    group = conf[SERVICE_GROUP]
+    if group.metrics_bind:
+        try:
+            metrics.serve_in_background(
+                group.metrics_bind, list(group.metrics_allowed_source_ranges)
+            )
+        except (OSError, ValueError) as exc:
+            LOG.error("propguard notify-filter: metrics_bind %s: %s", group.metrics_bind, exc)
+            return 2
+        LOG.info("propguard notify-filter: metrics on http://%s/metrics", group.metrics_bind)
     return service.run()
 
 
