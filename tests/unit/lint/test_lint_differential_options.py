@@ -29,6 +29,7 @@ from test_lint_differential import Case, _loader, _materialise, cases
 
 from propguard import opts
 from propguard.cli import main
+from propguard.glance.database import name_folding
 from propguard.rules.loading import RulesOptions
 
 EXAMPLES = int(os.environ.get("PROPGUARD_DIFFERENTIAL_OPTION_EXAMPLES", "300"))
@@ -114,9 +115,13 @@ def check_deployment(d: Deployment) -> None:
         conf_file = os.path.join(folder, "glance-api.conf")
         with open(conf_file, "w", encoding="utf-8") as handle:
             handle.write("[propguard]\n" + "".join(f"{k} = {v}\n" for k, v in values.items()))
+            # glance-api's own database, which name_collation = auto reads (SQLite: binary)
+            handle.write(f"[database]\nconnection = sqlite:///{folder}/glance.sqlite\n")
         conf = cfg.ConfigOpts()
-        conf([], project="propguard", default_config_files=[conf_file], default_config_dirs=[])
+        conf([], project="glance", default_config_files=[conf_file], default_config_dirs=[])
         resolved = opts.resolve({}, conf)
+        if resolved["name_collation"] == "auto":  # as the filter inside this glance-api does
+            resolved["name_collation"] = name_folding("auto", conf).name
         refused = _loader(RulesOptions.from_options(resolved))
         if refused is None:
             STATS["cases"] += 1
