@@ -458,6 +458,17 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument(
         "--format", choices=("text", "json"), default="text", help="output (default: text)"
     )
+    explain.add_argument(
+        "--shadow-rules",
+        metavar="FILE",
+        help="also decide with these rules (the filter's shadow_rules_file, default: that "
+        "of --config-file) and show where they would decide otherwise",
+    )
+    explain.add_argument(
+        "--shadow-rule-format",
+        choices=("roles", "policies"),
+        help="format of --shadow-rules (default: the rules' format)",
+    )
     explain.add_argument("property", metavar="PROPERTY", help="the property name")
     explain.add_argument(
         "op", nargs="?", choices=OPERATIONS, metavar="OP", help="one of " + ", ".join(OPERATIONS)
@@ -754,6 +765,24 @@ def _explain(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     ops = [args.op] if args.op else list(OPERATIONS)
     creds = credentials(args.roles, args.service_roles)
     result = explain(doc, engine, args.property, ops, creds, options.name_folding())
+    shadow_path = args.shadow_rules or (_deployed_options(args) or {}).get("shadow_rules_file")
+    if shadow_path:
+        from propguard.explain import load, with_shadow
+
+        shadow_options = dataclasses.replace(
+            options, rule_format=args.shadow_rule_format or options.rule_format
+        )
+        try:
+            shadow_doc, shadow_engine = load(shadow_path, shadow_options)
+        except RulesError as exc:
+            print(f"propguard explain: the shadow rules do not load ({shadow_path}):",
+                  file=sys.stderr)
+            _print_problems(exc.problems)
+            return 1
+        shadow = explain(
+            shadow_doc, shadow_engine, args.property, ops, creds, options.name_folding()
+        )
+        result = with_shadow(result, shadow)
     if args.format == "json":
         sys.stdout.write(json.dumps(result, indent=2) + "\n")
     else:

@@ -91,6 +91,19 @@ def explain(
     return result
 
 
+def with_shadow(result: dict, shadow: dict) -> dict:
+    """``result`` with the shadow rules' decisions beside it (``shadow``), and for each
+    operation whether the two differ: what switching to the shadow rules would change
+    for this caller, as the filter's ``shadow_divergence`` records say."""
+    by_op = {d["op"]: d for d in shadow["decisions"]}
+    for decision in result["decisions"]:
+        other = by_op[decision["op"]]
+        decision["shadow"] = {k: other[k] for k in ("allowed", "section", "where", "reason")}
+        decision["diverges"] = other["allowed"] != decision["allowed"]
+    result["shadow_format"] = shadow["format"]
+    return result
+
+
 #: Glance refuses these itself, before and whatever any rule says.
 GLANCE_RESERVED_NOTE = (
     "Glance reserves the os_glance namespace for itself: it refuses a create, update or "
@@ -120,6 +133,12 @@ def render_explain_text(result: dict) -> str:
             lines.append(
                 f"  {d['op']:<6} {verdict} by [{d['section']}] ({d['where']}): {d['reason']}"
             )
+        shadow = d.get("shadow")
+        if shadow is not None:
+            said = "ALLOWED" if shadow["allowed"] else "DENIED "
+            mark = "DIVERGES" if d["diverges"] else "same"
+            by = f"by [{shadow['section']}] ({shadow['where']})" if shadow["section"] else "no section"
+            lines.append(f"  {'':<6} shadow {said} {by}: {mark}")
     if result.get("note"):
         lines.append(f"  note: {result['note']}")
     return "\n".join(lines) + "\n"
