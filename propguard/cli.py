@@ -502,6 +502,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="output: text, markdown (md), html (a self-contained page) or json (default: text)",
     )
     matrix.add_argument("-o", "--output", metavar="FILE", help="write the table here, not stdout")
+    matrix.add_argument(
+        "--shadow-rules",
+        metavar="FILE",
+        help="list every cell these rules (the filter's shadow_rules_file, default: that of "
+        "--config-file) decide otherwise: what switching would change, per section and role set",
+    )
+    matrix.add_argument(
+        "--shadow-rule-format",
+        choices=("roles", "policies"),
+        help="format of --shadow-rules (default: the rules' format)",
+    )
     _add_deployed_options(matrix)
     _add_rules_options(matrix)
 
@@ -803,6 +814,22 @@ def _matrix(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         return loaded
     doc, engine, options = loaded
     result = matrix(doc, engine, role_sets, options.os_glance_section, options.name_folding())
+    shadow_path = args.shadow_rules or (_deployed_options(args) or {}).get("shadow_rules_file")
+    if shadow_path:
+        from propguard.explain import load
+        from propguard.matrix import with_shadow
+
+        shadow_options = dataclasses.replace(
+            options, rule_format=args.shadow_rule_format or options.rule_format
+        )
+        try:
+            _, shadow_engine = load(shadow_path, shadow_options)
+        except RulesError as exc:
+            print(f"propguard matrix: the shadow rules do not load ({shadow_path}):",
+                  file=sys.stderr)
+            _print_problems(exc.problems)
+            return 1
+        result = with_shadow(result, shadow_engine, role_sets, options.name_folding())
     _write(MATRIX_RENDERERS[args.format](result), args.output)
     return 0
 

@@ -91,6 +91,49 @@ def matrix(
     }
 
 
+def with_shadow(result: dict, shadow: RuleEngine, role_sets: list[RoleSet], folding: NameFolding) -> dict:
+    """``result`` with, per section and role set, what the shadow rules decide otherwise for
+    the row's example name: ``changes`` lists ``{section, line, role_set, op, now, shadow}``
+    (the summary of what switching to the shadow rules would change, for whom)."""
+    changes = []
+    for row in result["rows"]:
+        name = row["example"]
+        if name is None:
+            continue
+        for rs, cell in zip(role_sets, row["cells"], strict=True):
+            for op in OPERATIONS:
+                other = shadow.allowed(folding.fold(name), op, rs.creds)
+                if other != cell[op]:
+                    changes.append(
+                        {
+                            "section": row["section"],
+                            "line": row["line"],
+                            "example": name,
+                            "role_set": rs.label,
+                            "op": op,
+                            "now": "allow" if cell[op] else "deny",
+                            "shadow": "allow" if other else "deny",
+                        }
+                    )
+    result["shadow_file"] = shadow.document.path
+    result["changes"] = changes
+    return result
+
+
+def _changes_text(result: dict) -> list[str]:
+    if "changes" not in result:
+        return []
+    out = ["", f"With the shadow rules ({result['shadow_file']}):"]
+    if not result["changes"]:
+        out.append("  no decision of this table changes")
+    for c in result["changes"]:
+        where = f"line {c['line']}" if c["line"] is not None else "built in"
+        out.append(
+            f"  [{c['section']}] ({where}), {c['role_set']}: {c['op']} {c['now']} -> {c['shadow']}"
+        )
+    return out
+
+
 def _folded_example(
     raw: str | None, section, earlier: list, engine: RuleEngine, folding: NameFolding
 ) -> str | None:
@@ -158,6 +201,7 @@ def render_matrix_text(result: dict) -> str:
     out += [fmt.format(*r) for r in body]
     out.append("")
     out.append("C R U D = create read update delete allowed; - = denied")
+    out += _changes_text(result)
     return "\n".join(line.rstrip() for line in out) + "\n"
 
 

@@ -38,3 +38,17 @@ def test_a_shadow_file_that_does_not_load_is_reported_as_the_filter_would(tmp_pa
     code = main(["explain", "--rules", str(rules), "--shadow-rules", str(shadow), "x"])
     assert code == 1
     assert "the shadow rules do not load" in capsys.readouterr().err
+
+
+def test_matrix_lists_what_the_shadow_rules_change_per_section_and_role_set(tmp_path, capsys):
+    rules, shadow = tmp_path / "rules.conf", tmp_path / "next.conf"
+    rules.write_text(RULES)
+    shadow.write_text(NEXT)
+    argv = ["matrix", "--rules", str(rules), "--shadow-rules", str(shadow)]
+    assert main([*argv, "--roles-sets", "member;admin", "--format", "json"]) == 0
+    changes = json.loads(capsys.readouterr().out)["changes"]
+    assert [(c["section"], c["role_set"], c["op"], c["now"], c["shadow"]) for c in changes] == [
+        ("^secret_", "member", "read", "deny", "allow")
+    ]
+    assert main([*argv, "--roles-sets", "member;admin"]) == 0
+    assert "[^secret_] (line 1), member: read deny -> allow" in capsys.readouterr().out
