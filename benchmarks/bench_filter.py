@@ -113,7 +113,9 @@ def per_call(fn: Callable[[], object], number: int) -> float:
     return (time.perf_counter() - start) / number
 
 
-def propguard_cases(rule_format: str, body: bytes) -> dict[str, Callable[[], object]]:
+def propguard_cases(
+    rule_format: str, body: bytes, **extra: str
+) -> dict[str, Callable[[], object]]:
     import webob
 
     from propguard.middleware import PropertyProtectionFilter
@@ -133,6 +135,7 @@ def propguard_cases(rule_format: str, body: bytes) -> dict[str, Callable[[], obj
             "reload_on_sighup": "false",
             "reload_interval": "-1",
             "name_collation": "binary",
+            **extra,
         }
     )
     filt = PropertyProtectionFilter(upstream, options)

@@ -1,4 +1,5 @@
-"""What the metrics add to the filter's own time on the 25-image list page (issue 22: <= 5%).
+"""What metrics and shadow rules add to the filter's own time on the 25-image list page
+(issue 22: <= 5% together).
 
 Run: ``.venv/bin/python benchmarks/bench_metrics.py [--rounds N] [--single-process]``.
 
@@ -9,7 +10,10 @@ spell of the machine hits them alike), best per-call time of each kept:
 * ``with``: the filter with its metrics hooks (``propguard.metrics``), in
   prometheus_client's multiprocess mode (``PROMETHEUS_MULTIPROC_DIR`` set, as
   under ``propguard serve`` and a uWSGI glance-api: counters are mmapped files);
-* ``without``: the same filter object with the hooks replaced by no-ops.
+* ``without``: the same filter object with the hooks replaced by no-ops;
+* ``shadow``: a filter with metrics and ``shadow_rules_file`` (the same rules
+  again, so every decision is taken twice and nothing diverges: the cost
+  without the cost of logging divergences).
 
 The filter's own time is case - bare; the figure is (with - without) / (without - bare).
 """
@@ -42,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     bench_filter.quiet_third_parties()
     body = bench_filter.make_page(25)
     cases = bench_filter.propguard_cases("roles", body)
+    shadowed = bench_filter.propguard_cases(
+        "roles", body, shadow_rules_file=bench_filter.ROLES_FILE
+    )
     real = (metrics.decided, metrics.note_hidden)
 
     def without() -> object:
@@ -52,19 +59,27 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             metrics.decided, metrics.note_hidden = real
 
-    run = {"bare": cases["bare"], "with": cases["warm"], "without": without}
+    run = {
+        "bare": cases["bare"],
+        "with": cases["warm"],
+        "without": without,
+        "shadow": shadowed["warm"],
+    }
     best = {name: float("inf") for name in run}
     for _ in range(args.rounds):
         for name, fn in run.items():
             best[name] = min(best[name], bench_filter.per_call(fn, args.number))
     own_with = best["with"] - best["bare"]
     own_without = best["without"] - best["bare"]
+    own_shadow = best["shadow"] - best["bare"]
     mode = "single process" if args.single_process else "multiprocess (mmapped files)"
     print(f"prometheus_client: {mode}; 25-image list page, roles rules; best of {args.rounds}")
     print(f"  bare app              {best['bare'] * 1e6:8.1f} us")
     print(f"  filter, no metrics    {own_without * 1e6:8.1f} us (own time)")
     print(f"  filter, with metrics  {own_with * 1e6:8.1f} us (own time)")
+    print(f"  filter, metrics+shadow{own_shadow * 1e6:8.1f} us (own time)")
     print(f"  metrics add           {(own_with - own_without) / own_without * 100:8.2f} %")
+    print(f"  metrics+shadow add    {(own_shadow - own_without) / own_without * 100:8.2f} %")
     return 0
 
 

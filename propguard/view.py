@@ -195,9 +195,16 @@ class Reader:
         """The rules' read decision on ``name`` (applied or not), memoised."""
         result = self._memo.get(name)
         if result is None:
-            result = self.rules.allowed(name, "read", self.creds)
-            if self.shadow is not None:
-                self._compare(name, "read", result)
+            creds = self.creds
+            result = self.rules.allowed(name, "read", creds)
+            shadow = self.shadow
+            # Inline (not _compare): every first decision of a name pays it in shadow mode.
+            if (
+                shadow is not None
+                and shadow.allowed(name, "read", creds) != result
+                and self.trail is not None
+            ):
+                self.trail.divergences.append(("read", name, result, not result))
             if len(self._memo) >= MEMO_SIZE:
                 self._memo = dict(self._seed)
             self._memo[name] = result
