@@ -168,7 +168,8 @@ class DecisionLog:
 
 def _base(environ: Mapping[str, Any], creds: Credentials, route: str) -> dict[str, Any]:
     record: dict[str, Any] = {
-        "request_id": environ.get("openstack.request_id"),
+        "request_id": environ.get("openstack.request_id")
+        or environ.get("HTTP_X_OPENSTACK_REQUEST_ID"),
         "global_request_id": environ.get("openstack.global_request_id"),
         "method": environ.get("REQUEST_METHOD"),
         "route": route,

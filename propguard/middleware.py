@@ -29,6 +29,7 @@ that speaks Glance v2 (glance-api's next filter, or a proxy to a remote one).
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -170,6 +171,7 @@ class PropertyProtectionFilter:
             service_token_roles=self.service_token_roles,
             trust_identity_headers=self.trust_identity_headers,
         )
+        request_id = ensure_request_id(request.environ)
         engine = self.rules.current()
         shadow = self.shadow.current() if self.shadow is not None else None
         trail = Trail()
@@ -191,6 +193,8 @@ class PropertyProtectionFilter:
             status = exc.wsgi_response.status_code
             # propguard's own 403/409 (Glance's own answers pass as UpstreamAnswer).
             refused = isinstance(exc, ApiError) and status in (403, 409)
+            if isinstance(exc, ApiError):  # the id of its decision record, as Glance's answers
+                exc.wsgi_response.headers.setdefault("X-OpenStack-Request-ID", request_id)
             raise
         finally:
             if self.enforce:
@@ -349,6 +353,23 @@ class PropertyProtectionFilter:
         if "locations" in self.protection.protected_core:
             self.protection.require(reader, "locations", "create")
         return self._forward_write(request)
+
+
+def ensure_request_id(environ: dict[str, Any]) -> str:
+    """The request's id, the one its decision record and Glance's log lines both name.
+
+    oslo.middleware's ``request_id`` filter (``propguard serve``) has set
+    ``openstack.request_id``. Inside glance-api, Glance's context middleware
+    (after propguard) takes the client's ``X-OpenStack-Request-ID`` or makes
+    one: propguard makes it first when the client sent none, in the header
+    Glance reads, so that both name the same request.
+    """
+    known = environ.get("openstack.request_id") or environ.get("HTTP_X_OPENSTACK_REQUEST_ID")
+    if known:
+        return str(known)
+    made = f"req-{uuid.uuid4()}"
+    environ["HTTP_X_OPENSTACK_REQUEST_ID"] = made
+    return made
 
 
 def warn_about_glance_quota(property_quota: int) -> None:

@@ -208,6 +208,9 @@ def _run(
     except RulesError as exc:
         raise ServiceError(f"the rules do not load: {exc}") from exc
     p = demo.plan(engine)
+    shadow_file = _shadow_rules(workdir, rules_info, p)
+    if shadow_file is not None:
+        options["shadow_rules_file"] = shadow_file
 
     tap = None
     if args.no_notifications:
@@ -278,6 +281,14 @@ def _run(
         tour, answers = _tour(
             endpoint, engine, p, cast, tap, rules_info, out, names, args.placement, args.jwt
         )
+        log = "propguard-serve.log" if args.placement == "sidecar" else "glance.log"
+        live.operating_chapter(
+            tour,
+            cast,
+            os.path.join(workdir, "logs", log),
+            shadow_file,
+            metrics=args.placement == "sidecar",
+        )
         if args.compare and ks is not None:
             _glance_alone(
                 sup, workdir, ports["glance_alone"], ks, tour, cast, p, answers, rules_info, say
@@ -292,6 +303,29 @@ def _run(
     finally:
         if tap is not None:
             tap.close()
+
+
+def _shadow_rules(workdir: str, rules_info: demo.DemoRules, p: demo.Plan) -> str | None:
+    """Rules to try beside the tour's: the same, but members may read the hidden property.
+
+    Written before the tour's rules so that its section decides that name first
+    (roles format; a policies-format tour runs without shadow rules).
+    """
+    if p.hidden is None or rules_info.rule_format != "roles":
+        return None
+    import re
+
+    with open(rules_info.rules, encoding="utf-8") as handle:
+        text = handle.read()
+    path = os.path.join(workdir, "next-rules.conf")
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(
+            "# propguard demo: the tour's rules, with members allowed to read "
+            f"{p.hidden} (shadow_rules_file: decided beside them, never enforced)\n"
+            f"[^{re.escape(p.hidden)}$]\ncreate = admin\nread = admin, member, reader\n"
+            "update = admin\ndelete = admin\n\n" + text
+        )
+    return path
 
 
 def _start_proxy(

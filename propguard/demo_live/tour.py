@@ -370,3 +370,65 @@ def indexer_chapter(
         "      the driver filtered each notification inside glance-api for the audience "
         "member,reader: the raw payload never reached the broker"
     )
+
+
+def _decision_records(log_path: str) -> list[dict[str, Any]]:
+    """The ``propguard.decisions`` records written to ``log_path`` (one JSON per line)."""
+    marker = "propguard decision "
+    records = []
+    try:
+        with open(log_path, encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                if marker in line:
+                    try:
+                        records.append(json.loads(line.split(marker, 1)[1]))
+                    except ValueError:
+                        continue
+    except OSError:
+        return []
+    return records
+
+
+def operating_chapter(
+    tour: HttpTour, cast: Cast, log_path: str, shadow_file: str | None, metrics: bool
+) -> None:
+    """What an operator sees of the tour: its decision records, the shadow rules' divergences
+    (rules that would let members read the hidden property), and the /metrics counters."""
+    tour.say("\n== Operating it: the decision log, shadow rules, metrics ==")
+    records = _decision_records(log_path)
+    outcomes: dict[str, int] = {}
+    for record in records:
+        outcomes[record["outcome"]] = outcomes.get(record["outcome"], 0) + 1
+    divergences = [r for r in records if r["outcome"] == "shadow_divergence"]
+    tour.step += 1
+    ok = bool(records) and (bool(divergences) or shadow_file is None)
+    tour.failures += 0 if ok else 1
+    counted = ", ".join(f"{n} {o}" for o, n in sorted(outcomes.items())) or "none"
+    tour.say(f"{tour.step:2}. [{'ok ' if ok else 'UNEXPECTED'}] decision log {log_path}")
+    tour.say(f"      records: {counted} (names and values never logged)")
+    if shadow_file is not None:
+        tour.say(f"      shadow rules {shadow_file}: evaluated beside the rules, never enforced")
+    if divergences:
+        d = divergences[0]
+        who = tour.name_of(d.get("user_id"))
+        tour.say(
+            f"      e.g. {who} {d['method']} {d['route']}: {d['operations'][0]} "
+            f"{d['enforced']} by {d['enforced_section']}, {d['shadow']} by "
+            f"{d['shadow_section']} (request {d['request_id']})"
+        )
+    if not metrics:
+        tour.say("      /metrics: served by propguard serve (inside glance-api: docs/operations.md)")
+        return
+    tour.step += 1
+    response = tour.send(cast.anonymous, "GET", "/metrics")
+    sums: dict[str, float] = {}
+    for line in response.text.splitlines() if response.status_code == 200 else []:
+        if line.startswith("propguard_decisions_total{"):
+            outcome = line.split('outcome="', 1)[1].split('"', 1)[0]
+            sums[outcome] = sums.get(outcome, 0.0) + float(line.rsplit(" ", 1)[1])
+    ok = response.status_code == 200 and sums.get("hidden", 0) > 0
+    tour.failures += 0 if ok else 1
+    tour.say(f"{tour.step:2}. [{'ok ' if ok else 'UNEXPECTED'}] anonymous: GET /metrics")
+    tour.say(f"      -> {response.status_code} (no token: loopback clients only)")
+    shown = ", ".join(f"{o} {int(n)}" for o, n in sorted(sums.items()))
+    tour.say(f"      propguard_decisions_total by outcome: {shown}")

@@ -119,6 +119,7 @@ def _assert_placement(text: str, auth: str) -> None:
     if serve_available():
         assert "propguard serve: ready at http://127.0.0.1:" in text, text
         assert f"({auth} propguard proxy)" in text, text
+        assert re.search(r"propguard_decisions_total by outcome: hidden [1-9]", text), text
     else:
         assert "NOTE: this checkout has no `propguard serve`" in text, text
 
@@ -150,6 +151,10 @@ def _assert_tour(text: str) -> None:
     # The indexer got Glance's notifications, none with the hidden property or its value.
     got = re.search(r"indexer: license_code and its value 'LIC-42' appear in (\d+) of (\d+)", text)
     assert got and got.group(1) == "0" and int(got.group(2)) > 0, text
+    # What the operator sees: decision records, the shadow rules' divergences, the metrics.
+    assert re.search(r"records: \d+ hidden, \d+ refused, [1-9]\d* shadow_divergence", text), text
+    assert re.search(r"read deny by \S+production.conf:\d+, allow by \S+next-rules.conf:2", text)
+    assert "LIC-42" not in text.split("== Operating it")[1].split("==")[0]
 
 
 def test_keystone_demo_transcript(broker, tmp_path):
