@@ -213,6 +213,25 @@ def test_mariadb_glance_folds_names_as_its_schema(uwsgi_glance, mariadb_url):
     assert stored["LICENCE_key"] == "LIC-42"
 
 
+def test_mariadb_glance_refuses_a_capitalised_section_no_folded_name_reaches(
+    uwsgi_glance, mariadb_url, tmp_path
+):
+    """On MariaDB, ``[^Licence_]`` can match no name as the database folds it (every
+    spelling is decided as ``licence_...``): glance-api does not start, and says which
+    section, where, and what to write; lint says the same (PG119)."""
+    with pytest.raises(Exception):  # noqa: B017 -- the demo supervisor's start-up failure
+        uwsgi_glance(CAPITALISED, database=mariadb_url)
+    log = (tmp_path / "g0" / "glance.log").read_text(errors="replace")
+    assert "PG119 [^Licence_]" in log and "decided as 'licence_'" in log, log[-3000:]
+    rules = tmp_path / "g0" / "rules.conf"
+    done = subprocess.run(
+        [sys.executable, "-m", "propguard.cli", "lint", "--name-collation",
+         "utf8mb3_general_ci", str(rules)],
+        capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 1 and "PG119" in done.stdout, done.stdout + done.stderr
+
+
 def test_propguard_serve_refuses_auto_naming_the_option(tmp_path):
     rules = tmp_path / "rules.conf"
     rules.write_text(LOWER)
