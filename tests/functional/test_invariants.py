@@ -487,11 +487,18 @@ allowed_patches = st.sampled_from(CALLERS).flatmap(
 )
 
 
+#: List filters a caller may match (a readable stored name, its value): where the
+#: "found only when readable and equal" oracle can say "found" (one seed drew 3 in 31).
+readable_lists = st.sampled_from(
+    [(c, n) for c in CALLERS for n in KNOWN_NAMES if readable(c, n)]
+).map(lambda pair: ListImages(pair[0], pair[1], ACTUAL))
+
 steps = weighted(
     (3, patches),
     (3, allowed_patches),
     (1, st.builds(ListImages, callers, list_names, weighted((2, st.just(ACTUAL)), (1, texts(6))))),
     (1, st.builds(ListImages, callers, st.sampled_from(KNOWN_NAMES), st.just(ACTUAL))),
+    (1, readable_lists),
     (1, st.builds(Show, callers, IMAGE_PATHS)),
 )
 
@@ -841,8 +848,10 @@ def _explore_member_requests(env: Env, reach: Reach, sequence: list[Any]) -> Non
 
 
 #: Floors of what the generated (not the fixed) examples must reach in one run, well below
-#: what a run reaches (one measured run: 95 accepted PATCHes, 13 list matches in 59 lists).
-REACH_FLOORS = {"accepted PATCH": 40, "list match": 5}
+#: what a run reaches. Measured: 95 and 86 accepted PATCHes, but 33 with another seed;
+#: list matches 13, then 3 in 31 lists (a red run) before readable_lists, 49 with it twice
+#: as heavy. The floors sit well below the lowest seen: a floor a seed can miss is a flake.
+REACH_FLOORS = {"accepted PATCH": 20, "list match": 5}
 
 
 def test_member_requests_keep_the_invariants(env: Env) -> None:
