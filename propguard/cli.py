@@ -776,29 +776,39 @@ def _explain(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     ops = [args.op] if args.op else list(OPERATIONS)
     creds = credentials(args.roles, args.service_roles)
     result = explain(doc, engine, args.property, ops, creds, options.name_folding())
-    shadow_path = args.shadow_rules or (_deployed_options(args) or {}).get("shadow_rules_file")
-    if shadow_path:
-        from propguard.explain import load, with_shadow
+    shadow = _shadow(args, options)
+    if isinstance(shadow, int):
+        return shadow
+    if shadow is not None:
+        from propguard.explain import with_shadow
 
-        shadow_options = dataclasses.replace(
-            options, rule_format=args.shadow_rule_format or options.rule_format
-        )
-        try:
-            shadow_doc, shadow_engine = load(shadow_path, shadow_options)
-        except RulesError as exc:
-            print(f"propguard explain: the shadow rules do not load ({shadow_path}):",
-                  file=sys.stderr)
-            _print_problems(exc.problems)
-            return 1
-        shadow = explain(
-            shadow_doc, shadow_engine, args.property, ops, creds, options.name_folding()
-        )
-        result = with_shadow(result, shadow)
+        shadow_doc, shadow_engine = shadow
+        said = explain(shadow_doc, shadow_engine, args.property, ops, creds, options.name_folding())
+        result = with_shadow(result, said)
     if args.format == "json":
         sys.stdout.write(json.dumps(result, indent=2) + "\n")
     else:
         sys.stdout.write(render_explain_text(result))
     return 0
+
+
+def _shadow(args: argparse.Namespace, options: RulesOptions):
+    """``(doc, engine)`` of the shadow rules (``--shadow-rules``, or ``shadow_rules_file`` of
+    --config-file) loaded as the filter loads them, None without any, or the exit code (1)."""
+    path = args.shadow_rules or (_deployed_options(args) or {}).get("shadow_rules_file")
+    if not path:
+        return None
+    from propguard.explain import load
+
+    shadow_options = dataclasses.replace(
+        options, rule_format=args.shadow_rule_format or options.rule_format
+    )
+    try:
+        return load(path, shadow_options)
+    except RulesError as exc:
+        print(f"propguard {args.command}: the shadow rules do not load ({path}):", file=sys.stderr)
+        _print_problems(exc.problems)
+        return 1
 
 
 def _matrix(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -814,22 +824,13 @@ def _matrix(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         return loaded
     doc, engine, options = loaded
     result = matrix(doc, engine, role_sets, options.os_glance_section, options.name_folding())
-    shadow_path = args.shadow_rules or (_deployed_options(args) or {}).get("shadow_rules_file")
-    if shadow_path:
-        from propguard.explain import load
+    shadow = _shadow(args, options)
+    if isinstance(shadow, int):
+        return shadow
+    if shadow is not None:
         from propguard.matrix import with_shadow
 
-        shadow_options = dataclasses.replace(
-            options, rule_format=args.shadow_rule_format or options.rule_format
-        )
-        try:
-            _, shadow_engine = load(shadow_path, shadow_options)
-        except RulesError as exc:
-            print(f"propguard matrix: the shadow rules do not load ({shadow_path}):",
-                  file=sys.stderr)
-            _print_problems(exc.problems)
-            return 1
-        result = with_shadow(result, shadow_engine, role_sets, options.name_folding())
+        result = with_shadow(result, shadow[1], role_sets, options.name_folding())
     _write(MATRIX_RENDERERS[args.format](result), args.output)
     return 0
 
