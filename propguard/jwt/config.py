@@ -174,6 +174,35 @@ def _check_unknown_in_files(conf: cfg.ConfigOpts, names: list[str]) -> None:
         check_config_groups(conf, groups)
     except ValueError as exc:
         raise ConfigError(f"propguard jwt: {exc}") from None
+    _check_unlisted_issuer_sections(conf, names)
+
+
+def _check_unlisted_issuer_sections(conf: cfg.ConfigOpts, names: list[str]) -> None:
+    """A ``[propguard_jwt:<name>]`` section whose name ``issuers`` does not list.
+
+    Its options would be read by nothing: the operator believes an issuer is
+    configured (or re-configured, a new key, a shorter leeway) while its
+    tokens are refused, or, worse, an old section stays in force under a
+    listed name spelt differently. Refused at start, naming file and section.
+    """
+    from propguard.opts import config_files_of, raw_sections
+
+    prefix = f"{opts.GROUP}:"
+    problems = []
+    for path in config_files_of(conf):
+        try:
+            sections = raw_sections(path)
+        except (OSError, cfg.Error, ValueError):
+            continue  # oslo.config itself reports an unreadable or broken file
+        for section in sections:
+            if section.startswith(prefix) and section[len(prefix) :] not in names:
+                listed = ", ".join(names) if names else "none: issuers is not set"
+                problems.append(
+                    f"[{section}] of {path}: issuer {section[len(prefix):]!r} is not listed in "
+                    f"[{opts.GROUP}] issuers ({listed}), so its options would be ignored"
+                )
+    if problems:
+        raise ConfigError("propguard jwt: " + "; ".join(problems))
 
 
 class _Reader:

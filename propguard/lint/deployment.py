@@ -430,12 +430,42 @@ class Checker:
                     )
                 )
 
+    def check_issuer_sections(self) -> None:
+        """A ``[propguard_jwt:<name>]`` section for an issuer ``issuers`` does not list.
+
+        The jwt filter refuses to start on it; said here with its line first.
+        """
+        from propguard.jwt import opts as jwt_opts
+
+        prefix = f"{jwt_opts.GROUP}:"
+        listed = self.conf.get(jwt_opts.GROUP, "issuers")
+        text = listed.value if listed else ""
+        for name in sorted(self._filters(JWT_FACTORIES)):
+            in_paste = self.paste.get(f"filter:{name}", "issuers")
+            if in_paste is not None:
+                text = in_paste.value
+        names = [n.strip() for n in text.split(",") if n.strip()]
+        for section, settings in self.conf.sections.items():
+            if not section.startswith(prefix) or section[len(prefix) :] in names or not settings:
+                continue
+            self.problems.append(
+                _error(
+                    "PG410",
+                    next(iter(settings.values())).position,
+                    f"[{section}] configures issuer {section[len(prefix):]!r}, which issuers "
+                    f"({', '.join(names) or 'not set'}) does not list: its options point at "
+                    "nothing (the jwt filter refuses to start)",
+                    "add the name to issuers, or remove the section",
+                )
+            )
+
     def run(self) -> list[Problem]:
         self.check_unknown_options()
         self.resolve()
         self.check_pipelines()
         self.check_glance_options()
         self.check_dangling()
+        self.check_issuer_sections()
         return self.problems
 
 

@@ -151,6 +151,35 @@ def test_options_from_oslo_config(keys, tmp_path):
         load({}, conf)
 
 
+@pytest.mark.parametrize(
+    ("issuers", "section", "listed"),
+    [("kc", "kc2", "kc"), ("", "kc", "none: issuers is not set")],
+)
+def test_an_issuer_section_not_listed_in_issuers_is_refused(keys, tmp_path, issuers, section, listed):
+    """``[propguard_jwt:kc2]`` beside ``issuers = kc`` would be read by nothing: refused at start."""
+    issuer_options = (
+        f"iss = {ISS}\naudiences = {AUD}\nalgorithms = RS256\n"
+        f"public_key_files = RS256:{keys.rsa_pem}\n"
+    )
+    listed_section = f"[propguard_jwt:{issuers}]\n{issuer_options}" if issuers else ""
+    top = f"issuers = {issuers}\n" if issuers else issuer_options
+    conf_file = tmp_path / "glance-api.conf"
+    conf_file.write_text(
+        f"[propguard_jwt]\n{top}{listed_section}[propguard_jwt:{section}]\nleeway = 5\n"
+    )
+    conf = cfg.ConfigOpts()
+    conf([], project="glance", default_config_files=[str(conf_file)])
+    with pytest.raises(ConfigError) as raised:
+        load({}, conf)
+    message = str(raised.value)
+    assert f"[propguard_jwt:{section}] of {conf_file}" in message
+    assert f"issuers ({listed})" in message
+    conf_file.write_text(f"[propguard_jwt]\n{top}{listed_section}")
+    conf = cfg.ConfigOpts()
+    conf([], project="glance", default_config_files=[str(conf_file)])
+    assert list(load({}, conf).issuers) == [ISS]
+
+
 def test_list_opts_covers_every_option():
     [(group, options)] = opts.list_opts()
     assert group == "propguard_jwt"

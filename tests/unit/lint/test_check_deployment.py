@@ -104,6 +104,14 @@ MISTAKES = {
         ["PG410"],
     ),
     "jwt-typo": ({}, {"more": "[propguard_jwt]\nisss = https://idp\n"}, ["PG408"]),
+    "jwt-unlisted-issuer": (
+        {},
+        {
+            "more": "[propguard_jwt]\nissuers = kc\n[propguard_jwt:kc]\nleeway = 5\n"
+            "[propguard_jwt:k]\nleeway = 5\n"
+        },
+        ["PG410"],
+    ),
     # read,admin,member is two policies in the policies format the config sets
     "rules-as-configured": (
         {},
