@@ -6,7 +6,7 @@ The same text as docs/lint.md in the source tree (a test keeps them equal);
 
 TEXT = r"""# `propguard lint`, `explain` and `matrix`
 
-```
+```text
 propguard lint [--format text|json|sarif] [--fail-on error|warning|info|never]
                [--rules-format roles|policies|auto] [--policy-file F]
                [--policy-dirs D,...] [--policy-namespaces NS,...] [--policy-namespace NS]...
