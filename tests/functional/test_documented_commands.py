@@ -24,6 +24,7 @@ an exit code is true (a test runs the documented commands where practical)".
   so does an entry that no document shows any more.
 * A fenced block without a language must not hold a command (a synopsis is
   a ``text`` block): commands cannot hide from this test.
+* Every relative link of those documents names a file that exists.
 * ``EXIT_CLAIMS``: each sentence of the documents that states an exit status
   (quoted as written, so editing it fails here until this is updated), with
   the runs that show it.
@@ -284,6 +285,17 @@ def test_no_command_hides_in_an_untagged_block() -> None:
     assert not hidden, "commands in fenced blocks without a language (sh, or text):\n" + (
         "\n".join(hidden)
     )
+
+
+def test_relative_links_resolve() -> None:
+    """README's "where to read next" and every other relative link name a file that exists."""
+    broken = [
+        f"{path.relative_to(ROOT)}: {target}"
+        for path in DOCUMENTS
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", path.read_text(encoding="utf-8"))
+        if "://" not in target and not (path.parent / target).exists()
+    ]
+    assert not broken, broken
 
 
 # -- running them -----------------------------------------------------------------------
