@@ -1,6 +1,6 @@
 """Who is calling: :class:`Credentials` built only from validated identity.
 
-Trust model (see README, "What propguard trusts"):
+Trust model (see docs/filter.md, "What propguard trusts"):
 
 * Identity headers (``X-Roles``, ``X-Service-Roles``, ...) count only when a
   trusted auth layer produced them: keystonemiddleware's ``auth_token`` (it

@@ -8,8 +8,8 @@ namespace can be registered next to Glance's without a duplicate-name clash
     oslopolicy-sample-generator --namespace propguard
 
 Service roles (``service_roles:``) are those of a *confirmed* service token
-that carries one of ``service_token_roles``; see README, "What propguard
-trusts".
+that carries one of ``service_token_roles``; see docs/filter.md, "What
+propguard trusts".
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ The same text as docs/lint.md in the source tree (a test keeps them equal);
 
 TEXT = r"""# `propguard lint`, `explain` and `matrix`
 
-```
+```text
 propguard lint [--format text|json|sarif] [--fail-on error|warning|info|never]
                [--rules-format roles|policies|auto] [--policy-file F]
                [--policy-dirs D,...] [--policy-namespaces NS,...] [--policy-namespace NS]...
@@ -157,8 +157,8 @@ naming a `policy.yaml` that lies beside the rules file.
 ## Property names the database equates (`--name-collation`)
 
 On MySQL/MariaDB Glance's database compares property names by a collation
-that equates case, accents and trailing spaces (`name_collation`, see the
-README). The filter then decides every name as its folded spelling:
+that equates case, accents and trailing spaces (`name_collation`, see
+docs/filter.md, "MySQL/MariaDB"). The filter then decides every name as its folded spelling:
 `Licence_x` is decided as `licence_x`. `lint`, `explain` and `matrix` take the
 same option (`--name-collation`, or `name_collation` from `--config-file` /
 `--paste-ini`) and decide exactly as the filter does:
@@ -188,8 +188,9 @@ same option (`--name-collation`, or `name_collation` from `--config-file` /
   resolves it, from the `[database] connection` of `--config-file`
   (MySQL/MariaDB: `utf8mb3_general_ci`; SQLite/PostgreSQL: `binary`). Without
   a connection the tools use `binary` and say so on stderr: in front of
-  MySQL/MariaDB, or for `propguard serve` (which takes `mysql_any` when
-  nothing is set), pass `--name-collation`.
+  MySQL/MariaDB, or for `propguard serve` (which refuses to start without
+  an explicit `name_collation`), pass the `--name-collation` the deployment
+  sets.
 
 ## Output
 

@@ -268,14 +268,49 @@ def _stream(
 #: The proxy app's paste options, typed as oslo.config types them (``insecure =
 #: ture`` is an error, not false; an unknown key stops ``propguard serve``).
 PROXY_OPTS: list[cfg.Opt] = [
-    cfg.StrOpt("upstream", help="Glance's URL (propguard serve --upstream)"),
-    cfg.FloatOpt("connect_timeout", default=10.0, min=0),
-    cfg.FloatOpt("read_timeout", default=600.0, min=0),
-    cfg.IntOpt("pool_maxsize", default=16, min=1),
-    cfg.StrOpt("ca_file"),
-    cfg.BoolOpt("insecure", default=False),
-    cfg.ListOpt("trusted_proxies", default=[]),
-    cfg.ListOpt("upstream_public_urls", default=[]),
+    cfg.StrOpt(
+        "upstream",
+        help="Glance's URL: http:// or https://, optionally with a path prefix. Required; "
+        "propguard serve sets it from --upstream.",
+    ),
+    cfg.FloatOpt(
+        "connect_timeout",
+        default=10.0,
+        min=0,
+        help="Seconds to connect to Glance; then 504.",
+    ),
+    cfg.FloatOpt(
+        "read_timeout",
+        default=600.0,
+        min=0,
+        help="Seconds one socket operation with Glance may wait (idle time, not a total: long "
+        "uploads are not cut); then 504. Keep it at least as long as Glance's own.",
+    ),
+    cfg.IntOpt(
+        "pool_maxsize",
+        default=16,
+        min=1,
+        help="Pooled connections to Glance per worker process.",
+    ),
+    cfg.StrOpt("ca_file", help="CA bundle that verifies Glance's TLS certificate."),
+    cfg.BoolOpt(
+        "insecure",
+        default=False,
+        help="Do not verify Glance's TLS certificate (by default it is verified).",
+    ),
+    cfg.ListOpt(
+        "trusted_proxies",
+        default=[],
+        help="Addresses of load balancers in front of the proxy whose Forwarded and "
+        "X-Forwarded-* headers are kept (this hop is appended); anyone else's are replaced. "
+        "propguard serve sets it from --trusted-proxy.",
+    ),
+    cfg.ListOpt(
+        "upstream_public_urls",
+        default=[],
+        help="More base URLs Glance writes into links (e.g. its public_endpoint): rewritten to "
+        "the proxy's URL as the client addressed it, as links naming upstream are.",
+    ),
 ]
 
 

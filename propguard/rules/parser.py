@@ -6,7 +6,7 @@ everyone and ``!`` nobody, roles compare case-insensitively, one policy name
 per operation.
 
 Where Glance is lenient, propguard fails closed and says where (documented in
-README, "Differences from Glance"): unknown or misspelt operation keys,
+docs/differences.md): unknown or misspelt operation keys,
 ``[DEFAULT]`` filling operations, ``%`` interpolation, empty role entries,
 ``@``/``!`` mixed with role names and ``@`` with ``!`` are load errors. Roles
 may name service-token roles explicitly as ``service:<role>`` and combine

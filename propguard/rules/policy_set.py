@@ -429,7 +429,7 @@ class RoleListCheck(_checks.GenericCheck):
     while its :class:`RoleCheck` (``role:``) lower-cases both sides. propguard
     lower-cases every role name in :class:`~propguard.identity.Credentials`,
     so ``service_roles:Service`` could never match although ``role:Service``
-    does and the README promises case-insensitive role names. This check
+    does and docs/filter.md promises case-insensitive role names. This check
     compares as ``RoleCheck`` does, element-wise and lower-cased; a
     ``%(key)s`` match is still taken from the (empty) target, so it fails as
     it does in oslo.policy.

@@ -18,7 +18,7 @@ with its NATIVE protections (``property_protection_file`` = the same rules)
 and Glance behind propguard, and asserts the same expected status and the
 same exact set of visible extra properties at every step, so both setups are
 pinned to one transcript.  Where propguard deliberately differs from Glance
-(README "Differences from Glance"), the tests at the end show Glance-native's
+(docs/differences.md), the tests at the end show Glance-native's
 defect and propguard's fix side by side instead of hiding the difference.
 
 Speed: tests are grouped by setup and share one running Glance per rule set
@@ -638,7 +638,7 @@ def test_list_pages_hide_properties_on_every_image(roles_api: Api) -> None:
 
 
 # ---------------------------------------------------------------------------
-# Deliberate differences (README "Differences from Glance"), side by side:
+# Deliberate differences (docs/differences.md), side by side:
 # each test runs on both setups and asserts Glance-native's defect on one
 # and propguard's fix on the other.
 # ---------------------------------------------------------------------------

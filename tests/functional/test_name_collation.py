@@ -120,7 +120,7 @@ def test_two_spellings_of_one_key_in_a_create_body_are_a_400(on_mariadb):
 
 
 def test_spelling_of_a_removed_name_is_a_409_and_changes_nothing(on_mariadb):
-    """The residual README documents: Glance keeps a removed property's row
+    """The residual docs/filter.md documents: Glance keeps a removed property's row
     (soft-deleted) and its key in the unique index, and shows it to nobody.
     Another spelling of it made Glance insert a duplicate key: 500. propguard
     answers 409 without naming anything; the same spelling reuses the row."""

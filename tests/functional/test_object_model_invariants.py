@@ -82,7 +82,7 @@ pytestmark = pytest.mark.glance
 
 #: Lower-case prefixes, ``(?i)``: on SQLite every case of a name gets the same
 #: rules; on MariaDB propguard decides a name as its canonical (folded)
-#: spelling, which these match (README, "MySQL/MariaDB"). The last section lets
+#: spelling, which these match (docs/filter.md, "MySQL/MariaDB"). The last section lets
 #: members do anything: every name of Glance's object model falls in it, so
 #: only propguard's own refusals stand between those names and Glance.
 RULES = """\
@@ -172,7 +172,7 @@ class Oracle:
                 found = admin_rights if caller == "admin" else member_rights
                 if name in OBJECT_ATTRIBUTES or re.fullmatch(r"__\w+__", name):
                     # An attribute of Glance's image objects, no image attribute:
-                    # no PATCH could ever change it, nobody may create it (README).
+                    # no PATCH could ever change it, nobody may create it (docs/differences.md).
                     return found & _READ
                 return found
         raise AssertionError("the last section matches every name")
@@ -211,7 +211,7 @@ ADMIN_PROPERTIES: dict[str, str | None] = {
     "x_colour": "blue",
     "image_type": "snapshot",  # a Nova name, starting like Glance's image_id
 }
-#: propguard's property_quota, with Glance's off (README: "Property quota"). V
+#: propguard's property_quota, with Glance's off (docs/filter.md: "Property quota"). V
 #: holds 8 properties, T 3, the same 3 for the member: as many adds on both.
 PROPERTY_QUOTA = 11
 SECRET_RE = re.compile(r"s[0-9a-f]{32}")
@@ -1047,7 +1047,7 @@ class World:
             self.check_patch(step.caller, ops, res, before.images[target], after.images[target])
             collided |= self.collides_with_deleted(ops, res, before.images[target])
         if step.caller == "member" and collided:
-            # The one documented residual (README, "MySQL/MariaDB"): the API
+            # The one documented residual (docs/filter.md, "MySQL/MariaDB"): the API
             # shows no deleted property, so their twins cannot be told apart.
             event("add of a spelling of a soft-deleted property: 409, twins not compared")
         elif step.caller == "member":
@@ -1261,7 +1261,7 @@ class World:
 ).via("explicit")
 # A spelling of a property the admin removed: the soft-deleted row keeps its
 # key in MariaDB's unique index; Glance answered 500 (duplicate key) on V and
-# 200 on T. propguard answers 409 (the residual README documents).
+# 200 on T. propguard answers 409 (the residual docs/filter.md documents).
 @example(
     sequence=Explicit(
         [

@@ -4,7 +4,7 @@ propguard decides a PATCH against the image as the caller sees it (one GET
 with the caller's own token). With a policy allowing ``modify_image`` but
 denying ``get_image``, Glance alone would apply a PATCH of an extra property
 (200); propguard answers with Glance's own 404 for the read and changes
-nothing. Deliberate (README, "Differences from Glance"): deciding blind would
+nothing. Deliberate (docs/differences.md): deciding blind would
 let a draft-4 ``add`` of a hidden name answer 409 "already present" exactly
 when it exists.
 """

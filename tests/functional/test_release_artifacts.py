@@ -5,7 +5,11 @@ run time, the samples and the licence; its version comes from git
 (setuptools-scm, docs/releasing.md); installed into a fresh virtualenv next
 to Glance 33 it answers ``propguard --version``, lints the shipped samples,
 migrates a relations store and filters a request through a paste-loaded
-filter, as README's "Installing it in glance-api" says.
+filter, as README's "Installing it in glance-api" says: its ``--version`` and
+``lint`` lines are run as written, with the test's virtualenv for
+``/opt/glance``, and its build and install lines are compared with the steps
+taken here. The documents are installed too, where the systemd units'
+``Documentation=`` points.
 
 How the install stays honest and fast (about 30 s instead of minutes): the
 virtualenv is new and empty; the wheel goes in with ``pip install --no-index``
@@ -24,6 +28,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import sysconfig
@@ -57,6 +62,28 @@ DATA_FILES = {
     ),
     "etc/propguard/propguard.conf.sample": "etc/propguard/propguard.conf.sample",
     "etc/propguard/propguard-config-generator.conf": "etc/propguard/propguard-config-generator.conf",
+    # The documents, in the checkout's layout (the README's links hold).
+    "share/doc/propguard/README.md": "README.md",
+    **{
+        f"share/doc/propguard/docs/{doc.name}": f"docs/{doc.name}" for doc in ROOT.glob("docs/*.md")
+    },
+}
+#: Where the README installs propguard (glance-api's virtualenv), and the units expect it.
+README_PREFIX = "/opt/glance"
+UNIT_PREFIX = "/opt/propguard"
+#: The README's install commands, as written, and the step of this test each one is.
+README_INSTALL = {
+    "python3.11 -m venv /tmp/build && /tmp/build/bin/pip install build": (
+        "the build front end: here the test extra's build, setuptools and setuptools-scm"
+    ),
+    "/tmp/build/bin/python -m build": "the artifacts fixture (with --no-isolation)",
+    "/opt/glance/bin/pip install dist/propguard-*-py3-none-any.whl": (
+        "the installed fixture (with --no-index, into a fresh virtualenv beside Glance 33)"
+    ),
+    "/opt/glance/bin/propguard --version": "test_version_command, as written",
+    "/opt/glance/bin/propguard lint --rules-format auto /opt/glance/share/propguard/policies": (
+        "test_lint_on_the_shipped_samples, as written"
+    ),
 }
 
 
@@ -86,6 +113,25 @@ def _ok(result: subprocess.CompletedProcess[str]) -> str:
 
 def _git(*args: str) -> str:
     return _ok(_run(["git", "-C", ROOT, *args])).strip()
+
+
+def _readme_install_commands() -> list[str]:
+    """The commands of the README's install block, comments dropped."""
+    section = (
+        (ROOT / "README.md")
+        .read_text(encoding="utf-8")
+        .split("## Installing it in glance-api", 1)[1]
+    )
+    block = re.search(r"```sh\n(.*?)\n\s*```", section, re.S)
+    assert block, "no sh block in README's install section"
+    lines = (line.split("  #", 1)[0].strip() for line in block.group(1).splitlines())
+    return [line for line in lines if line]
+
+
+def _readme_command(start: str, venv: Path) -> list[str]:
+    """The README's command starting with ``start``, its /opt/glance being ``venv``."""
+    (command,) = [c for c in _readme_install_commands() if c.startswith(start)]
+    return [word.replace(README_PREFIX, str(venv)) for word in shlex.split(command)]
 
 
 @dataclass(frozen=True)
@@ -272,20 +318,49 @@ def test_install_is_the_wheel_beside_glance_33(installed: Install) -> None:
     assert int(found["keystonemiddleware"].split(".")[0]) >= 13
 
 
+def test_readme_install_section_is_what_this_test_does() -> None:
+    """README: "the README's install section is exactly what the test does" (issue 23)."""
+    assert _readme_install_commands() == list(README_INSTALL), (
+        "README's install commands changed: update README_INSTALL and the steps here with them"
+    )
+
+
 def test_version_command(installed: Install, artifacts: Artifacts) -> None:
-    out = _ok(_run([installed.bin("propguard"), "--version"], cwd=installed.workdir))
+    command = _readme_command(f"{README_PREFIX}/bin/propguard --version", installed.venv)
+    assert command == [str(installed.bin("propguard")), "--version"]
+    out = _ok(_run(command, cwd=installed.workdir))
     assert out.strip() == f"propguard {artifacts.version}"
 
 
 def test_lint_on_the_shipped_samples(installed: Install) -> None:
     samples = installed.venv / "share" / "propguard" / "policies"
     # The samples are of both formats: each read in the one it is written in.
-    result = _run(
-        [installed.bin("propguard"), "lint", "--rules-format", "auto", samples],
-        cwd=installed.workdir,
-    )
+    command = _readme_command(f"{README_PREFIX}/bin/propguard lint", installed.venv)
+    assert command == [
+        str(installed.bin("propguard")),
+        "lint",
+        "--rules-format",
+        "auto",
+        str(samples),
+    ]
+    result = _run(command, cwd=installed.workdir)
     _ok(result)
     assert "4 files" in result.stderr and "0 errors" in result.stderr, result.stderr
+
+
+def test_units_documentation_is_installed(installed: Install) -> None:
+    """Each unit's ``Documentation=file:`` names a document the wheel installs under its prefix."""
+    for unit in (ROOT / "etc" / "systemd").glob("*.service"):
+        urls = [
+            line.split("=", 1)[1].strip()
+            for line in unit.read_text().splitlines()
+            if line.startswith("Documentation=")
+        ]
+        assert urls, unit.name
+        for url in urls:
+            assert url.startswith(f"file:{UNIT_PREFIX}/share/doc/propguard/"), (unit.name, url)
+            path = installed.venv / url.removeprefix(f"file:{UNIT_PREFIX}/")
+            assert path.is_file(), (unit.name, url)
 
 
 def test_runtime_data_from_the_install(installed: Install) -> None:

@@ -1,6 +1,6 @@
 """Shadow rules and the dry run beside a real Glance that enforces its own protections.
 
-The migration recipe of README "Trying rules first": Glance keeps enforcing
+The migration recipe of docs/filter.md, "Trying rules first": Glance keeps enforcing
 its ``property_protection_file``; propguard runs in its pipeline with
 ``enforce = false``, the same file as ``rules_file`` and the new rules as
 ``shadow_rules_file``. Nothing a caller sees or may do changes; every

@@ -63,8 +63,8 @@ Excluded, never silently (each listed below with its reason):
   every run, not fail.
 
 ``EXPECTED_DIFFERENT``: tests of (b) that assert a Glance defect propguard
-deliberately fixes (README "Differences from Glance"), each with its README
-line; they are run and must fail with the listed message, so a change either
+deliberately fixes (docs/differences.md), each with its row of that
+table; they are run and must fail with the listed message, so a change either
 way is seen. Glance 33.0.0's property-protection tests assert no such defect:
 the list is empty, and stays checked.
 
@@ -158,7 +158,7 @@ GLANCE_SKIPS: dict[str, str] = {
 class Difference:
     """A Glance defect a (b) test asserts and propguard deliberately fixes."""
 
-    readme: str  # the README "Differences from Glance" row that explains it
+    readme: str  # the docs/differences.md row that explains it
     failure_contains: str  # what the test's failure must say
 
 

@@ -102,9 +102,9 @@ def test_config_file_alone_names_the_rules_and_paste_wins(tmp_path, capsys):
     assert findings(capsys) == []
 
 
-def test_the_readme_injection_example_needs_its_section_as_the_readme_says(tmp_path, capsys):
+def test_the_documented_injection_example_needs_its_section_as_documented(tmp_path, capsys):
     """With the production rules alone the injected names fall in the catch-all,
-    which members may change: three PG214. With README's section for them: none."""
+    which members may change: three PG214. With docs/filter.md's section for them: none."""
     extra = "inject_properties = created_by:{user_id},created_in:{project_id},licence:gpl"
     production = PRODUCTION.read_text(encoding="utf-8")
     main(["lint", "--format", "json", "--paste-ini", str(deployment(tmp_path, extra, production))])
