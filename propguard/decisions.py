@@ -154,6 +154,11 @@ class DecisionLog:
                     **self._names([name]),
                 }
             )
+        self.write(records)
+
+    def write(self, records: list[dict[str, Any]]) -> None:
+        """Count ``records`` by outcome and log each (when enabled): the API's and the
+        notification filter's (:mod:`propguard.notifications.shadow`) alike."""
         if not records:
             return
         with self._lock:
@@ -161,6 +166,10 @@ class DecisionLog:
         if self.enabled:
             for record in records:
                 LOG.info("propguard decision %s", orjson.dumps(record).decode())
+
+    def names(self, names: Any) -> dict[str, Any]:
+        """``{"properties": [...]}`` with ``log_property_names``, else nothing."""
+        return self._names(names)
 
     def _names(self, names: Any) -> dict[str, Any]:
         return {"properties": sorted(set(names))} if self.property_names else {}

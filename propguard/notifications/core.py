@@ -155,6 +155,28 @@ def _suffix(mode: Mode, view: str | None) -> str:
 EngineSource = RuleEngine | Callable[[], RuleEngine]
 
 
+class Divergence(NamedTuple):
+    """Names of one notification that the shadow rules decide otherwise for one output.
+
+    ``shown``: the enforced rules show these names to ``audience`` (the shadow
+    rules would hide them); false: the reverse. The output itself is always the
+    enforced rules' (shadow rules are never applied).
+    """
+
+    mode: Mode
+    #: The reader class (``views``, ``annotate``) or the ``strip`` audience's roles.
+    audience: str
+    credentials: Credentials
+    shown: bool
+    enforced_section: str
+    shadow_section: str
+    names: tuple[str, ...]
+
+
+#: Receives a notification and its divergences (the decision log and the counters).
+DivergenceSink = Callable[[Mapping[str, Any], list[Divergence]], None]
+
+
 class NotificationFilter:
     """Turns one notification into its outputs, for the configured modes.
 
@@ -166,6 +188,9 @@ class NotificationFilter:
     operator's view of images (name folding, protected core attributes), the
     same as the API filter's. ``extra_events``: event types the operator
     allows beyond Glance's, each with the payload shape to check and filter.
+    ``shadow``: rules (an engine or a callable) decided beside ``rules`` for
+    every audience of every image payload and never applied; each difference
+    goes to ``on_divergence`` as :class:`Divergence` records.
     """
 
     def __init__(
@@ -177,6 +202,8 @@ class NotificationFilter:
         reader_classes: Sequence[ReaderClass] = (),
         view: ImageView | None = None,
         extra_events: Mapping[str, Shape] | None = None,
+        shadow: EngineSource | None = None,
+        on_divergence: DivergenceSink | None = None,
     ) -> None:
         self.view = view if view is not None else ImageView()
         self.events: dict[str, Shape] = {**EVENTS, **(extra_events or {})}
@@ -198,6 +225,11 @@ class NotificationFilter:
         self._memo_engine: RuleEngine | None = None
         self._memos: dict[Credentials, Reader] = {}
         self._annotations: dict[str, tuple[list[str], Any]] = {}
+        self.shadow = shadow
+        self.on_divergence = on_divergence
+        self._shadow_of: tuple[RuleEngine, RuleEngine] | None = None
+        self._shadow_readers: dict[Credentials, Reader] = {}
+        self._sections: dict[str, tuple[str, str]] = {}
 
     def engine(self) -> RuleEngine:
         if self._engine is not None:
@@ -254,6 +286,8 @@ class NotificationFilter:
                     results.append(_stripped(notification, seen, mode, rc.name))
             else:
                 results.append(self._annotated(engine, notification, payload, payload["properties"]))
+        if self.shadow is not None:
+            self._compare_shadow(engine, notification, payload)
         return results
 
     def _unchanged(self, notification: Mapping[str, Any]) -> list[Output]:
@@ -304,6 +338,66 @@ class NotificationFilter:
         out = _copy(notification, Mode.ANNOTATE, None)
         out["payload"] = new_payload
         return Output(Mode.ANNOTATE, None, out)
+
+    # -- shadow rules: decided beside, never applied ------------------------------
+
+    def _compare_shadow(
+        self, engine: RuleEngine, notification: Mapping[str, Any], payload: dict[str, Any]
+    ) -> None:
+        """Decide ``payload``'s names with the shadow rules for every output's audience;
+        report those decided otherwise (the outputs were made with ``engine`` alone)."""
+        shadow = self.shadow if isinstance(self.shadow, RuleEngine) else self.shadow()  # type: ignore[misc]
+        if self._shadow_of != (engine, shadow):  # either rules reloaded: decide again
+            self._shadow_of = (engine, shadow)
+            self._shadow_readers = {}
+            self._sections = {}
+        properties = payload["properties"]
+        top = [k for k in payload if k not in IMAGE_STRUCTURE]
+        names = list(dict.fromkeys([*top, *properties]))
+        found: list[Divergence] = []
+        if Mode.STRIP in self.modes:
+            spec = str(Conjunction(self.audience.roles, self.audience.service_roles))
+            found += self._diverging(engine, shadow, Mode.STRIP, spec, self.audience, names)
+        for mode, considered in ((Mode.VIEWS, names), (Mode.ANNOTATE, list(properties))):
+            # annotate passes the top-level keys whole: only its classes per property change.
+            if mode in self.modes:
+                for rc in self.reader_classes:
+                    found += self._diverging(
+                        engine, shadow, mode, rc.name, rc.credentials, considered
+                    )
+        if found and self.on_divergence is not None:
+            self.on_divergence(notification, found)
+
+    def _diverging(
+        self,
+        engine: RuleEngine,
+        shadow: RuleEngine,
+        mode: Mode,
+        name: str,
+        creds: Credentials,
+        names: Iterable[str],
+    ) -> list[Divergence]:
+        reader = self._memo(engine, creds)
+        shadow_reader = self._shadow_readers.get(creds)
+        if shadow_reader is None:
+            shadow_reader = self._shadow_readers[creds] = self.view.reader(shadow, creds)
+        groups: dict[tuple[bool, str, str], list[str]] = {}
+        for key in names:
+            shown = reader.can_read(key)
+            if shown != shadow_reader.can_read(key):
+                sections = self._sections.get(key)
+                if sections is None:
+                    if len(self._sections) >= MEMO_SIZE:
+                        self._sections.clear()
+                    sections = self._sections[key] = (
+                        self.view.section_of(engine, key),
+                        self.view.section_of(shadow, key),
+                    )
+                groups.setdefault((shown, *sections), []).append(key)
+        return [
+            Divergence(mode, name, creds, shown, enforced, shadowed, tuple(keys))
+            for (shown, enforced, shadowed), keys in groups.items()
+        ]
 
 
 def _as_seen_by(reader: Reader, payload: dict[str, Any]) -> dict[str, Any]:
