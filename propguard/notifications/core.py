@@ -63,6 +63,8 @@ UNIQUE_ID_KEY = "_unique_id"
 
 #: Bound of the memo of ``annotate``'s per-name reports (names are caller-chosen).
 MEMO_SIZE = 65536
+#: Bound of the shadow rules' memo of payload key sets.
+SHADOW_SETS = 4096
 
 
 class Mode(enum.StrEnum):
@@ -229,7 +231,12 @@ class NotificationFilter:
         self.on_divergence = on_divergence
         self._shadow_of: tuple[RuleEngine, RuleEngine] | None = None
         self._shadow_readers: dict[Credentials, Reader] = {}
-        self._sections: dict[str, tuple[str, str]] = {}
+        #: The strip audience's roles as a reader class spells them (its name in records).
+        self._audience_spec = str(Conjunction(self.audience.roles, self.audience.service_roles))
+        #: Per audience, per name: None (both rules agree) or (shown, sections).
+        self._diverged: dict[Credentials, dict[str, tuple[bool, str, str] | None]] = {}
+        #: Per key set of a payload: its divergences (see :meth:`_compare_shadow`).
+        self._shadow_sets: dict[tuple[tuple[str, ...], tuple[str, ...]], list[Divergence]] = {}
 
     def engine(self) -> RuleEngine:
         if self._engine is not None:
@@ -350,13 +357,34 @@ class NotificationFilter:
         if self._shadow_of != (engine, shadow):  # either rules reloaded: decide again
             self._shadow_of = (engine, shadow)
             self._shadow_readers = {}
-            self._sections = {}
+            self._diverged = {}
+            self._shadow_sets = {}
         properties = payload["properties"]
+        # Payloads mostly share their key sets (one image's events, one cloud's images):
+        # their divergences are worked out once per key set.
+        signature = (tuple(payload), tuple(properties))
+        found = self._shadow_sets.get(signature)
+        if found is None:
+            if len(self._shadow_sets) >= SHADOW_SETS:
+                self._shadow_sets.clear()
+            found = self._shadow_sets[signature] = self._divergences(
+                engine, shadow, payload, properties
+            )
+        if found and self.on_divergence is not None:
+            self.on_divergence(notification, found)
+
+    def _divergences(
+        self,
+        engine: RuleEngine,
+        shadow: RuleEngine,
+        payload: dict[str, Any],
+        properties: dict[str, Any],
+    ) -> list[Divergence]:
         top = [k for k in payload if k not in IMAGE_STRUCTURE]
         names = list(dict.fromkeys([*top, *properties]))
         found: list[Divergence] = []
         if Mode.STRIP in self.modes:
-            spec = str(Conjunction(self.audience.roles, self.audience.service_roles))
+            spec = self._audience_spec
             found += self._diverging(engine, shadow, Mode.STRIP, spec, self.audience, names)
         for mode, considered in ((Mode.VIEWS, names), (Mode.ANNOTATE, list(properties))):
             # annotate passes the top-level keys whole: only its classes per property change.
@@ -365,8 +393,7 @@ class NotificationFilter:
                     found += self._diverging(
                         engine, shadow, mode, rc.name, rc.credentials, considered
                     )
-        if found and self.on_divergence is not None:
-            self.on_divergence(notification, found)
+        return found
 
     def _diverging(
         self,
@@ -377,27 +404,36 @@ class NotificationFilter:
         creds: Credentials,
         names: Iterable[str],
     ) -> list[Divergence]:
-        reader = self._memo(engine, creds)
-        shadow_reader = self._shadow_readers.get(creds)
-        if shadow_reader is None:
-            shadow_reader = self._shadow_readers[creds] = self.view.reader(shadow, creds)
+        memo = self._diverged.get(creds)
+        if memo is None or len(memo) >= MEMO_SIZE:
+            memo = self._diverged[creds] = {}
         groups: dict[tuple[bool, str, str], list[str]] = {}
         for key in names:
-            shown = reader.can_read(key)
-            if shown != shadow_reader.can_read(key):
-                sections = self._sections.get(key)
-                if sections is None:
-                    if len(self._sections) >= MEMO_SIZE:
-                        self._sections.clear()
-                    sections = self._sections[key] = (
-                        self.view.section_of(engine, key),
-                        self.view.section_of(shadow, key),
-                    )
-                groups.setdefault((shown, *sections), []).append(key)
+            found = memo.get(key, _UNDECIDED)
+            if found is _UNDECIDED:
+                found = memo[key] = self._shadow_decision(engine, shadow, creds, key)
+            if found is not None:
+                groups.setdefault(found, []).append(key)
         return [
             Divergence(mode, name, creds, shown, enforced, shadowed, tuple(keys))
             for (shown, enforced, shadowed), keys in groups.items()
         ]
+
+    def _shadow_decision(
+        self, engine: RuleEngine, shadow: RuleEngine, creds: Credentials, name: str
+    ) -> tuple[bool, str, str] | None:
+        """None if both rules decide ``name`` alike for ``creds``; else (shown, both sections)."""
+        shown = self._memo(engine, creds).can_read(name)
+        shadow_reader = self._shadow_readers.get(creds)
+        if shadow_reader is None:
+            shadow_reader = self._shadow_readers[creds] = self.view.reader(shadow, creds)
+        if shown == shadow_reader.can_read(name):
+            return None
+        return shown, self.view.section_of(engine, name), self.view.section_of(shadow, name)
+
+
+#: A name not decided yet by :meth:`NotificationFilter._shadow_decision`.
+_UNDECIDED: Any = object()
 
 
 def _as_seen_by(reader: Reader, payload: dict[str, Any]) -> dict[str, Any]:
