@@ -33,6 +33,11 @@ it on. An image payload goes through the reader's view whole: its
 properties (``os_glance_*``). Whatever the rules say, :data:`ALWAYS_HIDDEN`
 properties are removed in every output, and an annotation or view tag found
 in an input is removed before anything else (it names hidden properties).
+
+Shadow rules (``shadow``): decided beside the rules for each output's
+audience, never applied; what they would change goes to ``on_divergence``
+as :class:`Divergence` tuples (:mod:`propguard.notifications.shadow` turns
+them into decision records and counters).
 """
 
 from __future__ import annotations

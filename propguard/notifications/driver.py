@@ -22,6 +22,10 @@ original ``message_id`` and ``timestamp``): ``strip`` to
 sent at all (fail closed), with an error log line that names its event type
 and message id only.
 
+``[propguard] shadow_rules_file`` is decided beside the rules and never
+applied (:mod:`propguard.notifications.shadow`); ``enforce = false`` stops
+the driver from loading.
+
 Two places of oslo.messaging log a payload when a send fails (the
 ``messagingv2`` driver, and the ``Notifier`` when a driver raises). Here the
 outputs go through a ``messagingv2`` driver whose failure log names the topic
