@@ -238,6 +238,10 @@ RUNTIME_OPTIONS = frozenset(
         "relations_retry_interval",
         # what the filter does with its decisions (dry run, decision log)
         "decision_log",
+        "decision_notifications",
+        "decision_notifications_driver",
+        "decision_notifications_topics",
+        "decision_notifications_transport_url",
         "enforce",
         "log_property_names",
     }

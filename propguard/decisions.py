@@ -62,6 +62,36 @@ OPTS: list[cfg.Opt] = [
         help="Write one record per refusal, per response in which something was hidden, and "
         "per shadow divergence to the propguard.decisions logger (INFO).",
     ),
+    cfg.StrOpt(
+        "decision_notifications",
+        default="none",
+        choices=[
+            ("none", "decision records go to the log only"),
+            ("cadf", "also one CADF event per refusal through oslo.messaging"),
+        ],
+        help="Send each refusal (outcome refused, or would_refuse with enforce = false) as a "
+        "CADF event (pycadf) on the notification bus, as keystonemiddleware's audit "
+        "middleware sends its events: event type audit.propguard.refusal, the decision "
+        "record as its attachment. Sent from a background thread; never delays a request.",
+    ),
+    cfg.StrOpt(
+        "decision_notifications_driver",
+        default="messagingv2",
+        help="oslo.messaging notification driver of the CADF events (not 'propguard': the "
+        "notification filter passes Glance's event types only).",
+    ),
+    cfg.ListOpt(
+        "decision_notifications_topics",
+        default=[],
+        help="Topics of the CADF events (empty: [oslo_messaging_notifications] topics). Make "
+        "them readable by auditors only.",
+    ),
+    cfg.StrOpt(
+        "decision_notifications_transport_url",
+        secret=True,
+        help="Broker of the CADF events (unset: [oslo_messaging_notifications] "
+        "transport_url, then [DEFAULT] transport_url).",
+    ),
     cfg.BoolOpt(
         "log_property_names",
         default=False,
@@ -69,6 +99,10 @@ OPTS: list[cfg.Opt] = [
         "caller must not learn (and what the log's readers must not); values are never logged.",
     ),
 ]
+
+
+#: Outcomes sent as CADF events with ``decision_notifications = cadf``.
+REFUSALS = frozenset({"refused", "would_refuse"})
 
 
 @dataclass
@@ -86,9 +120,13 @@ class Trail:
 class DecisionLog:
     """Writes decision records and keeps process-wide counts (for metrics and tests)."""
 
-    def __init__(self, *, enabled: bool = True, property_names: bool = False) -> None:
+    def __init__(
+        self, *, enabled: bool = True, property_names: bool = False, notifier: Any = None
+    ) -> None:
         self.enabled = enabled
         self.property_names = property_names
+        #: :class:`~propguard.audit.CadfNotifier` (``decision_notifications = cadf``) or None.
+        self.notifier = notifier
         self._lock = threading.Lock()
         #: ``refused``, ``hidden``, ``would_refuse``, ``would_hide``, ``shadow_divergence``.
         self.counts: Counter[str] = Counter()
@@ -154,6 +192,11 @@ class DecisionLog:
                     **self._names([name]),
                 }
             )
+        self.write(records)
+
+    def write(self, records: list[dict[str, Any]]) -> None:
+        """Count ``records`` by outcome and log each (when enabled): the API's and the
+        notification filter's (:mod:`propguard.notifications.shadow`) alike."""
         if not records:
             return
         with self._lock:
@@ -161,6 +204,14 @@ class DecisionLog:
         if self.enabled:
             for record in records:
                 LOG.info("propguard decision %s", orjson.dumps(record).decode())
+        if self.notifier is not None:
+            for record in records:
+                if record["outcome"] in REFUSALS:
+                    self.notifier.emit(record)
+
+    def names(self, names: Any) -> dict[str, Any]:
+        """``{"properties": [...]}`` with ``log_property_names``, else nothing."""
+        return self._names(names)
 
     def _names(self, names: Any) -> dict[str, Any]:
         return {"properties": sorted(set(names))} if self.property_names else {}

@@ -76,7 +76,17 @@ OUTBOX_REPLAYED = Counter(
     "Relation events applied to the store from the outbox (replayed after an outage).",
 )
 
+NOTIFY_SHADOW = Counter(
+    "propguard_notify_shadow_divergences_total",
+    "Properties of notifications that shadow_rules_file decides otherwise than the rules in "
+    "force, by output mode, audience (reader class, or the strip audience's roles), event "
+    "type, both deciding sections (file:line) and change (would_hide: shown now, the shadow "
+    "rules would hide it; would_show: the reverse).",
+    ["mode", "audience", "event_type", "enforced_section", "shadow_section", "change"],
+)
+
 _decisions: dict[tuple[str, str, str], Any] = {}
+_notify_shadow: dict[tuple[str, ...], Any] = {}
 _hidden: dict[str, Any] = {}
 _upstream_errors = {
     kind: UPSTREAM_ERRORS.labels(kind) for kind in ("unreachable", "timeout", "aborted")
@@ -127,6 +137,19 @@ def decided(route: str, environ: dict[str, Any], response: Any, refused: bool) -
         if counter is None:
             counter = _hidden[route] = HIDDEN.labels(route)
         counter.inc(hidden)
+
+
+# -- the notification filter (propguard/notifications/shadow.py) --------------------
+
+
+def notify_shadow_diverged(labels: tuple[str, str, str, str, str, str], count: int) -> None:
+    """Count ``count`` properties of one notification output decided otherwise by the
+    shadow rules. Labels (see :data:`NOTIFY_SHADOW`) come from the configuration, the
+    event-type allow-list and the rules files: never from a notification's names."""
+    child = _notify_shadow.get(labels)
+    if child is None:
+        child = _notify_shadow[labels] = NOTIFY_SHADOW.labels(*labels)
+    child.inc(count)
 
 
 # -- the proxy (propguard/proxy/app.py) --------------------------------------------

@@ -39,6 +39,7 @@ from oslo_config import cfg
 from oslo_log import log
 
 from propguard import metrics, opts, relations
+from propguard.audit import CadfNotifier
 from propguard.bodies import read_json, replace_json
 from propguard.credentials import Credentials
 from propguard.decisions import DecisionLog, Trail, open_shadow_rules
@@ -86,6 +87,7 @@ class PropertyProtectionFilter:
         self.decisions = DecisionLog(
             enabled=bool(options["decision_log"]),
             property_names=bool(options["log_property_names"]),
+            notifier=CadfNotifier.from_options(options),
         )
         #: What a caller may see: the one view every adapter asks (:mod:`propguard.view`).
         self.view = ImageView(

@@ -63,10 +63,13 @@ def _write_paste(
     placement: str,
     jwt: Mapping[str, str] | None,
     propguard_options: Mapping[str, str],
+    readiness: Mapping[str, str] | None = None,
 ) -> tuple[str, str]:
     """(paste file, flavor) for the placement; written into ``workdir``.
 
     ``jwt``: the JWT filter's options (``--jwt``), or None for Keystone.
+    ``readiness``: ``[app:readiness]`` (docs/operations.md), served at ``/readiness``
+    beside ``/healthcheck`` in every composite that serves that.
     """
     if placement == "paste":
         source = os.path.join(REPO, "paste.ini.example")
@@ -99,6 +102,13 @@ def _write_paste(
         for key, value in propguard_options.items():
             parser.set("filter:propguard", key, value)
     parser.set("app:healthcheck", "disable_by_file_path", os.path.join(workdir, "hc_disable"))
+    if readiness is not None:
+        parser.add_section("app:readiness")
+        for key, value in readiness.items():
+            parser.set("app:readiness", key, value)
+        for section in parser.sections():
+            if section.startswith("composite:") and parser.has_option(section, "/healthcheck"):
+                parser.set(section, "/readiness", "readiness")
     path = os.path.join(workdir, "glance-api-paste.ini")
     with open(path, "w") as handle:
         handle.write(f"# Written by propguard demo from {source}\n")
@@ -130,6 +140,8 @@ def start_glance(
     name: str = "glance",
     progress: Callable[[float], None] | None = None,
     database: str | None = None,
+    readiness: Mapping[str, str] | None = None,
+    processes: int = 1,
 ) -> GlanceInfo:
     """Configure, migrate and serve Glance. ``authtoken``: [keystone_authtoken] (None: JWT).
 
@@ -143,11 +155,12 @@ def start_glance(
     Glance's own ``property_protection_file``/``_rule_format`` (and
     ``policy_file``), for the comparison with Glance alone. ``database``:
     ``[database] connection`` (default: a sqlite file in ``workdir``; the
-    tests also run it on MariaDB).
+    tests also run it on MariaDB). ``readiness``: ``[app:readiness]`` at ``/readiness``;
+    ``processes``: uWSGI worker processes.
     """
     for sub in ("images", "staging", "etc"):
         os.makedirs(os.path.join(workdir, sub), exist_ok=True)
-    paste, flavor = _write_paste(workdir, placement, jwt, propguard_options)
+    paste, flavor = _write_paste(workdir, placement, jwt, propguard_options, readiness)
     policy = os.path.join(workdir, "etc", "policy.yaml")
     with open(policy, "w") as handle:
         handle.write("{}\n")  # Glance's in-code defaults, nothing from /etc
@@ -203,7 +216,7 @@ def start_glance(
     )
     ini = os.path.join(workdir, "uwsgi.ini")
     with open(ini, "w") as handle:
-        handle.write(uwsgi_ini(port, "glance.wsgi.api:application"))
+        handle.write(uwsgi_ini(port, "glance.wsgi.api:application", processes=processes))
     say(f"{name}: starting uWSGI on {HOST}:{port} (pipeline flavor {flavor}) ...")
     sup.start(
         name,

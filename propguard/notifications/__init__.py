@@ -17,6 +17,9 @@ Modules, from the pure core outwards (see ``docs/notifications.md``):
     the ``propguard`` oslo.messaging notification driver for glance-api.
 ``amqp``, ``service``
     ``propguard notify-filter``: the at-least-once listener service (py-amqp).
+``shadow``
+    ``shadow_rules_file`` for notifications: the divergence records and
+    counters, and why ``enforce = false`` is refused.
 ``cli``
     the ``notify-filter`` command (``--stdin`` or the service).
 ``samples``

@@ -79,6 +79,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--policy-file", metavar="FILE", help="oslo.policy file for policies format")
     p.add_argument(
+        "--shadow-rules-file",
+        metavar="FILE",
+        help="rules decided beside the rules file and never applied; each property an "
+        "output's audience would stop (or start) receiving is a shadow_divergence record on "
+        "the propguard.decisions log (standard error with --stdin) (default: [propguard] "
+        "shadow_rules_file)",
+    )
+    p.add_argument(
+        "--shadow-rule-format",
+        choices=("roles", "policies"),
+        help="format of the shadow rules (default: the rules' format)",
+    )
+    p.add_argument(
         "--name-collation",
         metavar="COLLATION",
         help="how Glance's database compares property names, as the API filter's "
@@ -151,9 +164,11 @@ def load_conf(args: argparse.Namespace, *, service: bool = False) -> cfg.ConfigO
 
 
 def open_rules_for(args: argparse.Namespace, conf: cfg.ConfigOpts):
-    """The rules holder for ``[propguard]`` (quick options first) and the view of images
-    its options describe, as the API filter's; raises ``RulesError``."""
+    """The rules holder for ``[propguard]`` (quick options first), the view of images
+    its options describe, as the API filter's, and the shadow rules' holder and
+    divergence recorder (both None without ``shadow_rules_file``); raises ``RulesError``."""
     from propguard import opts as propguard_opts
+    from propguard.notifications.shadow import open_shadow, refuse_dry_run
     from propguard.rules.loading import RulesOptions, open_rules
     from propguard.view import view_from_options
 
@@ -169,18 +184,25 @@ def open_rules_for(args: argparse.Namespace, conf: cfg.ConfigOpts):
         values["policy_file"] = propguard_opts.locate(args.policy_file, conf)
     if args.name_collation:
         values["name_collation"] = args.name_collation
+    if args.shadow_rules_file:
+        values["shadow_rules_file"] = propguard_opts.locate(args.shadow_rules_file, conf)
+    if args.shadow_rule_format:
+        values["shadow_rule_format"] = args.shadow_rule_format
     if not values.get("rules_file"):
         raise UsageError("no rules: give --rules-file, or rules_file in [propguard]")
     try:
+        refuse_dry_run(values)
         view = view_from_options(values)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    options = RulesOptions.from_options(values)
     holder = open_rules(
-        RulesOptions.from_options(values),
+        options,
         reload_interval=values["reload_interval"],
         reload_on_sighup=values["reload_on_sighup"],
     )
-    return holder, view
+    shadow, recorder = open_shadow(values, options)
+    return holder, view, shadow, recorder
 
 
 def output_config(args: argparse.Namespace, conf: cfg.ConfigOpts) -> notify_opts.OutputConfig:
@@ -240,8 +262,10 @@ def filter_lines(
 def _run_stdin(args: argparse.Namespace) -> int:
     conf = load_conf(args)
     config = output_config(args, conf)
-    holder, view = open_rules_for(args, conf)
-    nf = config.build(holder.current, view)
+    holder, view, shadow, recorder = open_rules_for(args, conf)
+    if shadow is not None:
+        _decisions_to_stderr()
+    nf = config.build(holder.current, view, shadow=_current(shadow), on_divergence=recorder)
     bad = filter_lines(nf, sys.stdin.buffer, sys.stdout.buffer, sys.stderr)
     if bad:
         print(f"{PROG}: {bad} line(s) could not be filtered", file=sys.stderr)
@@ -259,8 +283,26 @@ def _run_service(args: argparse.Namespace) -> int:
 
     conf = load_conf(args, service=True)
     config = output_config(args, conf)
-    holder, view = open_rules_for(args, conf)
-    return service.main(conf, config, holder, view)
+    holder, view, shadow, recorder = open_rules_for(args, conf)
+    return service.main(conf, config, holder, view, shadow=_current(shadow), on_divergence=recorder)
+
+
+def _current(holder: Any) -> Any:
+    """A rules holder's ``current`` (the engine in force after each reload), or None."""
+    return holder.current if holder is not None else None
+
+
+def _decisions_to_stderr() -> None:
+    """``--stdin``: the shadow divergence records on standard error (standard output
+    carries the filtered notifications only)."""
+    import logging
+
+    logger = logging.getLogger("propguard.decisions")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
 
 
 def run(args: argparse.Namespace) -> int:

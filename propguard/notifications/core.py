@@ -33,6 +33,11 @@ it on. An image payload goes through the reader's view whole: its
 properties (``os_glance_*``). Whatever the rules say, :data:`ALWAYS_HIDDEN`
 properties are removed in every output, and an annotation or view tag found
 in an input is removed before anything else (it names hidden properties).
+
+Shadow rules (``shadow``): decided beside the rules for each output's
+audience, never applied; what they would change goes to ``on_divergence``
+as :class:`Divergence` tuples (:mod:`propguard.notifications.shadow` turns
+them into decision records and counters).
 """
 
 from __future__ import annotations
@@ -63,6 +68,8 @@ UNIQUE_ID_KEY = "_unique_id"
 
 #: Bound of the memo of ``annotate``'s per-name reports (names are caller-chosen).
 MEMO_SIZE = 65536
+#: Bound of the shadow rules' memo of payload key sets.
+SHADOW_SETS = 4096
 
 
 class Mode(enum.StrEnum):
@@ -155,6 +162,28 @@ def _suffix(mode: Mode, view: str | None) -> str:
 EngineSource = RuleEngine | Callable[[], RuleEngine]
 
 
+class Divergence(NamedTuple):
+    """Names of one notification that the shadow rules decide otherwise for one output.
+
+    ``shown``: the enforced rules show these names to ``audience`` (the shadow
+    rules would hide them); false: the reverse. The output itself is always the
+    enforced rules' (shadow rules are never applied).
+    """
+
+    mode: Mode
+    #: The reader class (``views``, ``annotate``) or the ``strip`` audience's roles.
+    audience: str
+    credentials: Credentials
+    shown: bool
+    enforced_section: str
+    shadow_section: str
+    names: tuple[str, ...]
+
+
+#: Receives a notification and its divergences (the decision log and the counters).
+DivergenceSink = Callable[[Mapping[str, Any], list[Divergence]], None]
+
+
 class NotificationFilter:
     """Turns one notification into its outputs, for the configured modes.
 
@@ -166,6 +195,9 @@ class NotificationFilter:
     operator's view of images (name folding, protected core attributes), the
     same as the API filter's. ``extra_events``: event types the operator
     allows beyond Glance's, each with the payload shape to check and filter.
+    ``shadow``: rules (an engine or a callable) decided beside ``rules`` for
+    every audience of every image payload and never applied; each difference
+    goes to ``on_divergence`` as :class:`Divergence` records.
     """
 
     def __init__(
@@ -177,6 +209,8 @@ class NotificationFilter:
         reader_classes: Sequence[ReaderClass] = (),
         view: ImageView | None = None,
         extra_events: Mapping[str, Shape] | None = None,
+        shadow: EngineSource | None = None,
+        on_divergence: DivergenceSink | None = None,
     ) -> None:
         self.view = view if view is not None else ImageView()
         self.events: dict[str, Shape] = {**EVENTS, **(extra_events or {})}
@@ -198,6 +232,16 @@ class NotificationFilter:
         self._memo_engine: RuleEngine | None = None
         self._memos: dict[Credentials, Reader] = {}
         self._annotations: dict[str, tuple[list[str], Any]] = {}
+        self.shadow = shadow
+        self.on_divergence = on_divergence
+        self._shadow_of: tuple[RuleEngine, RuleEngine] | None = None
+        self._shadow_readers: dict[Credentials, Reader] = {}
+        #: The strip audience's roles as a reader class spells them (its name in records).
+        self._audience_spec = str(Conjunction(self.audience.roles, self.audience.service_roles))
+        #: Per audience, per name: None (both rules agree) or (shown, sections).
+        self._diverged: dict[Credentials, dict[str, tuple[bool, str, str] | None]] = {}
+        #: Per key set of a payload: its divergences (see :meth:`_compare_shadow`).
+        self._shadow_sets: dict[tuple[tuple[str, ...], tuple[str, ...]], list[Divergence]] = {}
 
     def engine(self) -> RuleEngine:
         if self._engine is not None:
@@ -254,6 +298,8 @@ class NotificationFilter:
                     results.append(_stripped(notification, seen, mode, rc.name))
             else:
                 results.append(self._annotated(engine, notification, payload, payload["properties"]))
+        if self.shadow is not None:
+            self._compare_shadow(engine, notification, payload)
         return results
 
     def _unchanged(self, notification: Mapping[str, Any]) -> list[Output]:
@@ -304,6 +350,95 @@ class NotificationFilter:
         out = _copy(notification, Mode.ANNOTATE, None)
         out["payload"] = new_payload
         return Output(Mode.ANNOTATE, None, out)
+
+    # -- shadow rules: decided beside, never applied ------------------------------
+
+    def _compare_shadow(
+        self, engine: RuleEngine, notification: Mapping[str, Any], payload: dict[str, Any]
+    ) -> None:
+        """Decide ``payload``'s names with the shadow rules for every output's audience;
+        report those decided otherwise (the outputs were made with ``engine`` alone)."""
+        shadow = self.shadow if isinstance(self.shadow, RuleEngine) else self.shadow()  # type: ignore[misc]
+        if self._shadow_of != (engine, shadow):  # either rules reloaded: decide again
+            self._shadow_of = (engine, shadow)
+            self._shadow_readers = {}
+            self._diverged = {}
+            self._shadow_sets = {}
+        properties = payload["properties"]
+        # Payloads mostly share their key sets (one image's events, one cloud's images):
+        # their divergences are worked out once per key set.
+        signature = (tuple(payload), tuple(properties))
+        found = self._shadow_sets.get(signature)
+        if found is None:
+            if len(self._shadow_sets) >= SHADOW_SETS:
+                self._shadow_sets.clear()
+            found = self._shadow_sets[signature] = self._divergences(
+                engine, shadow, payload, properties
+            )
+        if found and self.on_divergence is not None:
+            self.on_divergence(notification, found)
+
+    def _divergences(
+        self,
+        engine: RuleEngine,
+        shadow: RuleEngine,
+        payload: dict[str, Any],
+        properties: dict[str, Any],
+    ) -> list[Divergence]:
+        top = [k for k in payload if k not in IMAGE_STRUCTURE]
+        names = list(dict.fromkeys([*top, *properties]))
+        found: list[Divergence] = []
+        if Mode.STRIP in self.modes:
+            spec = self._audience_spec
+            found += self._diverging(engine, shadow, Mode.STRIP, spec, self.audience, names)
+        for mode, considered in ((Mode.VIEWS, names), (Mode.ANNOTATE, list(properties))):
+            # annotate passes the top-level keys whole: only its classes per property change.
+            if mode in self.modes:
+                for rc in self.reader_classes:
+                    found += self._diverging(
+                        engine, shadow, mode, rc.name, rc.credentials, considered
+                    )
+        return found
+
+    def _diverging(
+        self,
+        engine: RuleEngine,
+        shadow: RuleEngine,
+        mode: Mode,
+        name: str,
+        creds: Credentials,
+        names: Iterable[str],
+    ) -> list[Divergence]:
+        memo = self._diverged.get(creds)
+        if memo is None or len(memo) >= MEMO_SIZE:
+            memo = self._diverged[creds] = {}
+        groups: dict[tuple[bool, str, str], list[str]] = {}
+        for key in names:
+            found = memo.get(key, _UNDECIDED)
+            if found is _UNDECIDED:
+                found = memo[key] = self._shadow_decision(engine, shadow, creds, key)
+            if found is not None:
+                groups.setdefault(found, []).append(key)
+        return [
+            Divergence(mode, name, creds, shown, enforced, shadowed, tuple(keys))
+            for (shown, enforced, shadowed), keys in groups.items()
+        ]
+
+    def _shadow_decision(
+        self, engine: RuleEngine, shadow: RuleEngine, creds: Credentials, name: str
+    ) -> tuple[bool, str, str] | None:
+        """None if both rules decide ``name`` alike for ``creds``; else (shown, both sections)."""
+        shown = self._memo(engine, creds).can_read(name)
+        shadow_reader = self._shadow_readers.get(creds)
+        if shadow_reader is None:
+            shadow_reader = self._shadow_readers[creds] = self.view.reader(shadow, creds)
+        if shown == shadow_reader.can_read(name):
+            return None
+        return shown, self.view.section_of(engine, name), self.view.section_of(shadow, name)
+
+
+#: A name not decided yet by :meth:`NotificationFilter._shadow_decision`.
+_UNDECIDED: Any = object()
 
 
 def _as_seen_by(reader: Reader, payload: dict[str, Any]) -> dict[str, Any]:

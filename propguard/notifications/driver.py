@@ -22,6 +22,10 @@ original ``message_id`` and ``timestamp``): ``strip`` to
 sent at all (fail closed), with an error log line that names its event type
 and message id only.
 
+``[propguard] shadow_rules_file`` is decided beside the rules and never
+applied (:mod:`propguard.notifications.shadow`); ``enforce = false`` stops
+the driver from loading.
+
 Two places of oslo.messaging log a payload when a send fails (the
 ``messagingv2`` driver, and the ``Notifier`` when a driver raises). Here the
 outputs go through a ``messagingv2`` driver whose failure log names the topic
@@ -105,13 +109,16 @@ def _rules_values(conf: Any) -> dict[str, Any]:
 def filter_for(conf: Any) -> tuple[NotificationFilter, OutputConfig]:
     """The filter for ``conf``'s ``[propguard]`` and ``[propguard_notifications]``, built once.
 
-    Raises ``ValueError`` (bad option) or ``RulesError`` (rules that do not
-    load): the driver then does not load, and oslo.messaging sends nothing.
+    Raises ``ValueError`` (bad option, ``enforce = false``) or ``RulesError``
+    (rules or shadow rules that do not load): the driver then does not load,
+    and oslo.messaging sends nothing.
     """
+    from propguard.notifications.shadow import open_shadow, refuse_dry_run
     from propguard.rules.loading import RulesOptions, open_rules
     from propguard.view import view_from_options
 
     values = _rules_values(conf)
+    refuse_dry_run(values)
     if values["name_collation"] == "auto":
         # Glance's database as *this* configuration (glance-api's) names it.
         from propguard.glance.database import name_folding
@@ -129,6 +136,10 @@ def filter_for(conf: Any) -> tuple[NotificationFilter, OutputConfig]:
         config,
         values["name_collation"],
         tuple(values["protect_core_attributes"]),
+        values["shadow_rules_file"],
+        values["shadow_rule_format"],
+        values["decision_log"],
+        values["log_property_names"],
     )
     with _FILTERS_LOCK:
         built = _FILTERS.get(key)
@@ -138,8 +149,17 @@ def filter_for(conf: Any) -> tuple[NotificationFilter, OutputConfig]:
                 reload_interval=values["reload_interval"],
                 reload_on_sighup=values["reload_on_sighup"],
             )
+            shadow, recorder = open_shadow(values, options)
             view = view_from_options(values)  # the API filter's view, from the same options
-            built = _FILTERS[key] = (config.build(holder.current, view), config)
+            built = _FILTERS[key] = (
+                config.build(
+                    holder.current,
+                    view,
+                    shadow=shadow.current if shadow is not None else None,
+                    on_divergence=recorder,
+                ),
+                config,
+            )
         return built
 
 

@@ -20,7 +20,13 @@ from typing import Any
 
 from oslo_config import cfg
 
-from propguard.notifications.core import Mode, NotificationFilter, ReaderClass, audience
+from propguard.notifications.core import (
+    DivergenceSink,
+    Mode,
+    NotificationFilter,
+    ReaderClass,
+    audience,
+)
 from propguard.notifications.shapes import Shape
 from propguard.view import ImageView
 
@@ -308,9 +314,17 @@ class OutputConfig:
         if Mode.ANNOTATE in self.modes and not self.annotate_topic:
             raise ValueError(f"[{OUTPUT_GROUP}] annotate_topic is empty")
 
-    def build(self, rules, view: ImageView | None = None) -> NotificationFilter:
+    def build(
+        self,
+        rules,
+        view: ImageView | None = None,
+        *,
+        shadow=None,
+        on_divergence: DivergenceSink | None = None,
+    ) -> NotificationFilter:
         """The filter core over ``rules`` (an engine or ``RulesHolder.current``), seeing
-        images through ``view`` (the API filter's: from the same ``[propguard]`` options)."""
+        images through ``view`` (the API filter's: from the same ``[propguard]`` options);
+        ``shadow``: ``shadow_rules_file``'s (never applied; differences to ``on_divergence``)."""
         return NotificationFilter(
             rules,
             modes=self.modes,
@@ -318,6 +332,8 @@ class OutputConfig:
             reader_classes=self.reader_classes,
             view=view,
             extra_events=dict(self.extra_events),
+            shadow=shadow,
+            on_divergence=on_divergence,
         )
 
     def topics_for(self, mode: Mode, view: str | None, strip_topics: tuple[str, ...]) -> list[str]:

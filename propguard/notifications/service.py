@@ -759,8 +759,17 @@ def _utcnow() -> str:
     return str(datetime.now(UTC).replace(tzinfo=None))
 
 
-def main(conf: Any, outputs: OutputConfig, holder: Any, view: ImageView | None = None) -> int:
-    """Entry of ``propguard notify-filter`` (service mode); returns the exit status."""
+def main(
+    conf: Any,
+    outputs: OutputConfig,
+    holder: Any,
+    view: ImageView | None = None,
+    *,
+    shadow: Any = None,
+    on_divergence: Any = None,
+) -> int:
+    """Entry of ``propguard notify-filter`` (service mode); returns the exit status.
+    ``shadow``, ``on_divergence``: shadow rules (:mod:`propguard.notifications.shadow`)."""
     from oslo_log import log as oslo_log
 
     try:
@@ -769,7 +778,8 @@ def main(conf: Any, outputs: OutputConfig, holder: Any, view: ImageView | None =
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
         settings = ServiceSettings.from_conf(conf)
-        service = NotifyFilterService(settings, outputs.build(holder.current, view), outputs)
+        nf = outputs.build(holder.current, view, shadow=shadow, on_divergence=on_divergence)
+        service = NotifyFilterService(settings, nf, outputs)
     except (StartupError, ValueError) as exc:
         LOG.error("propguard notify-filter: %s", exc)
         return 2
