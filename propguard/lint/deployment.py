@@ -430,6 +430,30 @@ class Checker:
                     )
                 )
 
+    def check_notification_dry_run(self) -> None:
+        """``enforce = false`` in ``[propguard]`` of the config files beside the propguard driver.
+
+        The notification driver reads ``[propguard]`` and refuses a dry run
+        (it would send every property to the indexers), so it does not load
+        and Glance's notifications stop; the API's dry run belongs in the
+        paste section, which the driver does not read.
+        """
+        setting = self.conf.get(opts.GROUP, "enforce")
+        if setting is None or setting.value.strip().lower() not in ("false", "0", "no", "off"):
+            return
+        driver = self.conf.get("oslo_messaging_notifications", "driver")
+        if "propguard" not in [d.strip() for d in (driver.value if driver else "").split(",")]:
+            return
+        self.problems.append(
+            _error(
+                "PG409",
+                setting.position,
+                "enforce = false in [propguard] with the propguard notification driver: the "
+                "driver refuses a dry run and does not load, so Glance's notifications stop",
+                "put enforce = false in propguard's paste section ([filter:propguard]) instead",
+            )
+        )
+
     def check_issuer_sections(self) -> None:
         """A ``[propguard_jwt:<name>]`` section for an issuer ``issuers`` does not list.
 
@@ -465,6 +489,7 @@ class Checker:
         self.check_pipelines()
         self.check_glance_options()
         self.check_dangling()
+        self.check_notification_dry_run()
         self.check_issuer_sections()
         return self.problems
 

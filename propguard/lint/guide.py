@@ -84,7 +84,7 @@ does not exist).
 | PG406 | an explicit `name_collation` disagrees with `[database] connection` (binary against MySQL/MariaDB, or a folding collation against PostgreSQL/SQLite) |
 | PG407 | `limit_param_default`/`api_limit_max` differ from Glance's (defaults 25 and 1000) |
 | PG408 | an unknown option, with "did you mean": in `[propguard]`, propguard's paste section, `[propguard_jwt]`/`[propguard_jwt:<issuer>]` and the jwt paste section, `[propguard_notifications]`, `[propguard_notify_filter]`, the proxy app's section |
-| PG409 | a value the filter refuses at start, or no `rules_file` |
+| PG409 | a value the filter refuses at start, or no `rules_file`; `enforce = false` in `[propguard]` beside the propguard notification driver (which then refuses to load) |
 | PG410 | an option that points at nothing: a `relations_*` option without `relations_connection`, a `relations_outbox` whose directory does not exist, `[propguard_notifications]` without `propguard` in `[oslo_messaging_notifications] driver`, a `[propguard_jwt:<name>]` section whose name `issuers` does not list |
 
 The Glance options (PG403-PG407) are read from `--config-file`; for a paste

@@ -104,6 +104,14 @@ MISTAKES = {
         ["PG410"],
     ),
     "jwt-typo": ({}, {"more": "[propguard_jwt]\nisss = https://idp\n"}, ["PG408"]),
+    "notification-dry-run": (
+        {},
+        {
+            "propguard": "enforce = false\n",
+            "more": "[oslo_messaging_notifications]\ndriver = propguard\n",
+        },
+        ["PG409"],
+    ),
     "jwt-unlisted-issuer": (
         {},
         {
