@@ -74,9 +74,13 @@ runs them in parallel under stestr too) and is shared by the tests of this
 module. A test that fails in it is run again alone, with and then without
 propguard, before anything is blamed on propguard (Glance's polling
 deadlines are short). Such a test is forgiven once: it is named and written
-to the flake ledger (``PROPGUARD_GLANCE_FLAKE_LEDGER``, default
-``.glance-suite-flakes.json`` at the repository root; CI keeps it between
-runs), and the run that sees it a second time fails, naming it.
+to the flake ledger, and the run that sees it a second time fails, naming
+it. The ledger lives outside the clone, so that a fresh clone still finds
+it: ``PROPGUARD_GLANCE_FLAKE_LEDGER``, else
+``$XDG_CACHE_HOME/propguard/glance-flakes.json`` (``~/.cache/...``). A CI
+runner that keeps its home directory carries it from run to run; one that starts empty each time must cache that file, or every
+flake is seen for the first time. The run prints the ledger's path and what
+it held before.
 
 By hand: ``.venv/bin/python tests/glance_suite/glance_suite_runner.py
 {baseline,transparency,protections} [--service-role-mode union] [node ids]``.
@@ -154,6 +158,18 @@ GLANCE_SKIPS: dict[str, str] = {
 }
 
 
+#: The collected tests that start no glance-api (``SynchronousAPIBase.start_server``),
+#: each with why. Every other test of the selection builds one, propguard in it.
+NO_SERVER: dict[str, str] = {
+    V2 + "test_image_decompression.py::TestImageDecompression::"
+    "test_decompress_lha_no_library_error": "@testtools.skip('Failing intermittently') "
+    "skips it before its first line (start_server)",
+    V2 + "test_image_decompression.py::TestImageDecompression::"
+    "test_decompress_lha_with_glance_direct": "@testtools.skipIf(lhafile missing) skips it "
+    "before its first line (start_server)",
+}
+
+
 @dataclass(frozen=True)
 class Difference:
     """A Glance defect a (b) test asserts and propguard deliberately fixes."""
@@ -177,17 +193,24 @@ def excluded() -> list[str]:
 
 
 def flake_ledger() -> Path:
-    """Where forgiven flakes are remembered between runs."""
-    default = Path(__file__).resolve().parents[2] / ".glance-suite-flakes.json"
-    return Path(os.environ.get("PROPGUARD_GLANCE_FLAKE_LEDGER") or default)
+    """Where forgiven flakes are remembered between runs: outside the clone (a
+    ledger inside it would start empty with every fresh clone, as CI's are)."""
+    override = os.environ.get("PROPGUARD_GLANCE_FLAKE_LEDGER")
+    if override:
+        return Path(override)
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "propguard" / "glance-flakes.json"
 
 
 def forgive_once(flaky: list[str], ledger: Path) -> list[str]:
     """Record ``flaky`` (failed in the shared run, passed alone); return those seen before."""
     seen: dict[str, str] = json.loads(ledger.read_text()) if ledger.exists() else {}
+    before = f"{len(seen)} earlier entries" if seen else "empty before this run"
+    print(f"flake ledger {ledger}: {before}")
     again = [t for t in flaky if t in seen]
     now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     seen.update({t: seen.get(t, now) for t in flaky})
+    ledger.parent.mkdir(parents=True, exist_ok=True)
     ledger.write_text(json.dumps(seen, indent=1, sort_keys=True) + "\n")
     return [f"{t} (first forgiven {seen[t]})" for t in again]
 
@@ -255,11 +278,29 @@ def test_a_forgiven_flake_fails_the_second_time(tmp_path):
     assert set(json.loads(ledger.read_text())) == {"glance.tests.a::t1", "glance.tests.b::t2"}
 
 
+def test_the_flake_ledger_outlives_the_clone(monkeypatch, tmp_path):
+    """A fresh clone (CI's) must still find the flakes forgiven before."""
+    monkeypatch.delenv("PROPGUARD_GLANCE_FLAKE_LEDGER", raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    clone = Path(__file__).resolve().parents[2]
+    assert not flake_ledger().is_relative_to(clone)
+    assert flake_ledger() == Path.home() / ".cache" / "propguard" / "glance-flakes.json"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert flake_ledger() == tmp_path / "propguard" / "glance-flakes.json"
+    monkeypatch.setenv("PROPGUARD_GLANCE_FLAKE_LEDGER", str(tmp_path / "l.json"))
+    assert flake_ledger() == tmp_path / "l.json"
+
+
 def test_transparency_propguard_was_in_every_pipeline(transparency: SuiteRun):
     """Each test that built glance-api built propguard into it, and requests went through it."""
     run = transparency
     started = {t: r for t, r in run.tests.items() if t in run.collected and r["servers"]}
-    assert len(started) >= SUITE_SIZE - 10
+    no_server = sorted(set(run.collected) - set(started))
+    assert no_server == sorted(NO_SERVER), (
+        "the tests that started no glance-api are not NO_SERVER's: "
+        f"unexpected {sorted(set(no_server) - set(NO_SERVER))}, "
+        f"listed but started one or not collected {sorted(set(NO_SERVER) - set(no_server))}"
+    )
     missing = [t for t, r in started.items() if r["propguard_filters"] < r["servers"]]
     assert not missing, missing
     assert sum(r["propguard_requests"] for r in started.values()) > 5 * len(started)
