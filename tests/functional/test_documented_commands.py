@@ -642,6 +642,12 @@ EXIT_CLAIMS_ELSEWHERE = [
         "test_notify_service.py: SIGTERM, exit 0 (SIGINT has the same handler in service.py)",
     ),
     (
+        "docs/notifications.md",
+        "the service and `--stdin` (exit 2)",
+        "tests/unit/notifications/test_notify_shadow.py: test_stdin_and_service_refuse_a_dry_run, "
+        "test_the_driver_refuses_a_dry_run",
+    ),
+    (
         "docs/releasing.md",
         "`scripts/gen_options_doc.py --check` exits 1 when `docs/options.md` would change",
         "tests/unit/test_options_doc.py",

@@ -330,11 +330,13 @@ def test_stdin_trial_with_shadow_rules(tmp_path: Path) -> None:
     assert SECRET.encode() not in tried.stderr
 
 
-def test_stdin_refuses_a_dry_run(tmp_path: Path) -> None:
+@pytest.mark.parametrize("form", [["--stdin", "--roles", "member"], []], ids=["stdin", "service"])
+def test_stdin_and_service_refuse_a_dry_run(tmp_path: Path, form: list[str]) -> None:
+    """Exit 2 before anything is read or any broker is reached (docs/notifications.md)."""
     rules = tmp_path / "rules.conf"
     rules.write_text(RULES)
     conf = tmp_path / "nf.conf"
     conf.write_text(f"[propguard]\nrules_file = {rules}\nenforce = false\n")
-    result = _cli(["--stdin", "--config-file", str(conf), "--roles", "member"], b"")
+    result = _cli([*form, "--config-file", str(conf)], b"")
     assert result.returncode == 2
     assert DRY_RUN_REFUSED in result.stderr.decode()
