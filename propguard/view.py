@@ -44,10 +44,11 @@ ALWAYS_HIDDEN = frozenset({"os_glance_stage_host", "os_glance_hash_op_host"})
 #: of the notification service lives as long as the rules).
 MEMO_SIZE = 65536
 
-#: Callers (distinct :meth:`RuleEngine.caller_key`: role sets, under role
-#: rules) whose decisions a view shares across requests, and names shared
-#: per caller: at most MEMO_SIZE decisions in all, as one reader's memo.
-SHARED_CALLERS = 64
+#: Callers (distinct :meth:`RuleEngine.caller_key`: role sets under role
+#: rules, callers under policies) whose decisions a view shares across
+#: requests, and names shared per caller (caller-chosen: bounded), so at most
+#: half of one reader's MEMO_SIZE in all. Past them, readers decide alone.
+SHARED_CALLERS = 32
 SHARED_NAMES = 1024
 
 
@@ -274,13 +275,14 @@ class Reader:
             creds = self.creds
             result = self.rules.allowed(name, "read", creds)
             shadow = self.shadow
+            room = len(known.agreed) + len(known.diverging) < min(SHARED_NAMES, MEMO_SIZE)
             if shadow is None or shadow.allowed(name, "read", creds) == result:
-                if len(known.agreed) < min(SHARED_NAMES, MEMO_SIZE):
+                if room:
                     known.agreed[name] = result
                     return result
             else:
                 pair = (result, not result)
-                if len(known.diverging) < SHARED_NAMES:
+                if room:
                     known.diverging[name] = pair
         if pair is not None:
             result = pair[0]
