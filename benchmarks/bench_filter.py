@@ -12,7 +12,8 @@ same process:
   checks, removing hidden keys and JSON encoding. Measured as (filter + a
   downstream app that returns the page bytes) minus (that app alone).
   "warm" is the steady state (process-wide caches filled by earlier
-  requests); "cold" clears the engine's caches before every request.
+  requests); "cold" clears the engine's caches and the decisions the view
+  shares across requests before every request.
 * ``glance``: only Glance's checks: one ``PropertyRules.check_property_rules``
   ``read`` call per property of every image (Glance really does at least two
   per property, see the reference §5), with a fresh RequestContext per page.
@@ -160,6 +161,7 @@ def propguard_cases(
     def cold():
         engine.section_index.cache_clear()
         engine._cached_allowed.cache_clear()
+        filt.view._known = None  # the decisions the view shares across requests
         call(filt)
 
     return {

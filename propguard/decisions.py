@@ -150,6 +150,8 @@ class DecisionLog:
         "file:line"`` names the enforced section deciding a name,
         ``shadow_where`` the shadow one.
         """
+        if not (trail.hidden or trail.divergences or trail.denied or refused):
+            return  # nothing to record: build nothing (most requests)
         records: list[dict[str, Any]] = []
         base = _base(environ, creds, route)
         if (refused and enforce) or (trail.denied and not enforce):

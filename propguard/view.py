@@ -24,7 +24,8 @@ name themselves.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+import threading
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -42,6 +43,13 @@ ALWAYS_HIDDEN = frozenset({"os_glance_stage_host", "os_glance_hash_op_host"})
 #: Bound of a reader's memo of decisions (names are caller-chosen; a reader
 #: of the notification service lives as long as the rules).
 MEMO_SIZE = 65536
+
+#: Callers (distinct :meth:`RuleEngine.caller_key`: role sets under role
+#: rules, callers under policies) whose decisions a view shares across
+#: requests, and names shared per caller (caller-chosen: bounded), so at most
+#: half of one reader's MEMO_SIZE in all. Past them, readers decide alone.
+SHARED_CALLERS = 32
+SHARED_NAMES = 1024
 
 
 class Rules(Protocol):
@@ -94,6 +102,34 @@ class FoldedRules:
         return self.engine.allowed(self.fold(name), op, creds)
 
 
+class _Known:
+    """One caller's read decisions under one pair of rules (enforced, shadow), shared by
+    that caller's readers across requests and threads.
+
+    A decision is a function of the rules (immutable: a reload makes new
+    engines, and a new :class:`_Known`), the name and what the rules read of
+    the caller (:meth:`RuleEngine.caller_key`), so a list page asks the rules
+    only about names it has never shown this role set, and the shadow rules'
+    second opinion costs nothing once given. Names the two rules decide
+    differently are kept apart: every reader records them in its own trail.
+    """
+
+    __slots__ = ("agreed", "diverging")
+
+    def __init__(self, seed: Mapping[str, bool]) -> None:
+        #: name -> decision, where the shadow rules (if any) decide alike; seeded with
+        #: the free and the always-hidden names, which never reach the rules.
+        self.agreed: dict[str, bool] = dict(seed)
+        #: name -> (enforced, shadow) where they differ.
+        self.diverging: dict[str, tuple[bool, bool]] = {}
+
+
+def _seed(config: ViewConfig) -> dict[str, bool]:
+    seed = dict.fromkeys(config.free_keys, True)
+    seed.update(dict.fromkeys(ALWAYS_HIDDEN, False))
+    return seed
+
+
 @dataclass
 class ImageView:
     """The view of the rules every adapter asks; one per filter, notification filter, API.
@@ -106,6 +142,10 @@ class ImageView:
     enforce: bool = True
     _compiled: tuple[RuleEngine, Rules] | None = field(default=None, repr=False)
     _shadow: tuple[RuleEngine, Rules] | None = field(default=None, repr=False)
+    _known: tuple[RuleEngine, RuleEngine | None, dict[Hashable, _Known]] | None = field(
+        default=None, repr=False, compare=False
+    )
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @property
     def folding(self) -> NameFolding:
@@ -149,7 +189,27 @@ class ImageView:
             shadow=shadow_rules,
             enforce=self.enforce,
             trail=trail,
+            known=self._known_for(engine, shadow, creds),
         )
+
+    def _known_for(
+        self, engine: RuleEngine, shadow: RuleEngine | None, creds: Credentials
+    ) -> _Known:
+        """The shared decisions of ``creds``'s role set (caller key) under these rules."""
+        slot = self._known
+        if slot is None or slot[0] is not engine or slot[1] is not shadow:
+            slot = self._known = (engine, shadow, {})  # new rules: forget every decision
+        callers = slot[2]
+        key = (engine.caller_key(creds), shadow.caller_key(creds) if shadow is not None else None)
+        known = callers.get(key)
+        if known is None:
+            with self._lock:
+                known = callers.get(key)
+                if known is None:
+                    if len(callers) >= SHARED_CALLERS:
+                        del callers[next(iter(callers))]  # the oldest
+                    known = callers[key] = _Known(_seed(self.config))
+        return known
 
     def section_of(self, engine: RuleEngine, name: str) -> str:
         """``file:line`` of the section of ``engine`` deciding ``name`` as the database folds it."""
@@ -162,9 +222,12 @@ class ImageView:
 
 
 class Reader:
-    """What one caller may see; decisions memoised for the reader's life (bounded)."""
+    """What one caller may see; decisions memoised (bounded): those its caller's role set
+    shares (:class:`_Known`), and its own (divergences, and names past the shared bound)."""
 
-    __slots__ = ("config", "creds", "enforce", "rules", "shadow", "trail", "_memo", "_seed")
+    __slots__ = (
+        "config", "creds", "enforce", "rules", "shadow", "trail", "_known", "_memo", "_own"
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -175,6 +238,7 @@ class Reader:
         shadow: Rules | None = None,
         enforce: bool = True,
         trail: Trail | None = None,
+        known: _Known | None = None,
     ) -> None:
         self.rules = rules
         self.creds = creds
@@ -182,10 +246,11 @@ class Reader:
         self.shadow = shadow
         self.enforce = enforce
         self.trail = trail
-        seed = dict.fromkeys(config.free_keys, True)
-        seed.update(dict.fromkeys(ALWAYS_HIDDEN, False))
-        self._seed = seed
-        self._memo = dict(seed)
+        if known is None:  # decisions of this reader alone
+            known = _Known(_seed(config))
+        self._known = known
+        self._memo = known.agreed
+        self._own: dict[str, bool] = {}
 
     @property
     def protected_core(self) -> frozenset[str]:
@@ -195,19 +260,37 @@ class Reader:
         """The rules' read decision on ``name`` (applied or not), memoised."""
         result = self._memo.get(name)
         if result is None:
+            result = self._first(name)
+        return result
+
+    def _first(self, name: str) -> bool:
+        """A name the caller's shared decisions lack: decided (by both rules in shadow
+        mode), shared if the two agree, else recorded as a divergence once per reader."""
+        result = self._own.get(name)
+        if result is not None:
+            return result
+        known = self._known
+        pair = known.diverging.get(name)
+        if pair is None:
             creds = self.creds
             result = self.rules.allowed(name, "read", creds)
             shadow = self.shadow
-            # Inline (not _compare): every first decision of a name pays it in shadow mode.
-            if (
-                shadow is not None
-                and shadow.allowed(name, "read", creds) != result
-                and self.trail is not None
-            ):
-                self.trail.divergences.append(("read", name, result, not result))
-            if len(self._memo) >= MEMO_SIZE:
-                self._memo = dict(self._seed)
-            self._memo[name] = result
+            room = len(known.agreed) + len(known.diverging) < min(SHARED_NAMES, MEMO_SIZE)
+            if shadow is None or shadow.allowed(name, "read", creds) == result:
+                if room:
+                    known.agreed[name] = result
+                    return result
+            else:
+                pair = (result, not result)
+                if room:
+                    known.diverging[name] = pair
+        if pair is not None:
+            result = pair[0]
+            if self.trail is not None:
+                self.trail.divergences.append(("read", name, result, pair[1]))
+        if len(self._own) >= MEMO_SIZE:
+            self._own = {}
+        self._own[name] = result
         return result
 
     def _compare(self, name: str, op: str, enforced: bool) -> None:

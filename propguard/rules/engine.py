@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 import functools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 from propguard.credentials import Credentials
@@ -167,6 +167,10 @@ class RuleEngine:
         self._checks = tuple(checks)
         self._searches = tuple(re.compile(s.pattern).search for s in sections)
         self._op_index = {op: i for i, op in enumerate(OPERATIONS)}
+        # Only role lists, '@' and '!': the decisions read nothing else of a caller.
+        self._roles_only = all(
+            isinstance(check, (_Everyone, _Nobody, _Roles)) for ops in checks for check in ops
+        )
         self.section_index = functools.lru_cache(maxsize=name_cache_size)(self._find_section)
         self._cached_allowed = functools.lru_cache(maxsize=decision_cache_size)(self._allowed)
 
@@ -182,6 +186,13 @@ class RuleEngine:
 
     def _allowed(self, creds: Credentials, index: int, op_index: int) -> bool:
         return self._checks[index][op_index].allowed(creds, self._union)
+
+    def caller_key(self, creds: Credentials) -> Hashable:
+        """What of ``creds`` this engine's decisions read: callers with equal keys get equal
+        decisions (so the view shares its memo of them between a role set's requests)."""
+        if self._roles_only:
+            return (creds.roles, creds.service_roles)
+        return creds  # policies read the whole caller (ids, scope, domains)
 
     def section_for(self, name: str) -> Section | None:
         index = self.section_index(name)

@@ -147,6 +147,135 @@ def test_memo_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     assert reader.can_read("name") and not reader.can_read("secret_x")
 
 
+# -- decisions shared across requests ----------------------------------------
+
+
+def _counting(text: str = RULES) -> tuple[Any, list[str]]:
+    """An engine of ``text`` that notes every name it is asked about."""
+    engine = compile_rules(parse_rules_text("rules.conf", text, "roles"))
+    asked: list[str] = []
+    decide = engine.allowed
+
+    def allowed(name: str, op: str, creds: Credentials) -> bool:
+        asked.append(name)
+        return decide(name, op, creds)
+
+    engine.allowed = allowed  # type: ignore[method-assign]
+    return engine, asked
+
+
+def test_a_role_set_is_decided_once_across_requests() -> None:
+    engine, asked = _counting()
+    view = ImageView()
+    page = [{"id": "i", "colour": "red", "secret_key": "s"}] * 3
+    alice = Credentials.for_roles(["member"], user_id="alice", project_id="p1")
+    bob = Credentials.for_roles(["Member"], user_id="bob", project_id="p2")
+    for creds in (alice, bob, alice):
+        images = [dict(image) for image in page]
+        assert view.reader(engine, creds).images(images)
+        assert images[2] == {"id": "i", "colour": "red"}
+    assert sorted(asked) == ["colour", "secret_key"]  # the first request only
+    assert view.reader(engine, ADMIN).can_read("secret_key")  # another role set: asked
+    assert sorted(asked) == ["colour", "secret_key", "secret_key"]
+
+
+def test_every_request_records_its_divergences_and_the_shadow_is_asked_once() -> None:
+    from propguard.decisions import Trail
+
+    engine = compile_rules(parse_rules_text("rules.conf", RULES, "roles"))
+    shadow, asked = _counting(RULES.replace("read = admin", "read = admin,member", 1))
+    view = ImageView()
+    for _ in range(3):
+        trail = Trail()
+        reader = view.reader(engine, MEMBER, shadow=shadow, trail=trail)
+        images = [{"id": "i", "colour": "red", "secret_key": "s"}, {"secret_key": "t"}]
+        assert reader.images(images) and images == [{"id": "i", "colour": "red"}, {}]
+        assert not reader.can_read("secret_key")
+        assert trail.divergences == [("read", "secret_key", False, True)]  # once per request
+        assert trail.hidden == {"secret_key": 2}
+    assert sorted(asked) == ["colour", "secret_key"]
+
+
+def test_reloaded_rules_decide_afresh() -> None:
+    from propguard.decisions import Trail
+
+    view = ImageView()
+    hiding = compile_rules(parse_rules_text("rules.conf", RULES, "roles"))
+    showing = compile_rules(
+        parse_rules_text("rules.conf", RULES.replace("read = admin", "read = @", 1), "roles")
+    )
+    for engine, shadow, shown, diverges in [
+        (hiding, None, False, False),
+        (showing, None, True, False),
+        (showing, hiding, True, True),
+        (showing, showing, True, False),
+        (hiding, None, False, False),
+    ]:
+        trail = Trail()
+        reader = view.reader(engine, MEMBER, shadow=shadow, trail=trail)
+        assert reader.can_read("secret_key") == shown
+        assert bool(trail.divergences) == diverges
+
+
+def test_policies_are_decided_per_caller_not_per_role_set(tmp_path) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text('"in_p1": "project_id:p1"\n')
+    text = "[.*]\ncreate = in_p1\nread = in_p1\nupdate = in_p1\ndelete = in_p1\n"
+    engine = compile_rules(
+        parse_rules_text("p.conf", text, "policies"), policy_file=str(policy), policy_namespaces=()
+    )
+    view = ImageView()
+    in_p1 = Credentials.for_roles(["member"], user_id="alice", project_id="p1")
+    in_p2 = Credentials.for_roles(["member"], user_id="alice", project_id="p2")
+    for _ in range(2):
+        assert view.reader(engine, in_p1).can_read("colour")
+        assert not view.reader(engine, in_p2).can_read("colour")
+
+
+def test_shared_decisions_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from propguard import view as module
+
+    monkeypatch.setattr(module, "SHARED_CALLERS", 3)
+    monkeypatch.setattr(module, "SHARED_NAMES", 40)
+    monkeypatch.setattr(module, "MEMO_SIZE", 64)
+    view = ImageView()
+    for i in range(10):
+        creds = Credentials.for_roles(["member", f"r{i}"])
+        reader = view.reader(ENGINE, creds)
+        for j in range(100):
+            assert reader.can_read(f"p{j}") and not reader.can_read(f"secret_{j}")
+        assert len(reader._memo) <= 40 and len(reader._own) <= 64
+        assert view._known is not None and len(view._known[2]) <= 3
+    assert view.reader(ENGINE, ADMIN).can_read("secret_1")
+
+
+def test_threads_sharing_a_view_get_the_rules_answers() -> None:
+    import random
+    import threading
+
+    view = ImageView(ViewConfig(frozenset({"locations"}), folding("utf8mb3_general_ci")))
+    config = view.config
+    callers = [*CALLERS.values(), Credentials.for_roles(["admin"], ["nova"])]
+    spellings = [spell(base) for base in BASES for spell in SPELLINGS] + ["locations", "name"]
+    wrong: list[tuple[str, Credentials]] = []
+
+    def work(seed: int) -> None:
+        rnd = random.Random(seed)
+        for _ in range(300):
+            creds = rnd.choice(callers)
+            reader = view.reader(ENGINE, creds)
+            for name in rnd.sample(spellings, 8):
+                if reader.can_read(name) == hidden_by_oracle(name, creds, config):
+                    wrong.append((name, creds))
+
+    threads = [threading.Thread(target=work, args=(seed,)) for seed in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not wrong
+
+
 # -- every adapter, one answer ----------------------------------------------
 
 
