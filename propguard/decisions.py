@@ -22,6 +22,7 @@ run and writes decision logs. Here:
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import Counter
 from collections.abc import Mapping
@@ -203,7 +204,7 @@ class DecisionLog:
             return
         with self._lock:
             self.counts.update(r["outcome"] for r in records)
-        if self.enabled:
+        if self.enabled and LOG.isEnabledFor(logging.INFO):
             for record in records:
                 LOG.info("propguard decision %s", orjson.dumps(record).decode())
         if self.notifier is not None:
