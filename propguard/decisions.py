@@ -33,6 +33,7 @@ import orjson
 from oslo_config import cfg
 from oslo_log import log
 
+from propguard import metrics
 from propguard.credentials import Credentials
 
 LOG = log.getLogger("propguard.decisions")
@@ -183,15 +184,18 @@ class DecisionLog:
                 }
             )
         for op, name, enforced, shadow in trail.divergences:
+            enforced_section = where(name)
+            shadow_section = shadow_where(name) if shadow_where else None
+            metrics.shadow_diverged(route, op, enforced_section, shadow_section or "", enforced)
             records.append(
                 {
                     **base,
                     "outcome": "shadow_divergence",
                     "operations": [op],
                     "enforced": "allow" if enforced else "deny",
-                    "enforced_section": where(name),
+                    "enforced_section": enforced_section,
                     "shadow": "allow" if shadow else "deny",
-                    "shadow_section": shadow_where(name) if shadow_where else None,
+                    "shadow_section": shadow_section,
                     **self._names([name]),
                 }
             )

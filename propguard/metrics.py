@@ -85,7 +85,16 @@ NOTIFY_SHADOW = Counter(
     ["mode", "audience", "event_type", "enforced_section", "shadow_section", "change"],
 )
 
+SHADOW = Counter(
+    "propguard_shadow_divergences_total",
+    "Decisions of the API filter that shadow_rules_file takes otherwise than the rules in "
+    "force, by route template, operation, both deciding sections (file:line) and change "
+    "(would_hide/would_show for reads, would_refuse/would_allow for changes).",
+    ["route", "operation", "enforced_section", "shadow_section", "change"],
+)
+
 _decisions: dict[tuple[str, str, str], Any] = {}
+_shadow: dict[tuple[str, ...], Any] = {}
 _notify_shadow: dict[tuple[str, ...], Any] = {}
 _hidden: dict[str, Any] = {}
 _upstream_errors = {
@@ -137,6 +146,25 @@ def decided(route: str, environ: dict[str, Any], response: Any, refused: bool) -
         if counter is None:
             counter = _hidden[route] = HIDDEN.labels(route)
         counter.inc(hidden)
+
+
+def shadow_diverged(
+    route: str, operation: str, enforced_section: str, shadow_section: str, enforced: bool
+) -> None:
+    """Count one decision the shadow rules take otherwise (a ``shadow_divergence`` record).
+
+    Labels come from the route table, the four operations and the rules
+    files: never from a request's property names.
+    """
+    if operation == "read":
+        change = "would_hide" if enforced else "would_show"
+    else:
+        change = "would_refuse" if enforced else "would_allow"
+    key = (route, operation, enforced_section, shadow_section, change)
+    child = _shadow.get(key)
+    if child is None:
+        child = _shadow[key] = SHADOW.labels(*key)
+    child.inc()
 
 
 # -- the notification filter (propguard/notifications/shadow.py) --------------------

@@ -104,3 +104,42 @@ def test_outbox_depth_and_lag(tmp_path) -> None:
     outbox.append([{"event": "deleted", "image_id": "i", "at": "2000-01-01T00:00:00"}])
     size, lag = metrics.outbox_depth(outbox)
     assert size > 0 and lag > 20 * 365 * 86400
+
+
+def test_api_shadow_divergences_are_counted_by_sections_never_by_name() -> None:
+    """Each shadow_divergence record of the API filter is one count, labelled by the
+    route template, the operation and both deciding sections: no property name."""
+    from propguard.decisions import DecisionLog
+
+    labels = {
+        "route": "image",
+        "operation": "read",
+        "enforced_section": "rules.conf:7",
+        "shadow_section": "next.conf:1",
+        "change": "would_hide",
+    }
+    write = dict(labels, operation="update", change="would_allow")
+    write.update(enforced_section="rules.conf:1", shadow_section="next.conf:7")
+    before = sample("propguard_shadow_divergences_total", **labels)
+    before_write = sample("propguard_shadow_divergences_total", **write)
+    trail = Trail()
+    trail.divergences.extend(
+        [("read", "x_secret_caller_chosen", True, False), ("read", "x_other", True, False)]
+    )
+    trail.divergences.append(("update", "secret_key", False, True))
+    sections = {"x_secret_caller_chosen": 7, "x_other": 7, "secret_key": 1}
+    shadow_sections = {"x_secret_caller_chosen": 1, "x_other": 1, "secret_key": 7}
+    DecisionLog(enabled=False).request(
+        trail,
+        {"REQUEST_METHOD": "GET"},
+        MEMBER,
+        "image",
+        status=200,
+        refused=False,
+        enforce=True,
+        where=lambda name: f"rules.conf:{sections[name]}",
+        shadow_where=lambda name: f"next.conf:{shadow_sections[name]}",
+    )
+    assert sample("propguard_shadow_divergences_total", **labels) == before + 2
+    assert sample("propguard_shadow_divergences_total", **write) == before_write + 1
+    assert "x_secret_caller_chosen" not in metrics.render().decode()
