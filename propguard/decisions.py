@@ -33,7 +33,6 @@ import orjson
 from oslo_config import cfg
 from oslo_log import log
 
-from propguard import metrics
 from propguard.credentials import Credentials
 
 LOG = log.getLogger("propguard.decisions")
@@ -183,6 +182,10 @@ class DecisionLog:
                     **self._names(trail.hidden),
                 }
             )
+        if trail.divergences:
+            # Not at module level: propguard serve imports this module before it
+            # sets PROMETHEUS_MULTIPROC_DIR (prometheus_client reads it at import).
+            from propguard import metrics
         for op, name, enforced, shadow in trail.divergences:
             enforced_section = where(name)
             shadow_section = shadow_where(name) if shadow_where else None

@@ -51,21 +51,24 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     rules.write_text(RULES)
     glance = InProcessGlance(work / "glance")
     glance.start()
-    server = ServerThread(glance.app)
-    ini = trusted_identity_ini(work / "serve.ini", rules)
-    directory = work / "prom"
-    proxy = ServeProcess(
-        server.url,
-        ini,
-        workers=2,
-        log=work / "serve.log",
-        env={"PROMETHEUS_MULTIPROC_DIR": str(directory)},
-    )
-    try:
+    server = proxy = None
+    try:  # a proxy that does not start must not leave this process's Glance running
+        server = ServerThread(glance.app)
+        ini = trusted_identity_ini(work / "serve.ini", rules)
+        directory = work / "prom"  # not there yet: propguard serve makes it
+        proxy = ServeProcess(
+            server.url,
+            ini,
+            workers=2,
+            log=work / "serve.log",
+            env={"PROMETHEUS_MULTIPROC_DIR": str(directory)},
+        )
         yield {"glance": glance, "glance_url": server.url, "proxy": proxy, "dir": directory}
     finally:
-        proxy.stop()
-        server.stop()
+        if proxy is not None:
+            proxy.stop()
+        if server is not None:
+            server.stop()
         glance.stop()
 
 
