@@ -28,10 +28,12 @@ run one part alone.
    the end-to-end effect of :class:`StreamingChunkedReader`.
 
 3. ``--fresh-tokens N`` (alone): a fresh Keystone token's first request
-   directly to Glance, through the proxy (both ``auth_token`` validate), and
+   directly to Glance, through the proxy (both ``auth_token`` validate),
    through the proxy to a Glance that trusts its identity headers (one
-   validation); real Keystone and Glances under uWSGI (see
-   :func:`fresh_tokens`).
+   validation), and through the proxy to a Glance sharing one memcached
+   token cache with it (one validation, a cache hit in Glance); real
+   Keystone and Glances under uWSGI (see :func:`fresh_tokens`). Needs
+   memcached: ``scripts/install-bench-deps.sh`` installs it (apt-get).
 
 Everything shares this machine's cores (client, proxy, upstream), which
 penalises the proxy more on loopback than on a real network.
@@ -459,15 +461,76 @@ def report(label: str, times: dict[str, list[float]], requests: int) -> None:
         )
 
 
+class _SharedTokenCache:
+    """``ks`` whose ``authtoken_options`` add the shared memcached cache's options."""
+
+    def __init__(self, ks: object, options: dict[str, str]) -> None:
+        self._ks = ks
+        self._options = options
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._ks, name)
+
+    def authtoken_options(self, user: str) -> dict[str, str]:
+        return {**self._ks.authtoken_options(user), **self._options}  # type: ignore[attr-defined]
+
+
+def start_memcached(port: int) -> subprocess.Popen:
+    """A private memcached on loopback (TCP only), for the shared token cache.
+
+    Installed by ``scripts/install-bench-deps.sh`` (Debian's ``memcached``).
+    """
+    import os
+    import shutil
+
+    binary = shutil.which("memcached") or "/usr/sbin/memcached"
+    if not os.path.exists(binary):
+        raise SystemExit("memcached is not installed: run scripts/install-bench-deps.sh")
+    argv = [binary, "-l", "127.0.0.1", "-p", str(port), "-U", "0", "-m", "64", "-t", "2"]
+    if os.geteuid() == 0:
+        argv += ["-u", "nobody"]  # memcached refuses to run as root
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_port(port)
+    return process
+
+
+def memcached_stats(port: int) -> dict[str, int]:
+    """``get_hits``, ``get_misses`` and ``cmd_set`` of the memcached on ``port``."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(b"stats\r\n")
+        data = b""
+        while not data.endswith(b"END\r\n"):
+            data += sock.recv(65536)
+    stats = {}
+    for line in data.decode().splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[1] in ("get_hits", "get_misses", "cmd_set"):
+            stats[parts[1]] = int(parts[2])
+    return stats
+
+
 def fresh_tokens(work: Path, rules: Path, rounds: int) -> None:
-    """A fresh Keystone token's first request: direct, through the proxy, and through the
-    proxy to a Glance that trusts its identity headers (one validation instead of two).
+    """A fresh Keystone token's first request: direct, through the proxy (both
+    validate), through the proxy to a Glance that trusts its identity headers
+    (one validation), and with one memcached token cache shared by the proxy's
+    and Glance's ``auth_token`` (the second finds what the first stored).
 
     Real Keystone (sqlite, fernet, uWSGI) and Glances under uWSGI, started as
-    ``propguard demo`` starts them; keystonemiddleware's in-process token
-    cache in each (no memcached here). Each request uses a token issued just
-    before it and not yet seen by anyone; the order rotates every round.
+    ``propguard demo`` starts them. The first three pairs use
+    keystonemiddleware's in-process token cache; the memcached pair has the
+    same ``memcached_servers``, ``memcache_security_strategy = ENCRYPT`` and
+    ``memcache_secret_key`` in both (the cache key is derived from the token
+    and that secret only, so both find the same entry), on a private memcached
+    started here (``scripts/install-bench-deps.sh`` installs it). memcached's
+    own counters (gets that hit or missed, sets) are printed per token: one
+    miss, one set and one hit per fresh token when the cache is shared. Each
+    request uses a token issued just before it and not yet seen by anyone;
+    the order rotates every round.
     """
+    import secrets
+
     from keystoneauth1 import session
     from keystoneauth1.identity import v3
 
@@ -480,81 +543,119 @@ def fresh_tokens(work: Path, rules: Path, rounds: int) -> None:
         print(f"    {text}", flush=True)
 
     options = {"rules_file": str(rules), "name_collation": "binary"}
-    with Supervisor(str(work / "logs")) as sup:
-        (work / "logs").mkdir(exist_ok=True)
-        ks = start_keystone(sup, str(work / "keystone"), free_port(), say)
-        glances = {}
-        for name, trusting in (("glance", False), ("glance-trusting", True)):
-            glances[name] = glance_mod.start_glance(
-                sup, str(work / name), free_port(), say,
-                authtoken=None if trusting else ks.authtoken_options("glance"),
-                placement="sidecar", jwt={} if trusting else None,
-                propguard_options=options, notifications=None, name=name,
-            )  # fmt: skip
-        proxies = {
-            name: demo_main._start_proxy(
-                sup,
-                str(work / f"proxy-{name}"),
-                free_port(),
-                info.url,
-                ks,
-                "",
-                options,
-                False,
-                say,
-                lambda _fraction: None,
-            )  # fmt: skip
-            for name, info in glances.items()
-        }
+    cache_port = free_port()
+    memcached = start_memcached(cache_port)
+    shared = {
+        "memcached_servers": f"127.0.0.1:{cache_port}",
+        "memcache_security_strategy": "ENCRYPT",
+        "memcache_secret_key": secrets.token_urlsafe(32),
+    }
+    try:
+        with Supervisor(str(work / "logs")) as sup:
+            (work / "logs").mkdir(exist_ok=True)
+            ks = start_keystone(sup, str(work / "keystone"), free_port(), say)
+            cached_ks = _SharedTokenCache(ks, shared)
+            glances = {}
+            for name, trusting, keystone in (
+                ("glance", False, ks),
+                ("glance-trusting", True, ks),
+                ("glance-memcached", False, cached_ks),
+            ):
+                glances[name] = glance_mod.start_glance(
+                    sup, str(work / name), free_port(), say,
+                    authtoken=None if trusting else keystone.authtoken_options("glance"),
+                    placement="sidecar", jwt={} if trusting else None,
+                    propguard_options=options, notifications=None, name=name,
+                )  # fmt: skip
+            proxies = {
+                name: demo_main._start_proxy(
+                    sup,
+                    str(work / f"proxy-{name}"),
+                    free_port(),
+                    info.url,
+                    cached_ks if name == "glance-memcached" else ks,
+                    "",
+                    options,
+                    False,
+                    say,
+                    lambda _fraction: None,
+                )  # fmt: skip
+                for name, info in glances.items()
+            }
+            _fresh_token_rounds(ks, glances, proxies, cache_port, rounds, v3, session)
+    finally:
+        memcached.terminate()
+        memcached.wait()
 
-        def fresh() -> str:
-            auth = v3.Password(
-                auth_url=ks.url, username="alice", password=ks.passwords["alice"],
-                user_domain_id="default", project_name="demo", project_domain_id="default",
-            )  # fmt: skip
-            return session.Session(auth=auth).get_token()
 
-        def timed(url: str, method: str, path: str, token: str, body: bytes | None = None):
-            host, port = url.removeprefix("http://").split(":")
-            connection = http.client.HTTPConnection(host, int(port), timeout=60)
-            headers = {"X-Auth-Token": token, "Content-Type": "application/json"}
-            started = time.perf_counter()
-            connection.request(method, path, body, headers)
-            response = connection.getresponse()
-            data = response.read()
-            elapsed = time.perf_counter() - started
-            connection.close()
-            assert response.status < 300, (url, response.status, data[:200])
-            return elapsed, data
+def _fresh_token_rounds(ks, glances, proxies, cache_port, rounds, v3, session) -> None:
+    def fresh() -> str:
+        auth = v3.Password(
+            auth_url=ks.url, username="alice", password=ks.passwords["alice"],
+            user_domain_id="default", project_name="demo", project_domain_id="default",
+        )  # fmt: skip
+        return session.Session(auth=auth).get_token()
 
-        body = json.dumps({"name": "bench", "disk_format": "raw", "container_format": "bare"})
-        images = {}
-        for name, url in proxies.items():
-            images[name] = json.loads(timed(url, "POST", "/v2/images", fresh(), body.encode())[1])[
-                "id"
-            ]
-        targets = {
-            "direct (Glance validates)": (glances["glance"].url, images["glance"]),
-            "proxy -> Glance (both validate)": (proxies["glance"], images["glance"]),
-            "proxy -> trusting Glance (proxy validates)": (
-                proxies["glance-trusting"],
-                images["glance-trusting"],
-            ),
-        }
-        first: dict[str, list[float]] = {k: [] for k in targets}
-        again: dict[str, list[float]] = {k: [] for k in targets}
-        names = list(targets)
-        for i in range(rounds):
-            for kind in names[i % 3 :] + names[: i % 3]:
-                url, image = targets[kind]
-                token = fresh()
-                first[kind].append(timed(url, "GET", f"/v2/images/{image}", token)[0])
-                again[kind].append(timed(url, "GET", f"/v2/images/{image}", token)[0])
+    def timed(url: str, method: str, path: str, token: str, body: bytes | None = None):
+        host, port = url.removeprefix("http://").split(":")
+        connection = http.client.HTTPConnection(host, int(port), timeout=60)
+        headers = {"X-Auth-Token": token, "Content-Type": "application/json"}
+        started = time.perf_counter()
+        connection.request(method, path, body, headers)
+        response = connection.getresponse()
+        data = response.read()
+        elapsed = time.perf_counter() - started
+        connection.close()
+        assert response.status < 300, (url, response.status, data[:200])
+        return elapsed, data
+
+    body = json.dumps({"name": "bench", "disk_format": "raw", "container_format": "bare"})
+    images = {}
+    for name, url in proxies.items():
+        images[name] = json.loads(timed(url, "POST", "/v2/images", fresh(), body.encode())[1])["id"]
+    targets = {
+        "direct (Glance validates)": (glances["glance"].url, images["glance"]),
+        "proxy -> Glance (both validate)": (proxies["glance"], images["glance"]),
+        "proxy -> trusting Glance (proxy validates)": (
+            proxies["glance-trusting"],
+            images["glance-trusting"],
+        ),
+        "direct, Glance on memcached": (
+            glances["glance-memcached"].url,
+            images["glance-memcached"],
+        ),
+        "proxy -> Glance, one shared memcached": (
+            proxies["glance-memcached"],
+            images["glance-memcached"],
+        ),
+    }
+    first: dict[str, list[float]] = {k: [] for k in targets}
+    again: dict[str, list[float]] = {k: [] for k in targets}
+    cache: dict[str, dict[str, list[int]]] = {k: {} for k in targets}
+    names = list(targets)
+    for i in range(rounds):
+        shift = i % len(names)
+        for kind in names[shift:] + names[:shift]:
+            url, image = targets[kind]
+            token = fresh()
+            for label, times in (("first", first), ("again", again)):
+                before = memcached_stats(cache_port)
+                times[kind].append(timed(url, "GET", f"/v2/images/{image}", token)[0])
+                after = memcached_stats(cache_port)
+                for stat, value in after.items():
+                    cache[kind].setdefault(f"{label} {stat}", []).append(value - before[stat])
     print(f"  fresh Keystone token, GET /v2/images/{{id}}, medians of {rounds} tokens:")
     for kind in names:
+        counted = ""
+        if "memcached" in kind:
+            counted = "; memcached per token (first/again): " + ", ".join(
+                f"{stat} {sum(cache[kind][f'first {stat}']) / rounds:.1f}/"
+                f"{sum(cache[kind][f'again {stat}']) / rounds:.1f}"
+                for stat in ("get_misses", "cmd_set", "get_hits")
+            )
         print(
             f"    {kind:<44} first request {statistics.median(first[kind]) * 1e3:7.1f} ms, "
-            f"same token again {statistics.median(again[kind]) * 1e3:6.1f} ms",
+            f"same token again {statistics.median(again[kind]) * 1e3:6.1f} ms{counted}",
             flush=True,
         )
 
@@ -582,7 +683,9 @@ def main() -> int:
         type=int,
         metavar="N",
         default=0,
-        help="only: N fresh Keystone tokens each direct, proxied, proxied to a trusting Glance",
+        help="only: N fresh Keystone tokens each direct, proxied, proxied to a trusting "
+        "Glance, and with a memcached token cache shared by proxy and Glance "
+        "(scripts/install-bench-deps.sh installs memcached)",
     )
     args = parser.parse_args()
     if args.quick:
