@@ -171,6 +171,65 @@ while True:
     threading.Thread(target=serve, args=(listener.accept()[0],), daemon=True).start()
 """
 
+#: The floor with the pipeline: the same request parsed by gunicorn's parser and
+#: answered by the same paste pipeline, in one thread, without a server (no
+#: event loop, no thread hand-off, no client socket). CPU time per request.
+FLOOR = r"""
+import json, logging, os, statistics, sys, tempfile, time
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp()  # as in the worker
+from gunicorn.config import Config
+from gunicorn.http import wsgi
+from gunicorn.http.message import Request
+from gunicorn.http.unreader import IterUnreader
+from propguard.proxy import server
+
+ini, upstream, target, headers = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
+server.parse_config_files(())
+logging.disable(logging.WARNING)
+app = server.load_pipeline(server.ServeOptions(upstream=upstream, paste_ini=ini))
+cfg = Config()
+for key, value in server.gunicorn_settings(server.ServeOptions(upstream=upstream)).items():
+    if key in ("limit_request_field_size", "forwarded_allow_ips", "proxy_allow_ips"):
+        cfg.set(key, value)
+lines = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+head = f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1:9293\r\n{lines}\r\n".encode()
+peer, local = ("127.0.0.1", 50000), ("127.0.0.1", 9293)
+
+
+class Sink:
+    def sendall(self, data):
+        pass
+
+
+def parse():
+    return Request(cfg, IterUnreader([head]), peer, 1)
+
+
+def whole():
+    resp, environ = wsgi.create(parse(), Sink(), peer, local, cfg)
+    body = app(environ, resp.start_response)
+    for piece in body:
+        resp.write(piece)
+    getattr(body, "close", lambda: None)()
+    resp.close()
+    assert resp.status_code == 200, resp.status
+
+
+def cpu(function, n=200, batches=9):
+    for _ in range(50):
+        function()
+    runs = []
+    for _ in range(batches):
+        started = time.thread_time()
+        for _ in range(n):
+            function()
+        runs.append((time.thread_time() - started) / n)
+    return statistics.median(runs)
+
+
+print(json.dumps({"parse": cpu(parse), "whole": cpu(whole)}))
+"""
+
 #: Put first on a second proxy's PYTHONPATH: its worker keeps gunicorn's ChunkedReader.
 OLD_READER = """
 import propguard.proxy.worker as worker
@@ -236,10 +295,25 @@ IDENTITY = {
 }
 
 
-def proxy_ini(work: Path, rules: Path) -> Path:
+def proxy_ini(work: Path, rules: Path, base: Path | None = None, name: str = "serve.ini") -> Path:
     from proxy_processes import trusted_identity_ini
 
-    return trusted_identity_ini(work / "serve.ini", rules)
+    return trusted_identity_ini(work / name, rules, base)
+
+
+class Baseline:
+    """``propguard serve`` from another checkout (``--baseline DIR``), run in the same rounds.
+
+    Its own ``serve.ini`` and code (``PYTHONPATH=DIR``): before and after a
+    change on the same load, which a shared machine cannot give in two runs.
+    """
+
+    def __init__(self, directory: str, work: Path, rules: Path) -> None:
+        root = Path(directory).resolve()
+        self.env = {"PYTHONPATH": str(root)}
+        self.ini = proxy_ini(
+            work, rules, root / "propguard" / "proxy" / "serve.ini", "baseline-serve.ini"
+        )
 
 
 TRANSFERS = (
@@ -364,8 +438,12 @@ class TcpRelay:
         self.listener.close()
 
 
-def small_requests(work: Path, ini: Path, requests: int) -> None:
-    """Median latency direct and through the proxy: real Glance, then the proxy's own cost."""
+def small_requests(work: Path, ini: Path, requests: int, baseline: Baseline | None = None) -> None:
+    """Median latency direct and through the proxy: real Glance, then the proxy's own cost.
+
+    With ``baseline``, a second proxy from another checkout answers in the same
+    rounds ("baseline" rows, its worker's CPU too).
+    """
     import psutil
     from proxy_processes import ServeProcess, free_port
 
@@ -376,12 +454,22 @@ def small_requests(work: Path, ini: Path, requests: int) -> None:
         stderr=subprocess.DEVNULL,
     )
     static = relay = proxy = static_proxy = None
+    extra: list = []
+
+    def baseline_proxy(upstream: str) -> dict[str, int]:
+        if baseline is None:
+            return {}
+        extra.append(ServeProcess(upstream, baseline.ini, threads=4, env=baseline.env))
+        return {"proxy (baseline)": extra[-1].port}
+
     try:
         info = json.loads(glance.stdout.readline())
         headers = {**IDENTITY, "X-Auth-Token": info["token"]}
         target = f"/v2/images/{info['id']}"
-        proxy = ServeProcess(f"http://127.0.0.1:{info['port']}", ini, threads=4)
-        times = alternate({"direct": info["port"], "proxy": proxy.port}, target, headers, requests)
+        upstream = f"http://127.0.0.1:{info['port']}"
+        proxy = ServeProcess(upstream, ini, threads=4)
+        ports = {"direct": info["port"], "proxy": proxy.port, **baseline_proxy(upstream)}
+        times = alternate(ports, target, headers, requests)
         report("real Glance (own process)", times, requests)
         port = free_port()
         static = subprocess.Popen([sys.executable, "-c", STATIC, str(port)], stdin=subprocess.PIPE)
@@ -390,20 +478,31 @@ def small_requests(work: Path, ini: Path, requests: int) -> None:
         wait_port(port)
         static_proxy = ServeProcess(f"http://127.0.0.1:{port}", ini, threads=4)
         relay = TcpRelay(port)
-        worker = psutil.Process(static_proxy.worker_pids()[0])
-        before = worker.cpu_times()
-        ports = {"direct": port, "proxy": static_proxy.port, "bare TCP relay": relay.port}
+        ports = {
+            "direct": port,
+            "proxy": static_proxy.port,
+            **baseline_proxy(f"http://127.0.0.1:{port}"),
+            "bare TCP relay": relay.port,
+        }
+        workers = {"proxy": psutil.Process(static_proxy.worker_pids()[0])}
+        if baseline is not None:
+            workers["proxy (baseline)"] = psutil.Process(extra[-1].worker_pids()[0])
+        before = {kind: worker.cpu_times() for kind, worker in workers.items()}
         times = alternate(ports, target, headers, requests)
-        after = worker.cpu_times()
+        after = {kind: worker.cpu_times() for kind, worker in workers.items()}
         report("static upstream (the proxy's own cost)", times, requests)
         count = requests + WARMUP
-        print(
-            f"    proxy worker CPU per request: user {(after.user - before.user) / count * 1e3:.3f}"
-            f" ms, system {(after.system - before.system) / count * 1e3:.3f} ms",
-            flush=True,
-        )
+        for kind in workers:
+            user = (after[kind].user - before[kind].user) / count * 1e3
+            system = (after[kind].system - before[kind].system) / count * 1e3
+            print(
+                f"    {kind} worker CPU per request: user {user:.3f} ms, system {system:.3f} ms,"
+                f" total {user + system:.3f} ms",
+                flush=True,
+            )
+        pipeline_floor(ini, port, target, headers)
     finally:
-        for process in (proxy, static_proxy):
+        for process in (proxy, static_proxy, *extra):
             if process is not None:
                 process.stop()
         if relay is not None:
@@ -415,6 +514,23 @@ def small_requests(work: Path, ini: Path, requests: int) -> None:
 
 
 WARMUP = 20
+
+
+def pipeline_floor(ini: Path, port: int, target: str, headers: dict[str, str]) -> None:
+    """Print the CPU per request of gunicorn's parser and the paste pipeline without a server."""
+    output = subprocess.run(
+        [sys.executable, "-c", FLOOR, str(ini), f"http://127.0.0.1:{port}", target,
+         json.dumps(headers)],
+        check=True, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    floor = json.loads(output.strip().splitlines()[-1])
+    print(
+        f"    without a server (one thread, CPU per request): gunicorn's request parser "
+        f"{floor['parse'] * 1e3:.3f} ms; parser, environ, pipeline and response writes "
+        f"{floor['whole'] * 1e3:.3f} ms (the rest of the worker's CPU is its server: "
+        "event loop, thread hand-off, client socket, access log)",
+        flush=True,
+    )
 
 
 def wait_port(port: int) -> None:
@@ -679,6 +795,12 @@ def main() -> int:
     )
     parser.add_argument("--small-only", action="store_true", help="only the small requests")
     parser.add_argument(
+        "--baseline",
+        metavar="DIR",
+        help="small requests: also through a proxy running DIR's propguard (another checkout), "
+        "alternated in the same rounds",
+    )
+    parser.add_argument(
         "--fresh-tokens",
         type=int,
         metavar="N",
@@ -703,7 +825,8 @@ def main() -> int:
             fresh_tokens(work, rules, args.fresh_tokens)
             return 0
         print("small requests (real Glance, propguard filtering the image JSON):", flush=True)
-        small_requests(work, ini, args.requests)
+        baseline = Baseline(args.baseline, work, rules) if args.baseline else None
+        small_requests(work, ini, args.requests, baseline)
         if args.small_only:
             return 0
         print(
