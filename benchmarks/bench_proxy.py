@@ -3,8 +3,10 @@
 Run: ``.venv/bin/python benchmarks/bench_proxy.py`` (after ``./scripts/test.sh``);
 ``--size-mib``, ``--rate-mbit``, ``--requests`` change the defaults; ``--quick``
 (256 MiB, 3 rounds, 200 requests) is the run of the docs' table; the full
-run moves 4 times as many bytes. ``--small-only`` and ``--fresh-tokens N``
-run one part alone.
+run moves 4 times as many bytes. ``--small-only``, ``--fresh-tokens N`` and
+``--instructions N`` run one part alone; ``--baseline DIR`` adds, to the
+small requests and instructions, a proxy running another checkout's
+propguard in the same rounds (before/after a change on the same load).
 
 1. Small requests: ``GET /v2/images/{id}`` (20 extra properties) to a real
    Glance 33 served by cheroot in its own process (as in a deployment: not
@@ -28,10 +30,12 @@ run one part alone.
    the end-to-end effect of :class:`StreamingChunkedReader`.
 
 3. ``--fresh-tokens N`` (alone): a fresh Keystone token's first request
-   directly to Glance, through the proxy (both ``auth_token`` validate), and
+   directly to Glance, through the proxy (both ``auth_token`` validate),
    through the proxy to a Glance that trusts its identity headers (one
-   validation); real Keystone and Glances under uWSGI (see
-   :func:`fresh_tokens`).
+   validation), and through the proxy to a Glance sharing one memcached
+   token cache with it (one validation, a cache hit in Glance); real
+   Keystone and Glances under uWSGI (see :func:`fresh_tokens`). Needs
+   memcached: ``scripts/install-bench-deps.sh`` installs it (apt-get).
 
 Everything shares this machine's cores (client, proxy, upstream), which
 penalises the proxy more on loopback than on a real network.
@@ -169,6 +173,65 @@ while True:
     threading.Thread(target=serve, args=(listener.accept()[0],), daemon=True).start()
 """
 
+#: The floor with the pipeline: the same request parsed by gunicorn's parser and
+#: answered by the same paste pipeline, in one thread, without a server (no
+#: event loop, no thread hand-off, no client socket). CPU time per request.
+FLOOR = r"""
+import json, logging, os, statistics, sys, tempfile, time
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp()  # as in the worker
+from gunicorn.config import Config
+from gunicorn.http import wsgi
+from gunicorn.http.message import Request
+from gunicorn.http.unreader import IterUnreader
+from propguard.proxy import server
+
+ini, upstream, target, headers = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
+server.parse_config_files(())
+logging.disable(logging.WARNING)
+app = server.load_pipeline(server.ServeOptions(upstream=upstream, paste_ini=ini))
+cfg = Config()
+for key, value in server.gunicorn_settings(server.ServeOptions(upstream=upstream)).items():
+    if key in ("limit_request_field_size", "forwarded_allow_ips", "proxy_allow_ips"):
+        cfg.set(key, value)
+lines = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+head = f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1:9293\r\n{lines}\r\n".encode()
+peer, local = ("127.0.0.1", 50000), ("127.0.0.1", 9293)
+
+
+class Sink:
+    def sendall(self, data):
+        pass
+
+
+def parse():
+    return Request(cfg, IterUnreader([head]), peer, 1)
+
+
+def whole():
+    resp, environ = wsgi.create(parse(), Sink(), peer, local, cfg)
+    body = app(environ, resp.start_response)
+    for piece in body:
+        resp.write(piece)
+    getattr(body, "close", lambda: None)()
+    resp.close()
+    assert resp.status_code == 200, resp.status
+
+
+def cpu(function, n=200, batches=9):
+    for _ in range(50):
+        function()
+    runs = []
+    for _ in range(batches):
+        started = time.thread_time()
+        for _ in range(n):
+            function()
+        runs.append((time.thread_time() - started) / n)
+    return statistics.median(runs)
+
+
+print(json.dumps({"parse": cpu(parse), "whole": cpu(whole)}))
+"""
+
 #: Put first on a second proxy's PYTHONPATH: its worker keeps gunicorn's ChunkedReader.
 OLD_READER = """
 import propguard.proxy.worker as worker
@@ -234,10 +297,25 @@ IDENTITY = {
 }
 
 
-def proxy_ini(work: Path, rules: Path) -> Path:
+def proxy_ini(work: Path, rules: Path, base: Path | None = None, name: str = "serve.ini") -> Path:
     from proxy_processes import trusted_identity_ini
 
-    return trusted_identity_ini(work / "serve.ini", rules)
+    return trusted_identity_ini(work / name, rules, base)
+
+
+class Baseline:
+    """``propguard serve`` from another checkout (``--baseline DIR``), run in the same rounds.
+
+    Its own ``serve.ini`` and code (``PYTHONPATH=DIR``): before and after a
+    change on the same load, which a shared machine cannot give in two runs.
+    """
+
+    def __init__(self, directory: str, work: Path, rules: Path) -> None:
+        root = Path(directory).resolve()
+        self.env = {"PYTHONPATH": str(root)}
+        self.ini = proxy_ini(
+            work, rules, root / "propguard" / "proxy" / "serve.ini", "baseline-serve.ini"
+        )
 
 
 TRANSFERS = (
@@ -362,8 +440,12 @@ class TcpRelay:
         self.listener.close()
 
 
-def small_requests(work: Path, ini: Path, requests: int) -> None:
-    """Median latency direct and through the proxy: real Glance, then the proxy's own cost."""
+def small_requests(work: Path, ini: Path, requests: int, baseline: Baseline | None = None) -> None:
+    """Median latency direct and through the proxy: real Glance, then the proxy's own cost.
+
+    With ``baseline``, a second proxy from another checkout answers in the same
+    rounds ("baseline" rows, its worker's CPU too).
+    """
     import psutil
     from proxy_processes import ServeProcess, free_port
 
@@ -374,12 +456,22 @@ def small_requests(work: Path, ini: Path, requests: int) -> None:
         stderr=subprocess.DEVNULL,
     )
     static = relay = proxy = static_proxy = None
+    extra: list = []
+
+    def baseline_proxy(upstream: str) -> dict[str, int]:
+        if baseline is None:
+            return {}
+        extra.append(ServeProcess(upstream, baseline.ini, threads=4, env=baseline.env))
+        return {"proxy (baseline)": extra[-1].port}
+
     try:
         info = json.loads(glance.stdout.readline())
         headers = {**IDENTITY, "X-Auth-Token": info["token"]}
         target = f"/v2/images/{info['id']}"
-        proxy = ServeProcess(f"http://127.0.0.1:{info['port']}", ini, threads=4)
-        times = alternate({"direct": info["port"], "proxy": proxy.port}, target, headers, requests)
+        upstream = f"http://127.0.0.1:{info['port']}"
+        proxy = ServeProcess(upstream, ini, threads=4)
+        ports = {"direct": info["port"], "proxy": proxy.port, **baseline_proxy(upstream)}
+        times = alternate(ports, target, headers, requests)
         report("real Glance (own process)", times, requests)
         port = free_port()
         static = subprocess.Popen([sys.executable, "-c", STATIC, str(port)], stdin=subprocess.PIPE)
@@ -388,20 +480,31 @@ def small_requests(work: Path, ini: Path, requests: int) -> None:
         wait_port(port)
         static_proxy = ServeProcess(f"http://127.0.0.1:{port}", ini, threads=4)
         relay = TcpRelay(port)
-        worker = psutil.Process(static_proxy.worker_pids()[0])
-        before = worker.cpu_times()
-        ports = {"direct": port, "proxy": static_proxy.port, "bare TCP relay": relay.port}
+        ports = {
+            "direct": port,
+            "proxy": static_proxy.port,
+            **baseline_proxy(f"http://127.0.0.1:{port}"),
+            "bare TCP relay": relay.port,
+        }
+        workers = {"proxy": psutil.Process(static_proxy.worker_pids()[0])}
+        if baseline is not None:
+            workers["proxy (baseline)"] = psutil.Process(extra[-1].worker_pids()[0])
+        before = {kind: worker.cpu_times() for kind, worker in workers.items()}
         times = alternate(ports, target, headers, requests)
-        after = worker.cpu_times()
+        after = {kind: worker.cpu_times() for kind, worker in workers.items()}
         report("static upstream (the proxy's own cost)", times, requests)
         count = requests + WARMUP
-        print(
-            f"    proxy worker CPU per request: user {(after.user - before.user) / count * 1e3:.3f}"
-            f" ms, system {(after.system - before.system) / count * 1e3:.3f} ms",
-            flush=True,
-        )
+        for kind in workers:
+            user = (after[kind].user - before[kind].user) / count * 1e3
+            system = (after[kind].system - before[kind].system) / count * 1e3
+            print(
+                f"    {kind} worker CPU per request: user {user:.3f} ms, system {system:.3f} ms,"
+                f" total {user + system:.3f} ms",
+                flush=True,
+            )
+        pipeline_floor(ini, port, target, headers)
     finally:
-        for process in (proxy, static_proxy):
+        for process in (proxy, static_proxy, *extra):
             if process is not None:
                 process.stop()
         if relay is not None:
@@ -413,6 +516,23 @@ def small_requests(work: Path, ini: Path, requests: int) -> None:
 
 
 WARMUP = 20
+
+
+def pipeline_floor(ini: Path, port: int, target: str, headers: dict[str, str]) -> None:
+    """Print the CPU per request of gunicorn's parser and the paste pipeline without a server."""
+    output = subprocess.run(
+        [sys.executable, "-c", FLOOR, str(ini), f"http://127.0.0.1:{port}", target,
+         json.dumps(headers)],
+        check=True, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    floor = json.loads(output.strip().splitlines()[-1])
+    print(
+        f"    without a server (one thread, CPU per request): gunicorn's request parser "
+        f"{floor['parse'] * 1e3:.3f} ms; parser, environ, pipeline and response writes "
+        f"{floor['whole'] * 1e3:.3f} ms (the rest of the worker's CPU is its server: "
+        "event loop, thread hand-off, client socket, access log)",
+        flush=True,
+    )
 
 
 def wait_port(port: int) -> None:
@@ -459,15 +579,76 @@ def report(label: str, times: dict[str, list[float]], requests: int) -> None:
         )
 
 
+class _SharedTokenCache:
+    """``ks`` whose ``authtoken_options`` add the shared memcached cache's options."""
+
+    def __init__(self, ks: object, options: dict[str, str]) -> None:
+        self._ks = ks
+        self._options = options
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._ks, name)
+
+    def authtoken_options(self, user: str) -> dict[str, str]:
+        return {**self._ks.authtoken_options(user), **self._options}  # type: ignore[attr-defined]
+
+
+def start_memcached(port: int) -> subprocess.Popen:
+    """A private memcached on loopback (TCP only), for the shared token cache.
+
+    Installed by ``scripts/install-bench-deps.sh`` (Debian's ``memcached``).
+    """
+    import os
+    import shutil
+
+    binary = shutil.which("memcached") or "/usr/sbin/memcached"
+    if not os.path.exists(binary):
+        raise SystemExit("memcached is not installed: run scripts/install-bench-deps.sh")
+    argv = [binary, "-l", "127.0.0.1", "-p", str(port), "-U", "0", "-m", "64", "-t", "2"]
+    if os.geteuid() == 0:
+        argv += ["-u", "nobody"]  # memcached refuses to run as root
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_port(port)
+    return process
+
+
+def memcached_stats(port: int) -> dict[str, int]:
+    """``get_hits``, ``get_misses`` and ``cmd_set`` of the memcached on ``port``."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(b"stats\r\n")
+        data = b""
+        while not data.endswith(b"END\r\n"):
+            data += sock.recv(65536)
+    stats = {}
+    for line in data.decode().splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[1] in ("get_hits", "get_misses", "cmd_set"):
+            stats[parts[1]] = int(parts[2])
+    return stats
+
+
 def fresh_tokens(work: Path, rules: Path, rounds: int) -> None:
-    """A fresh Keystone token's first request: direct, through the proxy, and through the
-    proxy to a Glance that trusts its identity headers (one validation instead of two).
+    """A fresh Keystone token's first request: direct, through the proxy (both
+    validate), through the proxy to a Glance that trusts its identity headers
+    (one validation), and with one memcached token cache shared by the proxy's
+    and Glance's ``auth_token`` (the second finds what the first stored).
 
     Real Keystone (sqlite, fernet, uWSGI) and Glances under uWSGI, started as
-    ``propguard demo`` starts them; keystonemiddleware's in-process token
-    cache in each (no memcached here). Each request uses a token issued just
-    before it and not yet seen by anyone; the order rotates every round.
+    ``propguard demo`` starts them. The first three pairs use
+    keystonemiddleware's in-process token cache; the memcached pair has the
+    same ``memcached_servers``, ``memcache_security_strategy = ENCRYPT`` and
+    ``memcache_secret_key`` in both (the cache key is derived from the token
+    and that secret only, so both find the same entry), on a private memcached
+    started here (``scripts/install-bench-deps.sh`` installs it). memcached's
+    own counters (gets that hit or missed, sets) are printed per token: one
+    miss, one set and one hit per fresh token when the cache is shared. Each
+    request uses a token issued just before it and not yet seen by anyone;
+    the order rotates every round.
     """
+    import secrets
+
     from keystoneauth1 import session
     from keystoneauth1.identity import v3
 
@@ -480,83 +661,208 @@ def fresh_tokens(work: Path, rules: Path, rounds: int) -> None:
         print(f"    {text}", flush=True)
 
     options = {"rules_file": str(rules), "name_collation": "binary"}
-    with Supervisor(str(work / "logs")) as sup:
-        (work / "logs").mkdir(exist_ok=True)
-        ks = start_keystone(sup, str(work / "keystone"), free_port(), say)
-        glances = {}
-        for name, trusting in (("glance", False), ("glance-trusting", True)):
-            glances[name] = glance_mod.start_glance(
-                sup, str(work / name), free_port(), say,
-                authtoken=None if trusting else ks.authtoken_options("glance"),
-                placement="sidecar", jwt={} if trusting else None,
-                propguard_options=options, notifications=None, name=name,
-            )  # fmt: skip
-        proxies = {
-            name: demo_main._start_proxy(
-                sup,
-                str(work / f"proxy-{name}"),
-                free_port(),
-                info.url,
-                ks,
-                "",
-                options,
-                False,
-                say,
-                lambda _fraction: None,
-            )  # fmt: skip
-            for name, info in glances.items()
-        }
+    cache_port = free_port()
+    memcached = start_memcached(cache_port)
+    shared = {
+        "memcached_servers": f"127.0.0.1:{cache_port}",
+        "memcache_security_strategy": "ENCRYPT",
+        "memcache_secret_key": secrets.token_urlsafe(32),
+    }
+    try:
+        with Supervisor(str(work / "logs")) as sup:
+            (work / "logs").mkdir(exist_ok=True)
+            ks = start_keystone(sup, str(work / "keystone"), free_port(), say)
+            cached_ks = _SharedTokenCache(ks, shared)
+            glances = {}
+            for name, trusting, keystone in (
+                ("glance", False, ks),
+                ("glance-trusting", True, ks),
+                ("glance-memcached", False, cached_ks),
+            ):
+                glances[name] = glance_mod.start_glance(
+                    sup, str(work / name), free_port(), say,
+                    authtoken=None if trusting else keystone.authtoken_options("glance"),
+                    placement="sidecar", jwt={} if trusting else None,
+                    propguard_options=options, notifications=None, name=name,
+                )  # fmt: skip
+            proxies = {
+                name: demo_main._start_proxy(
+                    sup,
+                    str(work / f"proxy-{name}"),
+                    free_port(),
+                    info.url,
+                    cached_ks if name == "glance-memcached" else ks,
+                    "",
+                    options,
+                    False,
+                    say,
+                    lambda _fraction: None,
+                )  # fmt: skip
+                for name, info in glances.items()
+            }
+            _fresh_token_rounds(ks, glances, proxies, cache_port, rounds, v3, session)
+    finally:
+        memcached.terminate()
+        memcached.wait()
 
-        def fresh() -> str:
-            auth = v3.Password(
-                auth_url=ks.url, username="alice", password=ks.passwords["alice"],
-                user_domain_id="default", project_name="demo", project_domain_id="default",
-            )  # fmt: skip
-            return session.Session(auth=auth).get_token()
 
-        def timed(url: str, method: str, path: str, token: str, body: bytes | None = None):
-            host, port = url.removeprefix("http://").split(":")
-            connection = http.client.HTTPConnection(host, int(port), timeout=60)
-            headers = {"X-Auth-Token": token, "Content-Type": "application/json"}
-            started = time.perf_counter()
-            connection.request(method, path, body, headers)
-            response = connection.getresponse()
-            data = response.read()
-            elapsed = time.perf_counter() - started
-            connection.close()
-            assert response.status < 300, (url, response.status, data[:200])
-            return elapsed, data
+def _fresh_token_rounds(ks, glances, proxies, cache_port, rounds, v3, session) -> None:
+    def fresh() -> str:
+        auth = v3.Password(
+            auth_url=ks.url, username="alice", password=ks.passwords["alice"],
+            user_domain_id="default", project_name="demo", project_domain_id="default",
+        )  # fmt: skip
+        return session.Session(auth=auth).get_token()
 
-        body = json.dumps({"name": "bench", "disk_format": "raw", "container_format": "bare"})
-        images = {}
-        for name, url in proxies.items():
-            images[name] = json.loads(timed(url, "POST", "/v2/images", fresh(), body.encode())[1])[
-                "id"
-            ]
-        targets = {
-            "direct (Glance validates)": (glances["glance"].url, images["glance"]),
-            "proxy -> Glance (both validate)": (proxies["glance"], images["glance"]),
-            "proxy -> trusting Glance (proxy validates)": (
-                proxies["glance-trusting"],
-                images["glance-trusting"],
-            ),
-        }
-        first: dict[str, list[float]] = {k: [] for k in targets}
-        again: dict[str, list[float]] = {k: [] for k in targets}
-        names = list(targets)
-        for i in range(rounds):
-            for kind in names[i % 3 :] + names[: i % 3]:
-                url, image = targets[kind]
-                token = fresh()
-                first[kind].append(timed(url, "GET", f"/v2/images/{image}", token)[0])
-                again[kind].append(timed(url, "GET", f"/v2/images/{image}", token)[0])
+    def timed(url: str, method: str, path: str, token: str, body: bytes | None = None):
+        host, port = url.removeprefix("http://").split(":")
+        connection = http.client.HTTPConnection(host, int(port), timeout=60)
+        headers = {"X-Auth-Token": token, "Content-Type": "application/json"}
+        started = time.perf_counter()
+        connection.request(method, path, body, headers)
+        response = connection.getresponse()
+        data = response.read()
+        elapsed = time.perf_counter() - started
+        connection.close()
+        assert response.status < 300, (url, response.status, data[:200])
+        return elapsed, data
+
+    body = json.dumps({"name": "bench", "disk_format": "raw", "container_format": "bare"})
+    images = {}
+    for name, url in proxies.items():
+        images[name] = json.loads(timed(url, "POST", "/v2/images", fresh(), body.encode())[1])["id"]
+    targets = {
+        "direct (Glance validates)": (glances["glance"].url, images["glance"]),
+        "proxy -> Glance (both validate)": (proxies["glance"], images["glance"]),
+        "proxy -> trusting Glance (proxy validates)": (
+            proxies["glance-trusting"],
+            images["glance-trusting"],
+        ),
+        "direct, Glance on memcached": (
+            glances["glance-memcached"].url,
+            images["glance-memcached"],
+        ),
+        "proxy -> Glance, one shared memcached": (
+            proxies["glance-memcached"],
+            images["glance-memcached"],
+        ),
+    }
+    first: dict[str, list[float]] = {k: [] for k in targets}
+    again: dict[str, list[float]] = {k: [] for k in targets}
+    cache: dict[str, dict[str, list[int]]] = {k: {} for k in targets}
+    names = list(targets)
+    for i in range(rounds):
+        shift = i % len(names)
+        for kind in names[shift:] + names[:shift]:
+            url, image = targets[kind]
+            token = fresh()
+            for label, times in (("first", first), ("again", again)):
+                before = memcached_stats(cache_port)
+                times[kind].append(timed(url, "GET", f"/v2/images/{image}", token)[0])
+                after = memcached_stats(cache_port)
+                for stat, value in after.items():
+                    cache[kind].setdefault(f"{label} {stat}", []).append(value - before[stat])
     print(f"  fresh Keystone token, GET /v2/images/{{id}}, medians of {rounds} tokens:")
     for kind in names:
+        counted = ""
+        if "memcached" in kind:
+            counted = "; memcached per token (first/again): " + ", ".join(
+                f"{stat} {sum(cache[kind][f'first {stat}']) / rounds:.1f}/"
+                f"{sum(cache[kind][f'again {stat}']) / rounds:.1f}"
+                for stat in ("get_misses", "cmd_set", "get_hits")
+            )
         print(
             f"    {kind:<44} first request {statistics.median(first[kind]) * 1e3:7.1f} ms, "
-            f"same token again {statistics.median(again[kind]) * 1e3:6.1f} ms",
+            f"same token again {statistics.median(again[kind]) * 1e3:6.1f} ms{counted}",
             flush=True,
         )
+
+
+def instructions(work: Path, ini: Path, counts: tuple[int, int], baseline: Baseline | None) -> None:
+    """Instructions per small GET in the proxy worker (callgrind ``Ir``, all its threads).
+
+    The figure neither the machine's load nor its speed changes (CPU time
+    does: the same code took 0.9 ms per request on one day and 2.3 ms on a
+    slower, busier one). ``propguard serve`` runs under ``valgrind
+    --tool=callgrind`` twice, answering ``counts[0]`` and then ``counts[1]``
+    requests (keep-alive, the static upstream of the small-request section);
+    the difference divided by the extra requests leaves start-up and
+    shutdown out. Needs valgrind (Debian's ``valgrind``); a few minutes.
+    """
+    import glob
+    import os
+    import shutil
+    import signal
+
+    import psutil
+    from proxy_processes import free_port
+
+    if not shutil.which("valgrind"):
+        raise SystemExit("valgrind is not installed (apt-get install valgrind)")
+    document = json.dumps(
+        {"id": "3d0f9a3c-1111-4222-8333-444455556666", "name": "bench", "status": "active",
+         **{f"x_prop_{i}": f"value {i}" for i in range(20)}}
+    ).encode()  # fmt: skip
+    port = free_port()
+    static = subprocess.Popen([sys.executable, "-c", STATIC, str(port)], stdin=subprocess.PIPE)
+    static.stdin.write(document)
+    static.stdin.close()
+    wait_port(port)
+    target = "/v2/images/3d0f9a3c-1111-4222-8333-444455556666"
+    runs = [("proxy", ini, {})]
+    if baseline is not None:
+        runs.append(("proxy (baseline)", baseline.ini, baseline.env))
+    try:
+        for label, paste_ini, env in runs:
+            totals = []
+            for count in counts:
+                out = Path(tempfile.mkdtemp(dir=work))
+                bind = free_port()
+                serve = subprocess.Popen(
+                    ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}/cg.%p",
+                     sys.executable, "-m", "propguard.cli", "serve", "--upstream",
+                     f"http://127.0.0.1:{port}", "--bind", f"127.0.0.1:{bind}", "--workers", "1",
+                     "--threads", "4", "--paste-ini", str(paste_ini)],
+                    env={**os.environ, **env},
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                )  # fmt: skip
+                deadline = time.monotonic() + 900
+                while True:
+                    with contextlib.suppress(OSError, http.client.HTTPException):
+                        probe = http.client.HTTPConnection("127.0.0.1", bind, timeout=300)
+                        probe.request("GET", "/healthcheck")
+                        if probe.getresponse().status == 200:
+                            break
+                    if time.monotonic() > deadline or serve.poll() is not None:
+                        raise RuntimeError("propguard serve under valgrind did not start")
+                    time.sleep(1)
+                connection = http.client.HTTPConnection("127.0.0.1", bind, timeout=300)
+                for _ in range(count):
+                    connection.request("GET", target, headers=IDENTITY)
+                    response = connection.getresponse()
+                    response.read()
+                    assert response.status == 200, response.status
+                connection.close()
+                workers = [child.pid for child in psutil.Process(serve.pid).children()]
+                serve.send_signal(signal.SIGTERM)
+                serve.wait(600)
+                total = 0
+                for pid in workers:
+                    for name in glob.glob(f"{out}/cg.{pid}*"):
+                        with open(name) as handle:
+                            for line in handle:
+                                if line.startswith(("summary:", "totals:")):
+                                    total = max(total, int(line.split()[1]))
+                totals.append(total)
+            per_request = (totals[1] - totals[0]) / (counts[1] - counts[0])
+            print(
+                f"    {label} worker: {per_request / 1e6:.3f} M instructions per request "
+                f"(callgrind Ir, {counts[1] - counts[0]} requests)",
+                flush=True,
+            )
+    finally:
+        static.kill()
+        static.wait()
 
 
 def main() -> int:
@@ -578,11 +884,27 @@ def main() -> int:
     )
     parser.add_argument("--small-only", action="store_true", help="only the small requests")
     parser.add_argument(
+        "--instructions",
+        type=int,
+        metavar="N",
+        default=0,
+        help="only: instructions per small request in the proxy worker, N requests under "
+        "valgrind's callgrind (with --baseline, the baseline's too)",
+    )
+    parser.add_argument(
+        "--baseline",
+        metavar="DIR",
+        help="small requests: also through a proxy running DIR's propguard (another checkout), "
+        "alternated in the same rounds",
+    )
+    parser.add_argument(
         "--fresh-tokens",
         type=int,
         metavar="N",
         default=0,
-        help="only: N fresh Keystone tokens each direct, proxied, proxied to a trusting Glance",
+        help="only: N fresh Keystone tokens each direct, proxied, proxied to a trusting "
+        "Glance, and with a memcached token cache shared by proxy and Glance "
+        "(scripts/install-bench-deps.sh installs memcached)",
     )
     args = parser.parse_args()
     if args.quick:
@@ -599,8 +921,14 @@ def main() -> int:
         if args.fresh_tokens:
             fresh_tokens(work, rules, args.fresh_tokens)
             return 0
+        if args.instructions:
+            print("instructions per small GET in the proxy worker (valgrind):", flush=True)
+            baseline = Baseline(args.baseline, work, rules) if args.baseline else None
+            instructions(work, ini, (20, 20 + args.instructions), baseline)
+            return 0
         print("small requests (real Glance, propguard filtering the image JSON):", flush=True)
-        small_requests(work, ini, args.requests)
+        baseline = Baseline(args.baseline, work, rules) if args.baseline else None
+        small_requests(work, ini, args.requests, baseline)
         if args.small_only:
             return 0
         print(

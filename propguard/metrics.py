@@ -97,6 +97,7 @@ _decisions: dict[tuple[str, str, str], Any] = {}
 _shadow: dict[tuple[str, ...], Any] = {}
 _notify_shadow: dict[tuple[str, ...], Any] = {}
 _hidden: dict[str, Any] = {}
+_latency: dict[tuple[str, str], Any] = {}
 _upstream_errors = {
     kind: UPSTREAM_ERRORS.labels(kind) for kind in ("unreachable", "timeout", "aborted")
 }
@@ -184,8 +185,11 @@ def notify_shadow_diverged(labels: tuple[str, str, str, str, str, str], count: i
 
 
 def upstream_answered(method: str, status: int, seconds: float) -> None:
-    method = method if method in METHODS else "other"
-    UPSTREAM_LATENCY.labels(method, _STATUS_CLASS.get(status // 100, "other")).observe(seconds)
+    key = (method if method in METHODS else "other", _STATUS_CLASS.get(status // 100, "other"))
+    child = _latency.get(key)
+    if child is None:  # label children cached, as for decisions: no labels() per request
+        child = _latency[key] = UPSTREAM_LATENCY.labels(*key)
+    child.observe(seconds)
 
 
 def upstream_failed(status_or_kind: int | str) -> None:

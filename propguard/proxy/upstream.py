@@ -27,6 +27,8 @@ from urllib3.exceptions import (
     ReadTimeoutError,
 )
 
+from propguard.proxy import response_head
+
 
 class UpstreamError(Exception):
     """The upstream could not be reached or did not answer: ``status`` is 502 or 504."""
@@ -93,6 +95,10 @@ class Upstream:
             else:
                 kwargs.update(cert_reqs=ssl.CERT_REQUIRED, ca_certs=options.ca_file)
         self.pool = urllib3.connectionpool.connection_from_url(options.url, **kwargs)
+        # The same connections, reading response heads without email.parser.
+        self.pool.ConnectionCls = (
+            response_head.HTTPSConnection if parts.scheme == "https" else response_head.Connection
+        )
 
     def open(
         self,

@@ -31,8 +31,9 @@ def write_ini(
     pipeline: str,
     propguard_options: Mapping[str, str] | None = None,
     proxy_options: Mapping[str, str] | None = None,
+    base: Path | None = None,
 ) -> Path:
-    """The shipped ``serve.ini`` with another ``[pipeline:api]`` and more options.
+    """The shipped ``serve.ini`` (or ``base``) with another ``[pipeline:api]`` and more options.
 
     ``name_collation`` is ``binary`` unless given: ``propguard serve`` cannot
     read Glance's database and refuses ``auto`` (the upstreams here are
@@ -41,7 +42,7 @@ def write_ini(
     propguard_options = {"name_collation": "binary", **(propguard_options or {})}
     parser = configparser.RawConfigParser()
     parser.optionxform = str  # type: ignore[assignment]
-    parser.read(shipped_ini())
+    parser.read(base or shipped_ini())
     parser.set("pipeline:api", "pipeline", pipeline)
     parser.set("app:healthcheck", "disable_by_file_path", str(path.parent / "hc-disable"))
     for key, value in propguard_options.items():
@@ -53,11 +54,13 @@ def write_ini(
     return path
 
 
-def trusted_identity_ini(path: Path, rules: Path) -> Path:
+def trusted_identity_ini(path: Path, rules: Path, base: Path | None = None) -> Path:
     """``canonical request_id propguard proxy``: the caller's identity headers trusted
-    (no ``auth_token`` in the proxy; the Glance behind it, if any, validates tokens)."""
+    (no ``auth_token`` in the proxy; the Glance behind it, if any, validates tokens).
+    ``base``: another checkout's ``serve.ini`` (the benchmark's baseline)."""
     return write_ini(
         path,
+        base=base,
         pipeline="canonical request_id propguard proxy",
         propguard_options={
             "rules_file": str(rules),
