@@ -65,7 +65,7 @@ _TOP_KEYS = (
 class _Needles(NamedTuple):
     """What the scan looks for, in the text's own type (``str`` or ``bytes``)."""
 
-    quoted: dict[str, Any]  # each key name as it stands in the text: '"event_type"'
+    quoted: tuple[tuple[str, Any], ...]  # (name, the name as it stands in the text: '"name"')
     oslo: Any  # both envelope keys start so: one count for the two
     escape: Any  # a \\u escape of an ASCII character: a key name spelled another way
     escaped_ascii: re.Pattern
@@ -73,10 +73,13 @@ class _Needles(NamedTuple):
 
 _NEEDLES = {
     str: _Needles(
-        {name: f'"{name}"' for name in _TOP_KEYS}, '"oslo.', "\\u00", re.compile(r"\\u00[2-7]")
+        tuple((name, f'"{name}"') for name in _TOP_KEYS),
+        '"oslo.',
+        "\\u00",
+        re.compile(r"\\u00[2-7]"),
     ),
     bytes: _Needles(
-        {name: f'"{name}"'.encode() for name in _TOP_KEYS},
+        tuple((name, f'"{name}"'.encode()) for name in _TOP_KEYS),
         b'"oslo.',
         b"\\u00",
         re.compile(rb"\\u00[2-7]"),
@@ -84,7 +87,13 @@ _NEEDLES = {
 }
 
 
-def _duplicate_top_keys(text: bytes | str, decoded: dict[str, Any]) -> bool:
+def _escapes(text: bytes | str) -> bool:
+    """May ``text`` hold a ``\\u`` escape? If an envelope holds none, its message holds none
+    either (the message's backslashes are escaped in the envelope: ``\\\\`` or ``\\u005c``)."""
+    return _NEEDLES[str if isinstance(text, str) else bytes].escape in text  # type: ignore[operator]
+
+
+def _duplicate_top_keys(text: bytes | str, decoded: dict[str, Any], escapes: bool = True) -> bool:
     """Does the JSON object ``text`` (decoded: ``decoded``) repeat one of its own top-level keys?
 
     orjson (and Python's json) keep the last copy of a repeated key; a reader
@@ -94,20 +103,21 @@ def _duplicate_top_keys(text: bytes | str, decoded: dict[str, Any]) -> bool:
     repeated, and only if its quoted name occurs twice in the text (C string
     counts, no regular expression: this runs twice per message); the exact
     check only then, or when a key may be spelled with escapes
-    (``"event\\u005ftype"`` is ``event_type`` too).
+    (``"event\\u005ftype"`` is ``event_type`` too). ``escapes=False``: the caller
+    knows ``text`` holds no ``\\u`` (see :func:`_escapes`).
     """
     needles = _NEEDLES[str if isinstance(text, str) else bytes]
     haystack: Any = text
-    if not (needles.escape in haystack and needles.escaped_ascii.search(haystack)):
-        names = _TOP_KEYS
+    if not (escapes and needles.escape in haystack and needles.escaped_ascii.search(haystack)):
+        quoted = needles.quoted
         if (
             _TOP_KEYS[1] in decoded
             and _TOP_KEYS[0] in decoded
             and haystack.count(needles.oslo) == 2
         ):
-            names = _TOP_KEYS[2:]  # each of the two (both present) stands there once
-        for name in names:
-            if name in decoded and haystack.count(needles.quoted[name]) > 1:
+            quoted = quoted[2:]  # each of the two (both present) stands there once
+        for name, needle in quoted:
+            if name in decoded and haystack.count(needle) > 1:
                 break
         else:
             return False
@@ -134,7 +144,8 @@ def decode(data: bytes | str) -> Decoded:
         raise _invalid("message", exc) from None
     if type(outer) is not dict:
         raise DecodeError("message is not a JSON object")
-    if _duplicate_top_keys(data, outer):
+    escapes = _escapes(data)
+    if _duplicate_top_keys(data, outer, escapes):
         raise DecodeError("message repeats a key of the envelope or notification")
     inner = outer.get(MESSAGE_KEY)
     if inner is not None or VERSION_KEY in outer:
@@ -147,7 +158,7 @@ def decode(data: bytes | str) -> Decoded:
             notification = orjson.loads(inner)
         except orjson.JSONDecodeError as exc:
             raise _invalid("'oslo.message'", exc) from None
-        if type(notification) is dict and _duplicate_top_keys(inner, notification):
+        if type(notification) is dict and _duplicate_top_keys(inner, notification, escapes):
             raise DecodeError("'oslo.message' repeats a key of the notification")
         enveloped = True
     else:

@@ -100,6 +100,9 @@ def test_decode_errors_never_echo_content(data: bytes, reason: str) -> None:
                 ' "\\u0065vent_type": "metadef_tag.create"}',
             }
         ).encode(),
+        # ... and the envelope writing the message's backslash as an escape itself.
+        b'{"oslo.version": "2.0", "oslo.message": "{\\"event_type\\": \\"image.update\\", '
+        b'\\"payload\\": {}, \\"event\\u005cu005ftype\\": \\"task.run\\"}"}',
     ],
     ids=[
         "event_type",
@@ -109,6 +112,7 @@ def test_decode_errors_never_echo_content(data: bytes, reason: str) -> None:
         "escaped-event_type",
         "escaped-oslo.message",
         "escaped-inside-the-envelope",
+        "escaped-backslash-inside-the-envelope",
     ],
 )
 def test_repeated_envelope_keys_are_refused(text: bytes) -> None:
