@@ -38,8 +38,11 @@ keeps each image's events in order).
 
 Order is kept (one consumer, messages handled in delivery order). Several
 instances on one pool keep it with ``single_active_consumer`` (one consumes,
-the others stand by and take over at once). SIGTERM/SIGINT: the batch in flight is finished
-(published, confirmed, acknowledged), the rest is left to the broker, exit 0.
+the others stand by and take over at once). While the broker confirms a
+batch, the next one is already decoded, filtered and encoded (not published:
+that waits for the batch in flight to be done). SIGTERM/SIGINT: the batch in
+flight and the one prepared beside it are finished (published, confirmed,
+acknowledged), the rest is left to the broker, exit 0.
 Rules reload as in the filter (file change, SIGHUP, last good rules kept).
 Logs name message ids, event types, routing keys and reasons, never a
 property name or value.
@@ -188,6 +191,10 @@ def partition_of(key: str, partitions: int) -> int:
     return zlib.crc32(key.encode("utf-8", "surrogatepass")) % partitions
 
 
+#: A message's outcome once prepared: (acknowledge?, attempt key, [(routing key, body)]).
+Prepared = tuple[bool, str | None, list[tuple[str, bytes]]]
+
+
 class Delivery:
     """One consumed message, as the service needs it."""
 
@@ -242,6 +249,9 @@ class NotifyFilterService:
         self._sleep = sleep or self._stop.wait
         self._attempts = _Attempts()
         self._pending: collections.deque[Delivery] = collections.deque()
+        #: The next batch's first messages, prepared while the broker confirmed the batch in
+        #: flight (:meth:`_prepare_ahead`), in delivery order.
+        self._ready: collections.deque[tuple[Delivery, Prepared]] = collections.deque()
         self._conn: amqp.Connection | None = None
         self._consumer: amqp.Channel | None = None
         self._publisher: pg_amqp.ConfirmingPublisher | None = None
@@ -281,7 +291,8 @@ class NotifyFilterService:
     # -- lifecycle ------------------------------------------------------------
 
     def stop(self) -> None:
-        """Ask the service to stop after the batch in flight (signal-safe)."""
+        """Ask the service to stop after the batch in flight (and the one prepared beside it;
+        signal-safe)."""
         self._stop.set()
 
     @property
@@ -339,6 +350,7 @@ class NotifyFilterService:
         conn, host = pg_amqp.connect(s.broker)
         self._conn = conn
         self._pending.clear()
+        self._ready.clear()  # their delivery tags die with the connection
         self._declared = set()
         channel = conn.channel()
         # Created (if absent) as Glance's oslo.messaging would: durable unless the
@@ -430,6 +442,7 @@ class NotifyFilterService:
         pg_amqp.close_quietly(self._conn)
         self._conn = self._consumer = self._publisher = None
         self._pending.clear()
+        self._ready.clear()  # their delivery tags die with the connection
 
     # -- the loop -------------------------------------------------------------
 
@@ -444,22 +457,59 @@ class NotifyFilterService:
             if time.monotonic() >= next_tick:
                 conn.heartbeat_tick()
                 next_tick = time.monotonic() + 1.0
-            if not self._pending:
+            if not self._pending and not self._ready:
                 try:
                     conn.drain_events(timeout=0.5)
                 except TimeoutError:
                     continue
-            while len(self._pending) < self.settings.batch_size:
+            while len(self._ready) + len(self._pending) < self.settings.batch_size:
+                self._prepare_arrived()  # while the rest of the batch arrives
                 try:
                     conn.drain_events(timeout=0.002)
                 except TimeoutError:
                     break
-            batch = [
-                self._pending.popleft()
-                for _ in range(min(len(self._pending), self.settings.batch_size))
-            ]
-            self._handle(batch)
+            batch = self._next_batch()
+            if batch:  # not when what arrived was no message (a late confirm)
+                self._handle(batch)
+        if self._ready and self._conn is not None:  # prepared beside the last batch: finished too
+            self._handle(self._next_batch(prepared_only=True))
         self._finish()
+
+    def _next_batch(self, prepared_only: bool = False) -> list[tuple[Delivery, Prepared]]:
+        """Up to ``batch_size`` messages in delivery order, each with its outputs: those
+        prepared ahead first, then the others, prepared now."""
+        size = self.settings.batch_size
+        ready, pending = self._ready, self._pending
+        batch = [ready.popleft() for _ in range(min(len(ready), size))]
+        while not prepared_only and len(batch) < size and pending:
+            delivery = pending.popleft()
+            batch.append((delivery, self._prepare_safely(delivery)))
+        return batch
+
+    def _prepare_ahead(self) -> None:
+        """While the broker confirms the batch in flight, prepare (decode, filter, encode)
+        the next batch's messages as they arrive: the filter's work overlaps the
+        broker's instead of adding to it (so does preparing each message as it arrives
+        while a batch forms). Nothing of them is published, acknowledged or
+        rejected before the batch in flight is done, so order and delivery are unchanged.
+        """
+        conn = self._conn
+        assert conn is not None
+        while len(self._ready) < self.settings.batch_size and not self.stopping:
+            if not self._pending:
+                try:
+                    conn.drain_events(timeout=0.001)
+                except TimeoutError:
+                    return  # nothing more has arrived: wait for the confirms
+            self._prepare_arrived()
+
+    def _prepare_arrived(self) -> None:
+        """Prepare the messages that have arrived, up to a batch's worth, in order."""
+        ready, pending = self._ready, self._pending
+        size = self.settings.batch_size
+        while pending and len(ready) < size:
+            delivery = pending.popleft()
+            ready.append((delivery, self._prepare_safely(delivery)))
 
     def _finish(self) -> None:
         """Graceful stop: cancel the consumer; unhandled prefetched messages go back."""
@@ -469,8 +519,8 @@ class NotifyFilterService:
             except (*pg_amqp.CONNECTION_ERRORS, IndexError, AttributeError):
                 pass
 
-    def _handle(self, batch: list[Delivery]) -> None:
-        """Filter a batch, publish every output, wait once for the confirms, acknowledge.
+    def _handle(self, prepared: list[tuple[Delivery, Prepared]]) -> None:
+        """Publish every output of a prepared batch, wait once for the confirms, acknowledge.
 
         An output the broker returns (its queue was deleted: by an operator, or
         an ``expires`` policy) or nacks is published again, alone, after its
@@ -480,15 +530,15 @@ class NotifyFilterService:
         batch are acknowledged as usual.
         """
         assert self._publisher is not None and self._consumer is not None
+        batch = [delivery for delivery, _ in prepared]
         self.counts["consumed"] += len(batch)
         decisions: list[tuple[Delivery, bool, str | None]] = []  # (delivery, ack?, attempt key)
         outputs: list[tuple[int, str, bytes]] = []  # (index in batch, routing key, body)
-        for index, delivery in enumerate(batch):
-            ack, key, bodies = self._prepare_safely(delivery)
+        for index, (delivery, (ack, key, bodies)) in enumerate(prepared):
             for routing_key, body in bodies:
                 outputs.append((index, routing_key, body))
             decisions.append((delivery, ack, key))
-        failed = self._publish_all(outputs) if outputs else {}
+        failed = self._publish_all(outputs, ahead=True) if outputs else {}
         if failed:
             attempts = self.settings.max_attempts
             letters = [
@@ -513,9 +563,12 @@ class NotifyFilterService:
             if ack and key is not None:
                 self._attempts.forget(key)
 
-    def _publish_all(self, outputs: list[tuple[int, str, bytes]]) -> dict[int, str]:
+    def _publish_all(
+        self, outputs: list[tuple[int, str, bytes]], ahead: bool = False
+    ) -> dict[int, str]:
         """Publish ``(index, routing key, body)``; returns the reason by index of those
-        still not delivered after ``max_attempts`` rounds (only failed ones are repeated)."""
+        still not delivered after ``max_attempts`` rounds (only failed ones are repeated).
+        ``ahead``: prepare the next batch while the first round's confirms come."""
         publisher = self._publisher
         assert publisher is not None
         exchange = self.settings.exchange
@@ -529,6 +582,8 @@ class NotifyFilterService:
                 if routing_key not in self._declared:
                     self._ensure_output_queue(routing_key)
                 tags.append(publisher.publish(body, exchange, routing_key))
+            if ahead and attempt == 1:
+                self._prepare_ahead()
             failures = publisher.wait(self.settings.confirm_timeout)
             self.counts["published"] += len(pending) - len(failures)
             if not failures:

@@ -49,26 +49,79 @@ def _invalid(what: str, exc: orjson.JSONDecodeError) -> DecodeError:
     return DecodeError(f"{what} is not valid JSON (line {exc.lineno} column {exc.colno})")
 
 
-#: A key of an envelope or a notification, as it can stand in the JSON text.
-_TOP_KEY = re.compile(
-    rb'"(oslo\.version|oslo\.message|event_type|payload|priority|publisher_id|message_id'
-    rb'|timestamp)"\s*:'
+#: Keys of an envelope or a notification.
+_TOP_KEYS = (
+    "oslo.version",
+    "oslo.message",
+    "event_type",
+    "payload",
+    "priority",
+    "publisher_id",
+    "message_id",
+    "timestamp",
 )
 
 
-def _duplicate_top_keys(text: bytes | str) -> bool:
-    """Does the JSON object ``text`` repeat one of its own top-level keys?
+class _Needles(NamedTuple):
+    """What the scan looks for, in the text's own type (``str`` or ``bytes``)."""
+
+    quoted: tuple[tuple[str, Any], ...]  # (name, the name as it stands in the text: '"name"')
+    oslo: Any  # both envelope keys start so: one count for the two
+    escape: Any  # a \\u escape of an ASCII character: a key name spelled another way
+    escaped_ascii: re.Pattern
+
+
+_NEEDLES = {
+    str: _Needles(
+        tuple((name, f'"{name}"') for name in _TOP_KEYS),
+        '"oslo.',
+        "\\u00",
+        re.compile(r"\\u00[2-7]"),
+    ),
+    bytes: _Needles(
+        tuple((name, f'"{name}"'.encode()) for name in _TOP_KEYS),
+        b'"oslo.',
+        b"\\u00",
+        re.compile(rb"\\u00[2-7]"),
+    ),
+}
+
+
+def _escapes(text: bytes | str) -> bool:
+    """May ``text`` hold a ``\\u`` escape? If an envelope holds none, its message holds none
+    either (the message's backslashes are escaped in the envelope: ``\\\\`` or ``\\u005c``)."""
+    return _NEEDLES[str if isinstance(text, str) else bytes].escape in text  # type: ignore[operator]
+
+
+def _duplicate_top_keys(text: bytes | str, decoded: dict[str, Any], escapes: bool = True) -> bool:
+    """Does the JSON object ``text`` (decoded: ``decoded``) repeat one of its own top-level keys?
 
     orjson (and Python's json) keep the last copy of a repeated key; a reader
     that keeps the first (some indexers' parsers) would see another event type
     or payload than the one filtered. Glance never sends one (its JSON comes
-    from a dict). A cheap scan first; the exact check only when a key name
-    occurs twice somewhere in the text.
+    from a dict). A cheap scan first: only a key the decoded object has can be
+    repeated, and only if its quoted name occurs twice in the text (C string
+    counts, no regular expression: this runs twice per message); the exact
+    check only then, or when a key may be spelled with escapes
+    (``"event\\u005ftype"`` is ``event_type`` too). ``escapes=False``: the caller
+    knows ``text`` holds no ``\\u`` (see :func:`_escapes`).
     """
+    needles = _NEEDLES[str if isinstance(text, str) else bytes]
+    haystack: Any = text
+    if not (escapes and needles.escape in haystack and needles.escaped_ascii.search(haystack)):
+        quoted = needles.quoted
+        if (
+            _TOP_KEYS[1] in decoded
+            and _TOP_KEYS[0] in decoded
+            and haystack.count(needles.oslo) == 2
+        ):
+            quoted = quoted[2:]  # each of the two (both present) stands there once
+        for name, needle in quoted:
+            if name in decoded and haystack.count(needle) > 1:
+                break
+        else:
+            return False
     raw = text.encode() if isinstance(text, str) else text
-    names = _TOP_KEY.findall(raw)
-    if len(names) == len(set(names)):
-        return False
     top: list[list[str]] = []
 
     def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -89,10 +142,11 @@ def decode(data: bytes | str) -> Decoded:
         outer = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise _invalid("message", exc) from None
-    if _duplicate_top_keys(data):
-        raise DecodeError("message repeats a key of the envelope or notification")
     if type(outer) is not dict:
         raise DecodeError("message is not a JSON object")
+    escapes = _escapes(data)
+    if _duplicate_top_keys(data, outer, escapes):
+        raise DecodeError("message repeats a key of the envelope or notification")
     inner = outer.get(MESSAGE_KEY)
     if inner is not None or VERSION_KEY in outer:
         version = outer.get(VERSION_KEY)
@@ -104,7 +158,7 @@ def decode(data: bytes | str) -> Decoded:
             notification = orjson.loads(inner)
         except orjson.JSONDecodeError as exc:
             raise _invalid("'oslo.message'", exc) from None
-        if _duplicate_top_keys(inner):
+        if type(notification) is dict and _duplicate_top_keys(inner, notification, escapes):
             raise DecodeError("'oslo.message' repeats a key of the notification")
         enveloped = True
     else:

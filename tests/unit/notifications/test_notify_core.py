@@ -459,6 +459,47 @@ def test_memo_is_bounded(roles_engine, monkeypatch) -> None:
     assert len(nf._annotations) <= 8
 
 
+def test_key_set_memo_decides_names_once_and_copies_values_every_time(
+    write_rules, monkeypatch
+) -> None:
+    """Payloads sharing key sets are stripped from the memo: each output has its own
+    message's values, another key set is decided anew, the memo is bounded; the result
+    is the per-key view's (:func:`_as_seen_by`) every time."""
+    from propguard.notifications import core
+
+    monkeypatch.setattr(core, "KEY_SETS_SIZE", 2)
+    engine = load_rules(
+        write_rules(
+            "[^(x_secret_|os_glance_)]\ncreate = @\nread = admin\nupdate = @\ndelete = @\n"
+            "[.*]\ncreate = @\nread = @\nupdate = @\ndelete = @\n"
+        ),
+        os_glance_section=False,
+    )
+    member = audience(["member"])
+    nf = NotificationFilter(engine, audience=member)
+    reader = NotificationFilter(engine, audience=member)._memo(engine, member)
+    names = ["a", "x_secret_1", "b", "x_secret_2", "c"]
+    payloads = [
+        samples.image_payload({n: f"{n}-{i}" for n in names[: 2 + i % 4]}, image_id=f"i{i}")
+        for i in range(12)
+    ]
+    payloads += [
+        {**samples.image_payload({"a": f"{i}", "x_secret_1": "s"}), "os_glance_failed_import": "f"}
+        for i in range(3)
+    ]
+    for payload in payloads:
+        (out,) = nf.outputs(samples.notification("image.update", payload))
+        seen = out.notification["payload"]
+        assert seen == core._as_seen_by(reader, payload)
+        assert seen["id"] == payload["id"]
+        assert seen["properties"] == {
+            k: v for k, v in payload["properties"].items() if not k.startswith("x_secret_")
+        }
+        assert "os_glance_failed_import" not in seen
+    (seer,) = nf._seers.values()
+    assert 0 < len(seer._hidden) <= 2
+
+
 def test_configuration_errors(roles_engine) -> None:
     with pytest.raises(ValueError, match="no output mode"):
         NotificationFilter(roles_engine, modes=[])

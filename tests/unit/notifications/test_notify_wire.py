@@ -90,8 +90,30 @@ def test_decode_errors_never_echo_content(data: bytes, reason: str) -> None:
                 ' "event_type": "metadef_tag.create"}',
             }
         ).encode(),
+        # The same names spelled with escapes: a JSON reader decodes them to the same key.
+        b'{"event_type": "image.update", "payload": {}, "event\\u005ftype": "task.run"}',
+        b'{"oslo.version": "2.0", "oslo.message": "{}", "oslo\\u002Emessage": "{}"}',
+        json.dumps(
+            {
+                "oslo.version": "2.0",
+                "oslo.message": '{"event_type": "image.update", "payload": {},'
+                ' "\\u0065vent_type": "metadef_tag.create"}',
+            }
+        ).encode(),
+        # ... and the envelope writing the message's backslash as an escape itself.
+        b'{"oslo.version": "2.0", "oslo.message": "{\\"event_type\\": \\"image.update\\", '
+        b'\\"payload\\": {}, \\"event\\u005cu005ftype\\": \\"task.run\\"}"}',
     ],
-    ids=["event_type", "payload", "oslo.message", "inside-the-envelope"],
+    ids=[
+        "event_type",
+        "payload",
+        "oslo.message",
+        "inside-the-envelope",
+        "escaped-event_type",
+        "escaped-oslo.message",
+        "escaped-inside-the-envelope",
+        "escaped-backslash-inside-the-envelope",
+    ],
 )
 def test_repeated_envelope_keys_are_refused(text: bytes) -> None:
     """A reader that keeps the first copy would see another notification than the filtered one."""
@@ -102,3 +124,12 @@ def test_repeated_envelope_keys_are_refused(text: bytes) -> None:
 def test_a_key_name_repeated_below_the_top_is_fine() -> None:
     note = {"event_type": "image.update", "payload": {"event_type": "x", "payload": "y"}}
     assert wire.decode(json.dumps(note).encode()).notification == note
+    # In an envelope, with the envelope's own names and escapes inside the notification
+    # (the escaped "_" takes the exact check: still no repeated key).
+    inner = (
+        '{"event_type": "image.update", "payload": {"oslo.message": "oslo.version", '
+        '"a": "caf\\u00e9 \\u005f"}}'
+    )
+    text = json.dumps({"oslo.version": "2.0", "oslo.message": inner})
+    note["payload"] = {"oslo.message": "oslo.version", "a": "caf\u00e9 _"}
+    assert wire.decode(text.encode()).notification == note

@@ -115,3 +115,21 @@ def test_only_image_upload_may_carry_text() -> None:
     check_payload("image.upload", Shape.IMAGE, "Image storage media is full")
     with pytest.raises(ShapeError):
         check_payload("image.update", Shape.IMAGE, "text")
+
+
+def test_a_key_set_accepted_once_is_still_checked_for_its_shape_and_values(monkeypatch) -> None:
+    """The memo of accepted key sets is per shape and keys only: values are checked every time."""
+    from propguard.notifications import shapes
+
+    image = samples.image_payload({"a": "1"})
+    check_payload("image.update", Shape.IMAGE, image)
+    assert tuple(image) in PAYLOADS[Shape.IMAGE].accepted
+    with pytest.raises(ShapeError, match="not a string"):
+        check_payload("image.update", Shape.IMAGE, {**image, "properties": {"a": ["1"]}})
+    with pytest.raises(ShapeError, match="lacks a key"):
+        check_payload("image.member.create", Shape.MEMBER, image)
+    monkeypatch.setattr(shapes, "ACCEPTED_SIZE", 3)
+    for i in range(10):
+        check_payload("image.update", Shape.IMAGE, {**image, "backend": "b"} if i % 2 else image)
+        check_payload("image.update", Shape.IMAGE, dict(reversed(image.items())))
+    assert len(PAYLOADS[Shape.IMAGE].accepted) <= 3
